@@ -1,0 +1,72 @@
+// Package natsconn connects services to NATS the same way in production
+// and in `customs up`: reconnect forever, log state changes.
+package natsconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Config is the NATS part of every service's environment.
+type Config struct {
+	URL       string `env:"CUSTOMS_NATS_URL" envDefault:"nats://127.0.0.1:4222"`
+	CredsFile string `env:"CUSTOMS_NATS_CREDS"`
+	// Replicas for the streams this service creates (3 in a cluster).
+	Replicas int `env:"CUSTOMS_NATS_REPLICAS" envDefault:"1"`
+}
+
+// Connect dials cfg.URL; extra options (e.g. nats.InProcessServer) are appended.
+func Connect(ctx context.Context, cfg Config, name string, log zerolog.Logger, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(err).Str("conn", name).Msg("nats disconnected")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("conn", name).Str("url", nc.ConnectedUrlRedacted()).Msg("nats reconnected")
+		}),
+	}
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	opts = append(opts, extra...)
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats connect %s: %w", cfg.URL, err)
+	}
+	// RetryOnFailedConnect returns at once; wait for the first connection so
+	// stream setup does not fail spuriously at start-up.
+	for !nc.IsConnected() {
+		select {
+		case <-ctx.Done():
+			nc.Close()
+			return nil, nil, fmt.Errorf("nats connect %s: %w", cfg.URL, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// Ready is a readiness check: the connection is up.
+func Ready(nc *nats.Conn) func(context.Context) error {
+	return func(context.Context) error {
+		if !nc.IsConnected() {
+			return errors.New("nats: " + nc.Status().String())
+		}
+		return nil
+	}
+}

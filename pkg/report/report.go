@@ -1,0 +1,146 @@
+// Package report defines the scan report, Customs' v1 JSON contract.
+//
+// Field names are fixed by the v1 contract; fields may be added but never
+// renamed or removed. Empty lists must encode as [], never null: call
+// Normalize before encoding.
+package report
+
+import "time"
+
+// SchemaVersion is written into every report.
+const SchemaVersion = "v1"
+
+// Verdicts.
+const (
+	VerdictPass       = "pass"
+	VerdictWarn       = "warn"
+	VerdictQuarantine = "quarantine"
+)
+
+// Scan statuses.
+const (
+	StatusComplete = "complete"
+	StatusFailed   = "failed"
+)
+
+// Report is what one scan of one manifest (or index) produced.
+type Report struct {
+	SchemaVersion   string          `json:"schema_version"`
+	Artifact        Artifact        `json:"artifact"`
+	Scanner         Scanner         `json:"scanner"`
+	StartedAt       time.Time       `json:"started_at"`
+	FinishedAt      time.Time       `json:"finished_at"`
+	Status          string          `json:"status"`
+	Error           string          `json:"error,omitempty"`
+	OS              OS              `json:"os"`
+	Layers          []Layer         `json:"layers"`
+	Packages        []Package       `json:"packages"`
+	Vulnerabilities []Vulnerability `json:"vulnerabilities"`
+	Findings        []Finding       `json:"findings"`
+	Verdict         string          `json:"verdict"`
+	Manifests       []ManifestRef   `json:"manifests"`
+}
+
+// Artifact identifies what was scanned. Digest is always the manifest (or
+// index) digest: Customs scans by digest, never by tag.
+type Artifact struct {
+	Registry   string   `json:"registry"`
+	Repository string   `json:"repository"`
+	Digest     string   `json:"digest"`
+	Tags       []string `json:"tags"`
+	MediaType  string   `json:"media_type"`
+	// Platform is os/arch[/variant] from the image config; empty for an index.
+	Platform string `json:"platform"`
+}
+
+// Scanner names the software that produced the report.
+type Scanner struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// OS is the distribution found in /etc/os-release (empty when none).
+type OS struct {
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	Name    string `json:"name,omitempty"`
+}
+
+// Layer is one layer of the image, bottom first.
+type Layer struct {
+	Digest string `json:"digest"`
+	DiffID string `json:"diff_id"`
+	Size   int64  `json:"size"`
+}
+
+// Package is one installed package. Layer is the digest of the layer that
+// added it.
+type Package struct {
+	Name          string `json:"name"`
+	Version       string `json:"version"`
+	Ecosystem     string `json:"ecosystem"`
+	PURL          string `json:"purl"`
+	Path          string `json:"path"`
+	Layer         string `json:"layer"`
+	SourceName    string `json:"source_name,omitempty"`
+	SourceVersion string `json:"source_version,omitempty"`
+	Arch          string `json:"arch,omitempty"`
+	Analyzer      string `json:"analyzer,omitempty"`
+}
+
+// Vulnerability is a known vulnerability affecting a package.
+type Vulnerability struct {
+	ID           string   `json:"id"`
+	Aliases      []string `json:"aliases"`
+	Package      string   `json:"package"`
+	Version      string   `json:"version"`
+	FixedVersion string   `json:"fixed_version"`
+	Severity     string   `json:"severity"`
+}
+
+// Finding is a non-package observation: malware, a secret, a misconfiguration.
+type Finding struct {
+	Kind     string `json:"kind"`
+	Rule     string `json:"rule"`
+	Severity string `json:"severity"`
+	Title    string `json:"title"`
+	Path     string `json:"path"`
+	Layer    string `json:"layer"`
+}
+
+// ManifestRef is one child of an index.
+type ManifestRef struct {
+	Digest   string `json:"digest"`
+	Platform string `json:"platform"`
+	Verdict  string `json:"verdict,omitempty"`
+}
+
+// Normalize replaces nil slices by empty ones so they encode as [].
+func (r *Report) Normalize() {
+	if r.SchemaVersion == "" {
+		r.SchemaVersion = SchemaVersion
+	}
+	if r.Artifact.Tags == nil {
+		r.Artifact.Tags = []string{}
+	}
+	if r.Layers == nil {
+		r.Layers = []Layer{}
+	}
+	if r.Packages == nil {
+		r.Packages = []Package{}
+	}
+	if r.Vulnerabilities == nil {
+		r.Vulnerabilities = []Vulnerability{}
+	}
+	for i := range r.Vulnerabilities {
+		if r.Vulnerabilities[i].Aliases == nil {
+			r.Vulnerabilities[i].Aliases = []string{}
+		}
+	}
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
+	if r.Manifests == nil {
+		r.Manifests = []ManifestRef{}
+	}
+}

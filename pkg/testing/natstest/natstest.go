@@ -1,0 +1,85 @@
+// Package natstest runs a real nats-server with JetStream inside a test.
+package natstest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is an in-process nats-server with JetStream and file storage in a
+// temporary directory, on a loopback port that stays the same across Restart.
+type Server struct {
+	tb   testing.TB
+	opts server.Options
+	srv  *server.Server
+}
+
+// Start starts a server and shuts it down when the test ends.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	s := &Server{tb: tb, opts: server.Options{
+		Host:      "127.0.0.1",
+		Port:      server.RANDOM_PORT,
+		JetStream: true,
+		StoreDir:  tb.TempDir(),
+		NoLog:     true,
+		NoSigs:    true,
+	}}
+	s.start()
+	s.opts.Port = s.srv.Addr().(*net.TCPAddr).Port
+	tb.Cleanup(s.Shutdown)
+	return s
+}
+
+func (s *Server) start() {
+	s.tb.Helper()
+	opts := s.opts
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		s.tb.Fatalf("natstest: new server: %v", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		s.tb.Fatalf("natstest: server not ready")
+	}
+	s.srv = srv
+}
+
+// URL is the client URL.
+func (s *Server) URL() string { return s.srv.ClientURL() }
+
+// Shutdown stops the server (idempotent); Restart brings it back with its data.
+func (s *Server) Shutdown() {
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+	}
+}
+
+// Restart starts the server again on the same port and store directory.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Shutdown()
+	s.start()
+}
+
+// Connect returns a connection that reconnects forever and a JetStream
+// context; both are closed when the test ends.
+func (s *Server) Connect(tb testing.TB) (*nats.Conn, jetstream.JetStream) {
+	tb.Helper()
+	nc, err := nats.Connect(s.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		tb.Fatalf("natstest: connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatalf("natstest: jetstream: %v", err)
+	}
+	return nc, js
+}

@@ -1,0 +1,243 @@
+// Package webhookapi serves POST /v1/webhooks/{source}: authenticate, parse,
+// filter, publish one job per manifest push, and answer only after
+// JetStream acknowledged.
+package webhookapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/webhook"
+	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+)
+
+// Config for the webhook endpoints.
+type Config struct {
+	Token              string
+	Registries         []string
+	InsecureRegistries []string
+	MaxBodyBytes       int64
+}
+
+// API is the webhook handler set.
+type API struct {
+	token    []byte
+	allowed  map[string]bool // normalized host → insecure
+	maxBody  int64
+	js       jetstream.Publisher
+	log      zerolog.Logger
+	requests *prometheus.CounterVec
+	jobs     *prometheus.CounterVec
+}
+
+type parser func([]byte) (webhook.Result, error)
+
+// New builds the API and registers its metrics on reg.
+func New(cfg Config, js jetstream.Publisher, reg prometheus.Registerer, log zerolog.Logger) *API {
+	a := &API{
+		token:   []byte(cfg.Token),
+		allowed: map[string]bool{},
+		maxBody: cfg.MaxBodyBytes,
+		js:      js,
+		log:     log.With().Str("service", "ingest").Logger(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "customs_ingest_webhooks_total", Help: "Webhook requests by source and HTTP status.",
+		}, []string{"source", "status"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "customs_ingest_jobs_total", Help: "Scan jobs by source and result (queued, duplicate, not_allowed).",
+		}, []string{"source", "result"}),
+	}
+	reg.MustRegister(a.requests, a.jobs)
+	for _, h := range cfg.Registries {
+		if h = NormalizeHost(h); h != "" {
+			a.allowed[h] = false
+		}
+	}
+	for _, h := range cfg.InsecureRegistries {
+		if h = NormalizeHost(h); h != "" {
+			a.allowed[h] = true
+		}
+	}
+	return a
+}
+
+// Mount adds the webhook routes to r.
+func (a *API) Mount(r chi.Router) {
+	r.Post("/v1/webhooks/distribution", a.serve("distribution", webhook.ParseDistribution,
+		"application/vnd.docker.distribution.events.v1+json",
+		"application/vnd.docker.distribution.events.v2+json",
+		"application/json"))
+	r.Post("/v1/webhooks/harbor", a.serve("harbor", webhook.ParseHarbor,
+		"application/json", "application/cloudevents+json"))
+	r.Post("/v1/webhooks/ecr", a.serve("ecr", webhook.ParseECR, "application/json"))
+}
+
+// NormalizeHost lowercases a registry host and drops a default HTTPS port.
+func NormalizeHost(h string) string {
+	h = strings.ToLower(strings.TrimSpace(h))
+	return strings.TrimSuffix(h, ":443")
+}
+
+// Response is the body of a successful webhook call.
+type Response struct {
+	Jobs    []JobRef  `json:"jobs"`
+	Skipped []Skipped `json:"skipped"`
+}
+
+// JobRef is one job this request queued (or found already queued).
+type JobRef struct {
+	JobID     string `json:"job_id"`
+	Digest    string `json:"digest"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// Skipped is an event that does not become a job, and why.
+type Skipped struct {
+	EventID string `json:"event_id,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+// errUnavailable: the job could not be queued; the sender must retry.
+var errUnavailable = errors.New("job queue unavailable")
+
+func (a *API) serve(source string, parse parser, contentTypes ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status, resp, err := a.handle(r, source, parse, contentTypes)
+		a.requests.WithLabelValues(source, fmt.Sprint(status)).Inc()
+		if err != nil {
+			// Classified once, here: the status says who must act.
+			a.log.Warn().Err(err).Str("source", source).Int("status", status).Msg("webhook rejected")
+			if status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", "5")
+			}
+			httpx.WriteError(w, status, err.Error())
+			return
+		}
+		httpx.WriteJSON(w, status, resp)
+	}
+}
+
+func (a *API) handle(r *http.Request, source string, parse parser, contentTypes []string) (int, *Response, error) {
+	if len(a.token) > 0 && !a.authorized(r) {
+		return http.StatusUnauthorized, nil, errors.New("missing or wrong bearer token in Authorization header")
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !contains(contentTypes, mt) {
+			return http.StatusUnsupportedMediaType, nil, fmt.Errorf("content type %q is not accepted here; want one of %s", ct, strings.Join(contentTypes, ", "))
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, a.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return http.StatusRequestEntityTooLarge, nil, fmt.Errorf("body exceeds %d bytes", a.maxBody)
+		}
+		return http.StatusBadRequest, nil, fmt.Errorf("read body: %w", err)
+	}
+	res, err := parse(body)
+	if err != nil {
+		return http.StatusBadRequest, nil, err
+	}
+	resp := &Response{Jobs: []JobRef{}, Skipped: []Skipped{}}
+	for _, s := range res.Skipped {
+		resp.Skipped = append(resp.Skipped, Skipped{EventID: s.EventID, Reason: s.Reason})
+	}
+	for _, ev := range res.Events {
+		insecure, ok := a.allowed[NormalizeHost(ev.Registry)]
+		if !ok {
+			a.jobs.WithLabelValues(source, "not_allowed").Inc()
+			a.log.Warn().Str("source", source).Str("registry", ev.Registry).Str("repository", ev.Repository).
+				Str("digest", ev.Digest).Msg("event names a registry that is not configured; no job")
+			resp.Skipped = append(resp.Skipped, Skipped{EventID: ev.EventID, Reason: "registry " + ev.Registry + " is not in CUSTOMS_REGISTRIES"})
+			continue
+		}
+		job := NewJob(source, ev, insecure)
+		dup, err := a.publish(r.Context(), job)
+		if err != nil {
+			return http.StatusServiceUnavailable, nil, err
+		}
+		result := "queued"
+		if dup {
+			result = "duplicate"
+		}
+		a.jobs.WithLabelValues(source, result).Inc()
+		a.log.Info().Str("source", source).Str("job_id", job.GetJobId()).Bool("duplicate", dup).Msg("scan job queued")
+		resp.Jobs = append(resp.Jobs, JobRef{JobID: job.GetJobId(), Digest: job.GetDigest(), Duplicate: dup})
+	}
+	if len(resp.Jobs) == 0 {
+		return http.StatusOK, resp, nil
+	}
+	return http.StatusAccepted, resp, nil
+}
+
+func (a *API) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), a.token) == 1
+}
+
+// JobID is the job's identity and its Nats-Msg-Id: duplicate webhooks for the
+// same manifest inside the stream's duplicate window make one job.
+func JobID(registry, repository, digest string) string {
+	return NormalizeHost(registry) + "/" + repository + "@" + digest
+}
+
+// NewJob builds the scan job for one push event.
+func NewJob(source string, ev webhook.Event, insecure bool) *customsv1.ScanJob {
+	var tags []string
+	if ev.Tag != "" {
+		tags = []string{ev.Tag}
+	}
+	return &customsv1.ScanJob{
+		JobId:       JobID(ev.Registry, ev.Repository, ev.Digest),
+		Source:      source,
+		Registry:    NormalizeHost(ev.Registry),
+		Repository:  ev.Repository,
+		Digest:      ev.Digest,
+		Tags:        tags,
+		MediaType:   ev.MediaType,
+		Insecure:    insecure,
+		RequestedAt: timestamppb.Now(),
+		EventId:     ev.EventID,
+	}
+}
+
+func (a *API) publish(ctx context.Context, job *customsv1.ScanJob) (duplicate bool, err error) {
+	data, err := proto.Marshal(job)
+	if err != nil {
+		return false, fmt.Errorf("encode job: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ack, err := a.js.Publish(ctx, queue.JobsSubjectPrefix+job.GetSource(), data,
+		jetstream.WithMsgID(job.GetJobId()), jetstream.WithExpectStream(queue.JobsStream))
+	if err != nil {
+		return false, fmt.Errorf("%w: publish job %s: %w", errUnavailable, job.GetJobId(), err)
+	}
+	return ack.Duplicate, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
