@@ -162,8 +162,13 @@ func (w *Worker) slot(ctx context.Context, slot int) {
 	for ctx.Err() == nil {
 		// Fetch(1): a pulled message's ack timer is already running, so a
 		// slot never holds more than the one it is working on.
-		batch, err := w.Consumer.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		batch, err := w.Consumer.Fetch(1, jetstream.FetchContext(fctx))
 		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
 			log.Warn().Err(err).Msg("fetch failed; retrying")
 			sleep(ctx, time.Second)
 			continue
@@ -171,7 +176,9 @@ func (w *Worker) slot(ctx context.Context, slot int) {
 		for msg := range batch.Messages() {
 			w.handle(ctx, msg)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+		cancel()
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) &&
+			!errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("fetch ended with an error; retrying")
 			sleep(ctx, time.Second)
 		}

@@ -1,0 +1,64 @@
+// Package api serves stored reports over HTTP.
+package api
+
+import (
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/store"
+	"github.com/customs-scan/customs/services/results/internal/reportstore"
+)
+
+var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+
+// Mount adds the report routes to r.
+func Mount(r chi.Router, s *reportstore.Store, log zerolog.Logger) {
+	r.Get("/v1/reports/{digest}", func(w http.ResponseWriter, req *http.Request) {
+		digest := chi.URLParam(req, "digest")
+		if !digestRE.MatchString(digest) {
+			httpx.WriteError(w, http.StatusBadRequest, "digest must look like sha256:<64 lowercase hex>")
+			return
+		}
+		raw, err := s.GetRaw(req.Context(), digest)
+		if errors.Is(err, store.ErrNotFound) {
+			httpx.WriteError(w, http.StatusNotFound, "no report for "+digest+" (yet)")
+			return
+		}
+		if err != nil {
+			log.Error().Err(err).Str("digest", digest).Msg("read report failed")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(raw)
+	})
+	r.Get("/v1/reports", func(w http.ResponseWriter, req *http.Request) {
+		repo := req.URL.Query().Get("repository")
+		if repo == "" {
+			httpx.WriteError(w, http.StatusBadRequest, "query parameter repository is required")
+			return
+		}
+		limit := 100
+		if l := req.URL.Query().Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n <= 0 || n > 1000 {
+				httpx.WriteError(w, http.StatusBadRequest, "limit must be an integer from 1 to 1000")
+				return
+			}
+			limit = n
+		}
+		list, err := s.List(req.Context(), repo, limit)
+		if err != nil {
+			log.Error().Err(err).Str("repository", repo).Msg("list reports failed")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"repository": repo, "reports": list})
+	})
+}

@@ -1,0 +1,145 @@
+// Package reportstore lays reports out in a bucket:
+//
+//	reports/sha256/<hex>.json                      the latest report of a manifest
+//	repositories/<escaped repo>/<inv-time>-<hex>.json  a summary per scan, newest first in lexical order
+package reportstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/store"
+)
+
+// Summary is what the repository listing returns per report.
+type Summary struct {
+	Registry   string    `json:"registry"`
+	Repository string    `json:"repository"`
+	Digest     string    `json:"digest"`
+	Tags       []string  `json:"tags"`
+	MediaType  string    `json:"media_type"`
+	Platform   string    `json:"platform"`
+	Status     string    `json:"status"`
+	Verdict    string    `json:"verdict"`
+	Packages   int       `json:"packages"`
+	Findings   int       `json:"findings"`
+	FinishedAt time.Time `json:"finished_at"`
+	Report     string    `json:"report"` // API path of the full report
+}
+
+// Store reads and writes reports.
+type Store struct{ b store.Bucket }
+
+// New wraps a bucket.
+func New(b store.Bucket) *Store { return &Store{b: b} }
+
+// ReportKey is where the report of digest lives.
+func ReportKey(digest string) string {
+	algo, hex, _ := strings.Cut(digest, ":")
+	return "reports/" + algo + "/" + hex + ".json"
+}
+
+func repoPrefix(repository string) string {
+	return "repositories/" + url.PathEscape(repository) + "/"
+}
+
+func summaryKey(r *report.Report) string {
+	inv := uint64(math.MaxInt64 - r.FinishedAt.UnixNano())
+	_, hex, _ := strings.Cut(r.Artifact.Digest, ":")
+	return fmt.Sprintf("%s%019d-%s.json", repoPrefix(r.Artifact.Repository), inv, hex)
+}
+
+// Put stores r idempotently: writing the same report twice leaves the same
+// objects, and an older report never replaces a newer one.
+func (s *Store) Put(ctx context.Context, r *report.Report) (stored bool, err error) {
+	r.Normalize()
+	if old, err := s.Get(ctx, r.Artifact.Digest); err == nil {
+		if old.FinishedAt.After(r.FinishedAt) {
+			return false, nil
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	body, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return false, fmt.Errorf("encode report: %w", err)
+	}
+	// The summary goes first: a crash between the two writes leaves a
+	// listing entry whose report is the previous one, never a report that
+	// is missing from the listing.
+	sum := Summary{
+		Registry: r.Artifact.Registry, Repository: r.Artifact.Repository, Digest: r.Artifact.Digest,
+		Tags: r.Artifact.Tags, MediaType: r.Artifact.MediaType, Platform: r.Artifact.Platform,
+		Status: r.Status, Verdict: r.Verdict, Packages: len(r.Packages), Findings: len(r.Findings),
+		FinishedAt: r.FinishedAt, Report: "/v1/reports/" + r.Artifact.Digest,
+	}
+	sb, err := json.Marshal(sum)
+	if err != nil {
+		return false, fmt.Errorf("encode summary: %w", err)
+	}
+	if err := s.b.Put(ctx, summaryKey(r), sb, "application/json"); err != nil {
+		return false, err
+	}
+	if err := s.b.Put(ctx, ReportKey(r.Artifact.Digest), body, "application/json"); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// GetRaw returns the stored JSON of digest's report.
+func (s *Store) GetRaw(ctx context.Context, digest string) ([]byte, error) {
+	return s.b.Get(ctx, ReportKey(digest))
+}
+
+// Get returns digest's report.
+func (s *Store) Get(ctx context.Context, digest string) (*report.Report, error) {
+	raw, err := s.GetRaw(ctx, digest)
+	if err != nil {
+		return nil, err
+	}
+	var r report.Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("decode stored report %s: %w", digest, err)
+	}
+	return &r, nil
+}
+
+// List returns summaries of repository's reports, newest first, one per
+// digest (its latest scan).
+func (s *Store) List(ctx context.Context, repository string, limit int) ([]Summary, error) {
+	// Older scans of the same digest repeat in the listing; read a bounded
+	// window rather than the whole prefix.
+	keys, err := s.b.List(ctx, repoPrefix(repository), max(limit, 1)*10)
+	if err != nil {
+		return nil, err
+	}
+	out := []Summary{}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		_, hex, ok := strings.Cut(strings.TrimSuffix(k[strings.LastIndexByte(k, '/')+1:], ".json"), "-")
+		if !ok || seen[hex] {
+			continue
+		}
+		seen[hex] = true
+		raw, err := s.b.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		var sum Summary
+		if err := json.Unmarshal(raw, &sum); err != nil {
+			return nil, fmt.Errorf("decode summary %s: %w", k, err)
+		}
+		out = append(out, sum)
+	}
+	return out, nil
+}

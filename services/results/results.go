@@ -1,0 +1,206 @@
+// Package results consumes finished scans from JetStream, stores the
+// reports in S3-compatible storage and serves them over HTTP.
+//
+//	svc, err := results.New(cfg, results.Deps{JetStream: js, Bucket: bucket, Log: log})
+//	err = svc.Run(ctx)
+package results
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/store"
+	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+	"github.com/customs-scan/customs/services/results/internal/api"
+	"github.com/customs-scan/customs/services/results/internal/reportstore"
+)
+
+// Config is read from the environment by cmd/results (and by `customs up`).
+type Config struct {
+	Addr string `env:"CUSTOMS_RESULTS_ADDR" envDefault:"127.0.0.1:8082"`
+	// Workers store reports concurrently.
+	Workers int `env:"CUSTOMS_RESULTS_WORKERS" envDefault:"4"`
+	// AckWait before an unacknowledged report event is redelivered.
+	AckWait time.Duration `env:"CUSTOMS_RESULTS_ACK_WAIT" envDefault:"30s"`
+}
+
+// S3Config is the bucket part of the environment (used by cmd/results).
+type S3Config struct {
+	Bucket          string `env:"CUSTOMS_S3_BUCKET" envDefault:"customs-reports"`
+	Region          string `env:"CUSTOMS_S3_REGION" envDefault:"us-east-1"`
+	Endpoint        string `env:"CUSTOMS_S3_ENDPOINT"`
+	PathStyle       bool   `env:"CUSTOMS_S3_PATH_STYLE" envDefault:"true"`
+	AccessKeyID     string `env:"CUSTOMS_S3_ACCESS_KEY_ID"`
+	SecretAccessKey string `env:"CUSTOMS_S3_SECRET_ACCESS_KEY"`
+	CreateBucket    bool   `env:"CUSTOMS_S3_CREATE_BUCKET" envDefault:"false"`
+}
+
+// Store converts the env config to the store package's.
+func (c S3Config) Store() store.S3Config {
+	return store.S3Config{
+		Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint, PathStyle: c.PathStyle,
+		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, CreateBucket: c.CreateBucket,
+	}
+}
+
+// Deps are the connections results uses.
+type Deps struct {
+	JetStream jetstream.JetStream
+	Bucket    store.Bucket
+	Ready     httpx.Check
+	Log       zerolog.Logger
+}
+
+// Service is the results front door.
+type Service struct {
+	cfg     Config
+	deps    Deps
+	store   *reportstore.Store
+	reg     *prometheus.Registry
+	handler http.Handler
+	stored  *prometheus.CounterVec
+}
+
+// New builds the service.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if deps.JetStream == nil || deps.Bucket == nil {
+		return nil, errors.New("results: JetStream and Bucket are required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	log := deps.Log.With().Str("service", "results").Logger()
+	deps.Log = log
+	reg := httpx.NewRegistry()
+	checks := map[string]httpx.Check{"s3": deps.Bucket.Ping}
+	if deps.Ready != nil {
+		checks["nats"] = deps.Ready
+	}
+	rs := reportstore.New(deps.Bucket)
+	router := httpx.NewRouter(reg, checks)
+	api.Mount(router, rs, log)
+	s := &Service{cfg: cfg, deps: deps, store: rs, reg: reg, handler: router,
+		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "customs_results_reports_total", Help: "Report events by result (stored, stale).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(s.stored)
+	return s, nil
+}
+
+// Handler is the HTTP API.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Run consumes report events and serves the API on cfg.Addr.
+func (s *Service) Run(ctx context.Context) error {
+	ln, err := httpx.Listen(s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run with the listener given.
+func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	cons, err := s.deps.JetStream.CreateOrUpdateConsumer(ctx, queue.ReportsStream, jetstream.ConsumerConfig{
+		Durable:       queue.ResultsConsumer,
+		Description:   "stores reports in S3",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		MaxAckPending: s.cfg.Workers * 4,
+		FilterSubject: queue.ReportsSubjectPrefix + ">",
+	})
+	if err != nil {
+		return fmt.Errorf("results: create consumer: %w", err)
+	}
+	w := &queue.Worker{
+		Consumer: cons,
+		Handler:  s.handle,
+		Slots:    s.cfg.Workers,
+		AckWait:  s.cfg.AckWait,
+		// MaxDeliver 0: an S3 outage is waited out, never dropped.
+		Backoff: func(n uint64) time.Duration { return min(queue.Backoff(n), 30*time.Second) },
+		Log:     s.deps.Log,
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.Run(gctx) })
+	g.Go(func() error { return httpx.Serve(gctx, ln, s.handler, s.deps.Log) })
+	return g.Wait()
+}
+
+// maxReportBytes bounds a decompressed report.
+const maxReportBytes = 256 << 20
+
+// DecodeEvent reads a ScanCompleted message into its report.
+func DecodeEvent(data []byte) (*report.Report, error) {
+	ev := &customsv1.ScanCompleted{}
+	if err := proto.Unmarshal(data, ev); err != nil {
+		return nil, fmt.Errorf("decode scan event: %w", err)
+	}
+	var body io.Reader = bytes.NewReader(ev.GetReport())
+	switch ev.GetReportEncoding() {
+	case "":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, fmt.Errorf("report of %s: %w", ev.GetDigest(), err)
+		}
+		body = zr
+	default:
+		return nil, fmt.Errorf("report of %s: unknown encoding %q", ev.GetDigest(), ev.GetReportEncoding())
+	}
+	raw, err := io.ReadAll(io.LimitReader(body, maxReportBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("report of %s: %w", ev.GetDigest(), err)
+	}
+	if len(raw) > maxReportBytes {
+		return nil, fmt.Errorf("report of %s exceeds %d bytes", ev.GetDigest(), maxReportBytes)
+	}
+	var r report.Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("report of %s: %w", ev.GetDigest(), err)
+	}
+	if r.Artifact.Digest == "" {
+		return nil, fmt.Errorf("report of %s has no artifact digest", ev.GetDigest())
+	}
+	return &r, nil
+}
+
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
+	r, err := DecodeEvent(msg.Data())
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	stored, err := s.store.Put(ctx, r)
+	if err != nil {
+		return err
+	}
+	if stored {
+		s.stored.WithLabelValues("stored").Inc()
+		s.deps.Log.Info().Str("digest", r.Artifact.Digest).Str("repository", r.Artifact.Repository).
+			Str("verdict", r.Verdict).Str("status", r.Status).Msg("report stored")
+	} else {
+		s.stored.WithLabelValues("stale").Inc()
+	}
+	return nil
+}
