@@ -1,0 +1,223 @@
+// Package inspect turns an image or an image index into reports: it runs
+// the scan library on each image and fills in what a report needs beyond
+// the layer contents (artifact, scanner, times, verdict). The scanner
+// service and `customs scan` both use it, so a report looks the same
+// whichever way it was made.
+package inspect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan"
+)
+
+// ScannerName is the name written into every report.
+const ScannerName = "customs"
+
+// ErrUnsupported wraps artifacts Customs does not scan (e.g. a Helm chart,
+// a schema-1 manifest). It also matches scan.ErrRejected: retrying cannot help.
+var ErrUnsupported = fmt.Errorf("%w: unsupported artifact", scan.ErrRejected)
+
+// Version is the scanner version: the module version when built from a
+// tagged module, else the VCS revision, else "dev".
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return "dev-" + s.Value[:12]
+		}
+	}
+	return "dev"
+}
+
+// Options tune a run.
+type Options struct {
+	Scan []scan.Option
+	// MaxPlatforms bounds how many manifests of one index are scanned.
+	MaxPlatforms int
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Image scans one image and returns its report. art names it (its Digest is
+// the manifest digest).
+func Image(ctx context.Context, art report.Artifact, img v1.Image, opts Options) (*report.Report, error) {
+	r := &report.Report{
+		Artifact:  art,
+		Scanner:   report.Scanner{Name: ScannerName, Version: Version()},
+		StartedAt: opts.now(),
+	}
+	if r.Artifact.MediaType == "" {
+		if mt, err := img.MediaType(); err == nil {
+			r.Artifact.MediaType = string(mt)
+		}
+	}
+	res, err := scan.Image(ctx, img, opts.Scan...)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", art.Digest, err)
+	}
+	r.OS = res.OS
+	r.Layers = res.Layers
+	r.Packages = res.Packages
+	r.Findings = res.Findings
+	if r.Artifact.Platform == "" {
+		r.Artifact.Platform = res.Platform
+	}
+	r.Status = report.StatusComplete
+	r.Verdict = Verdict(r)
+	r.FinishedAt = opts.now()
+	r.Normalize()
+	return r, nil
+}
+
+// Index scans every platform image of idx. It returns one report per
+// platform manifest, followed by the index's own report, which lists them.
+func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Options) ([]*report.Report, error) {
+	started := opts.now()
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("read index %s: %w", art.Digest, err)
+	}
+	limit := opts.MaxPlatforms
+	if limit <= 0 {
+		limit = 64
+	}
+	var children []v1.Descriptor
+	for _, d := range im.Manifests {
+		if isAttestation(d) || !d.MediaType.IsImage() {
+			continue // build attestations and non-image artifacts have nothing to scan
+		}
+		children = append(children, d)
+	}
+	if len(children) > limit {
+		return nil, fmt.Errorf("%w: index %s lists %d images, more than the limit of %d", scan.ErrLimitExceeded, art.Digest, len(children), limit)
+	}
+	if len(children) == 0 {
+		return nil, fmt.Errorf("%w: index %s lists no container images", ErrUnsupported, art.Digest)
+	}
+	var reports []*report.Report
+	idxReport := &report.Report{
+		Artifact:  art,
+		Scanner:   report.Scanner{Name: ScannerName, Version: Version()},
+		StartedAt: started,
+		Status:    report.StatusComplete,
+	}
+	if idxReport.Artifact.MediaType == "" {
+		idxReport.Artifact.MediaType = string(im.MediaType)
+	}
+	idxReport.Artifact.Platform = ""
+	verdict := report.VerdictPass
+	for _, d := range children {
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("read image %s of index %s: %w", d.Digest, art.Digest, err)
+		}
+		childArt := report.Artifact{
+			Registry:   art.Registry,
+			Repository: art.Repository,
+			Digest:     d.Digest.String(),
+			Tags:       []string{},
+			MediaType:  string(d.MediaType),
+		}
+		if d.Platform != nil {
+			childArt.Platform = d.Platform.String()
+		}
+		r, err := Image(ctx, childArt, img, opts)
+		if err != nil {
+			return nil, err
+		}
+		reports = append(reports, r)
+		idxReport.Manifests = append(idxReport.Manifests, report.ManifestRef{
+			Digest: r.Artifact.Digest, Platform: r.Artifact.Platform, Verdict: r.Verdict,
+		})
+		verdict = worst(verdict, r.Verdict)
+	}
+	idxReport.Verdict = verdict
+	idxReport.FinishedAt = opts.now()
+	idxReport.Normalize()
+	return append(reports, idxReport), nil
+}
+
+func isAttestation(d v1.Descriptor) bool {
+	return d.Annotations["vnd.docker.reference.type"] == "attestation-manifest"
+}
+
+// Verdict decides pass / warn / quarantine from findings and vulnerabilities:
+// malware quarantines; anything HIGH or CRITICAL warns.
+func Verdict(r *report.Report) string {
+	v := report.VerdictPass
+	for _, f := range r.Findings {
+		if f.Kind == "malware" {
+			return report.VerdictQuarantine
+		}
+		if isSevere(f.Severity) {
+			v = report.VerdictWarn
+		}
+	}
+	for _, vu := range r.Vulnerabilities {
+		if isSevere(vu.Severity) {
+			v = report.VerdictWarn
+		}
+	}
+	return v
+}
+
+func isSevere(s string) bool { return s == "HIGH" || s == "CRITICAL" }
+
+var verdictRank = map[string]int{report.VerdictPass: 0, report.VerdictWarn: 1, report.VerdictQuarantine: 2}
+
+func worst(a, b string) string {
+	if verdictRank[b] > verdictRank[a] {
+		return b
+	}
+	return a
+}
+
+// IsIndex reports whether mt is an image index or manifest list.
+func IsIndex(mt types.MediaType) bool { return mt.IsIndex() }
+
+// Failed builds the report recorded when a scan was given up: users find a
+// reason instead of a missing report. An image rejected for its content
+// (hostile paths, bombs, over limits) is suspicious and gets quarantine;
+// any other failure (registry unreachable) gets warn.
+func Failed(art report.Artifact, started time.Time, reason string, rejected bool) *report.Report {
+	r := &report.Report{
+		Artifact:   art,
+		Scanner:    report.Scanner{Name: ScannerName, Version: Version()},
+		StartedAt:  started.UTC(),
+		FinishedAt: time.Now().UTC(),
+		Status:     report.StatusFailed,
+		Error:      reason,
+		Verdict:    report.VerdictWarn,
+	}
+	if rejected {
+		r.Verdict = report.VerdictQuarantine
+	}
+	r.Normalize()
+	return r
+}
+
+// Rejected reports whether err is the image's fault (hostile, over limits,
+// unsupported) rather than a transient failure.
+func Rejected(err error) bool { return errors.Is(err, scan.ErrRejected) }

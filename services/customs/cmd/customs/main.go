@@ -1,0 +1,136 @@
+// Command customs is Customs' CLI: `customs up` runs everything in one
+// process on embedded NATS and S3; `customs scan` scans one image.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/services/customs"
+	"github.com/customs-scan/customs/services/customs/internal/scancmd"
+)
+
+const usage = `usage:
+  customs up   [--data DIR] [--registry HOST:PORT] [--ingest-addr ADDR] [--results-addr ADDR] ...
+  customs scan [--format json|table] [--insecure] IMAGE-REF
+  customs scan [--format json|table] --input IMAGE.tar
+
+Run "customs up -h" or "customs scan -h" for every flag.`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "customs:", err)
+		if errors.Is(err, scancmd.ErrUsage) || errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("%w: no command", scancmd.ErrUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "up":
+		return up(ctx, args[1:], stderr)
+	case "scan":
+		return scanCmd(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	fmt.Fprintln(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", scancmd.ErrUsage, args[0])
+}
+
+func up(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg := customs.DefaultUpConfig()
+	fs := flag.NewFlagSet("customs up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for NATS, S3 and registry data")
+	fs.StringVar(&cfg.RegistryAddr, "registry", "", "also run a registry on this HOST:PORT, its pushes wired to ingest")
+	fs.StringVar(&cfg.IngestAddr, "ingest-addr", cfg.IngestAddr, "webhook receiver address")
+	fs.StringVar(&cfg.ResultsAddr, "results-addr", cfg.ResultsAddr, "report API address")
+	fs.StringVar(&cfg.ScannerAddr, "scanner-addr", cfg.ScannerAddr, "scanner health/metrics address")
+	fs.StringVar(&cfg.NATSAddr, "nats-addr", cfg.NATSAddr, "embedded NATS client address")
+	fs.StringVar(&cfg.S3Addr, "s3-addr", cfg.S3Addr, "embedded S3 address")
+	fs.StringVar(&cfg.WebhookToken, "webhook-token", os.Getenv("CUSTOMS_WEBHOOK_TOKEN"), "bearer token webhooks must carry (generated with --registry when empty)")
+	registries := fs.String("registries", os.Getenv("CUSTOMS_REGISTRIES"), "comma-separated registry hosts Customs may pull from")
+	insecure := fs.String("insecure-registries", os.Getenv("CUSTOMS_INSECURE_REGISTRIES"), "comma-separated registry hosts reached over plain HTTP")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "images scanned at once")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	lvl, err := zerolog.ParseLevel(*logLevel)
+	if err != nil {
+		return fmt.Errorf("%w: --log-level: %w", scancmd.ErrUsage, err)
+	}
+	cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(lvl).With().Timestamp().Logger()
+	cfg.Registries = splitList(*registries)
+	cfg.InsecureRegistries = splitList(*insecure)
+	st, err := customs.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "\nCustoms is up.\n  webhooks: %s/v1/webhooks/{distribution,harbor,ecr}\n  reports:  %s/v1/reports/{digest}\n",
+		st.IngestURL, st.ResultsURL)
+	if st.RegistryAddr != "" {
+		fmt.Fprintf(stderr, "  registry: %s  (try: crane push --insecure image.tar %s/demo:latest)\n", st.RegistryAddr, st.RegistryAddr)
+	}
+	fmt.Fprintln(stderr)
+	return st.Wait()
+}
+
+func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var opts scancmd.Options
+	fs := flag.NewFlagSet("customs scan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opts.Input, "input", "", "scan a docker-save or OCI-layout tarball instead of a registry image")
+	fs.StringVar(&opts.Format, "format", "json", "output format: json or table")
+	fs.BoolVar(&opts.Insecure, "insecure", false, "reach the registry over plain HTTP")
+	lim := scan.DefaultLimits()
+	fs.Int64Var(&lim.MaxUncompressedBytes, "max-uncompressed-bytes", lim.MaxUncompressedBytes, "fail when the layers expand beyond this")
+	fs.Int64Var(&lim.MaxFiles, "max-files", lim.MaxFiles, "fail when the image holds more files")
+	fs.Int64Var(&lim.MaxFileSize, "max-file-size", lim.MaxFileSize, "fail when one file is larger")
+	// Flags may follow the image reference: parse, take the positional, parse the rest.
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) > 0 {
+		opts.Ref = rest[0]
+		if err := fs.Parse(rest[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("%w: unexpected arguments %v", scancmd.ErrUsage, fs.Args())
+		}
+	}
+	opts.Limits = lim
+	return scancmd.Run(ctx, opts, stdout)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

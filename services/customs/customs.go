@@ -1,0 +1,291 @@
+// Package customs is the all-in-one front door: Start runs ingest, scanner
+// and results in one process on embedded NATS and S3 (and optionally an
+// embedded registry wired to ingest). The services are the same front doors
+// cmd/ingest, cmd/scanner and cmd/results run, talking to the embedded
+// servers through their production clients.
+package customs
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/natsconn"
+	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/store"
+	"github.com/customs-scan/customs/services/customs/internal/embedded"
+	"github.com/customs-scan/customs/services/ingest"
+	"github.com/customs-scan/customs/services/results"
+	"github.com/customs-scan/customs/services/scanner"
+)
+
+// UpConfig configures `customs up`.
+type UpConfig struct {
+	DataDir     string
+	IngestAddr  string
+	ResultsAddr string
+	ScannerAddr string
+	NATSAddr    string
+	S3Addr      string
+	// RegistryAddr, when set, starts an embedded registry there whose push
+	// notifications go to ingest.
+	RegistryAddr string
+	// WebhookToken guards the webhooks; generated when a registry is
+	// embedded and none is given.
+	WebhookToken       string
+	Registries         []string
+	InsecureRegistries []string
+	// Workers is how many images are scanned at once; 0 runs no scanner
+	// (scanners run as separate processes against this NATS).
+	Workers int
+	AckWait time.Duration
+	Limits             scanner.LimitsConfig
+	// RemoteOptions are extra registry client options for the scanner.
+	RemoteOptions []remote.Option
+	// RegistryMiddleware wraps the embedded registry's handler (fault
+	// injection in tests).
+	RegistryMiddleware func(http.Handler) http.Handler
+	Log           zerolog.Logger
+}
+
+// DefaultUpConfig is what `customs up` runs with no flags.
+func DefaultUpConfig() UpConfig {
+	return UpConfig{
+		DataDir:     "./data",
+		IngestAddr:  "127.0.0.1:8081",
+		ResultsAddr: "127.0.0.1:8082",
+		ScannerAddr: "127.0.0.1:8083",
+		NATSAddr:    "127.0.0.1:4222",
+		S3Addr:      "127.0.0.1:8333",
+		Workers:     2,
+		AckWait:     time.Minute,
+	}
+}
+
+// Stack is a running all-in-one Customs.
+type Stack struct {
+	IngestURL    string
+	ResultsURL   string
+	NATSURL      string
+	S3URL        string
+	RegistryAddr string // empty without an embedded registry
+	WebhookToken string
+	// InsecureRegistries are the plain-HTTP hosts scanners may pull from
+	// (the embedded registry under each of its loopback names).
+	InsecureRegistries []string
+
+	group   *errgroup.Group
+	cancel  context.CancelFunc
+	cleanup []func()
+}
+
+// Start brings everything up and returns once all listeners are bound.
+func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
+	log := cfg.Log
+	st = &Stack{}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	ns, err := embedded.StartNATS(cfg.NATSAddr, filepath.Join(cfg.DataDir, "nats"))
+	if err != nil {
+		return nil, err
+	}
+	st.cleanup = append(st.cleanup, ns.Close)
+	st.NATSURL = ns.URL()
+
+	s3srv, err := embedded.StartS3(cfg.S3Addr, filepath.Join(cfg.DataDir, "s3.db"))
+	if err != nil {
+		return nil, err
+	}
+	st.cleanup = append(st.cleanup, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s3srv.Close(ctx)
+	})
+	st.S3URL = s3srv.URL
+
+	lnIngest, err := httpx.Listen(cfg.IngestAddr)
+	if err != nil {
+		return nil, err
+	}
+	st.IngestURL = "http://" + lnIngest.Addr().String()
+	lnResults, err := httpx.Listen(cfg.ResultsAddr)
+	if err != nil {
+		_ = lnIngest.Close()
+		return nil, err
+	}
+	st.ResultsURL = "http://" + lnResults.Addr().String()
+	lnScanner, err := httpx.Listen(cfg.ScannerAddr)
+	if err != nil {
+		_ = lnIngest.Close()
+		_ = lnResults.Close()
+		return nil, err
+	}
+
+	insecure := append([]string{}, cfg.InsecureRegistries...)
+	st.WebhookToken = cfg.WebhookToken
+	if cfg.RegistryAddr != "" {
+		if st.WebhookToken == "" {
+			st.WebhookToken = randomToken()
+		}
+		reg, err := embedded.StartRegistry(ctx, embedded.RegistryConfig{
+			Addr:      cfg.RegistryAddr,
+			RootDir:   filepath.Join(cfg.DataDir, "registry"),
+			NotifyURL: st.IngestURL + "/v1/webhooks/distribution",
+			Token:     st.WebhookToken,
+			Quiet:     true,
+			Wrap:      cfg.RegistryMiddleware,
+		})
+		if err != nil {
+			return nil, err
+		}
+		st.cleanup = append(st.cleanup, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = reg.Close(ctx)
+		})
+		st.RegistryAddr = reg.Addr
+		insecure = append(insecure, loopbackAliases(reg.Addr)...)
+	}
+
+	st.InsecureRegistries = insecure
+
+	// Each service gets its own connection, as separate processes would.
+	conns := map[string]*nats.Conn{}
+	jss := map[string]jetstream.JetStream{}
+	for _, name := range []string{"ingest", "scanner", "results"} {
+		nc, js, err := natsconn.Connect(ctx, natsconn.Config{URL: st.NATSURL}, "customs-"+name, log)
+		if err != nil {
+			return nil, err
+		}
+		st.cleanup = append(st.cleanup, nc.Close)
+		conns[name], jss[name] = nc, js
+	}
+	js := func(name string) jetstream.JetStream { return jss[name] }
+	if err := queue.EnsureStreams(ctx, js("ingest"), queue.Topology{}); err != nil {
+		return nil, err
+	}
+	bucket, err := store.NewS3(ctx, store.S3Config{
+		Bucket: "customs-reports", Region: "us-east-1", Endpoint: st.S3URL, PathStyle: true,
+		AccessKeyID: "customs", SecretAccessKey: "customs", CreateBucket: true,
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+
+	ing, err := ingest.New(ingest.Config{
+		Addr: lnIngest.Addr().String(), WebhookToken: st.WebhookToken,
+		Registries: cfg.Registries, InsecureRegistries: insecure,
+	}, ingest.Deps{JetStream: js("ingest"), Ready: natsconn.Ready(conns["ingest"]), Log: log})
+	if err != nil {
+		return nil, err
+	}
+	remoteOpts := append([]remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}, cfg.RemoteOptions...)
+	scn, err := scanner.New(scanner.Config{
+		Workers: cfg.Workers, AckWait: cfg.AckWait, MaxDeliver: 6, MaxAckPending: 64,
+		ScanTimeout: 15 * time.Minute, Limits: cfg.Limits,
+		Registries: cfg.Registries, InsecureRegistries: insecure,
+	}, scanner.Deps{JetStream: js("scanner"), Ready: natsconn.Ready(conns["scanner"]), Log: log, RemoteOptions: remoteOpts})
+	if err != nil {
+		return nil, err
+	}
+	res, err := results.New(results.Config{Workers: 4, AckWait: 30 * time.Second},
+		results.Deps{JetStream: js("results"), Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})
+	if err != nil {
+		return nil, err
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	st.cancel = cancel
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return ing.Serve(gctx, lnIngest) })
+	if cfg.Workers > 0 {
+		g.Go(func() error { return scn.Serve(gctx, lnScanner) })
+	} else {
+		_ = lnScanner.Close()
+	}
+	g.Go(func() error { return res.Serve(gctx, lnResults) })
+	st.group = g
+	log.Info().Str("ingest", st.IngestURL).Str("results", st.ResultsURL).Str("nats", st.NATSURL).
+		Str("s3", st.S3URL).Str("registry", st.RegistryAddr).Msg("customs is up")
+	return st, nil
+}
+
+// Wait blocks until the context given to Start is cancelled or a service
+// fails, then stops everything.
+func (st *Stack) Wait() error {
+	err := st.group.Wait()
+	st.close()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Stop cancels the services and waits for them.
+func (st *Stack) Stop() error {
+	if st.cancel != nil {
+		st.cancel()
+	}
+	return st.Wait()
+}
+
+func (st *Stack) close() {
+	for i := len(st.cleanup) - 1; i >= 0; i-- {
+		st.cleanup[i]()
+	}
+	st.cleanup = nil
+}
+
+// Up runs Customs until ctx is cancelled.
+func Up(ctx context.Context, cfg UpConfig) error {
+	st, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return st.Wait()
+}
+
+// loopbackAliases returns addr plus its other loopback spellings, because a
+// registry pushed to as localhost:5000 names itself that way in its events.
+func loopbackAliases(addr string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return []string{addr}
+	}
+	out := []string{addr}
+	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+		for _, h := range []string{"127.0.0.1", "localhost"} {
+			if h != host {
+				out = append(out, net.JoinHostPort(h, port))
+			}
+		}
+	}
+	return out
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

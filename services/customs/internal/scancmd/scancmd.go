@@ -1,0 +1,192 @@
+// Package scancmd implements `customs scan`: scan one image without any
+// service and print its report.
+package scancmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/customs-scan/customs/pkg/inspect"
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan"
+)
+
+// Options for one scan.
+type Options struct {
+	Ref      string // image reference, when scanning from a registry
+	Input    string // docker-save or OCI-layout tarball, instead of Ref
+	Format   string // "json" (default) or "table"
+	Insecure bool   // plain HTTP to the registry
+	Limits   scan.Limits
+	Remote   []remote.Option
+}
+
+// ErrUsage is wrapped by errors in how the command was called.
+var ErrUsage = errors.New("usage")
+
+// Run scans and writes the report(s) to out. For an index, JSON output is
+// an array: every platform's report, then the index's.
+func Run(ctx context.Context, opts Options, out io.Writer) error {
+	if (opts.Ref == "") == (opts.Input == "") {
+		return fmt.Errorf("%w: give an image reference or --input, not both", ErrUsage)
+	}
+	if opts.Format == "" {
+		opts.Format = "json"
+	}
+	if opts.Format != "json" && opts.Format != "table" {
+		return fmt.Errorf("%w: --format must be json or table", ErrUsage)
+	}
+	iopts := inspect.Options{Scan: []scan.Option{scan.WithLimits(opts.Limits)}}
+	var reports []*report.Report
+	var err error
+	if opts.Input != "" {
+		reports, err = scanInput(ctx, opts.Input, iopts)
+	} else {
+		reports, err = scanRemote(ctx, opts, iopts)
+	}
+	if err != nil {
+		return err
+	}
+	if opts.Format == "table" {
+		return writeTable(out, reports)
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if len(reports) == 1 {
+		return enc.Encode(reports[0])
+	}
+	return enc.Encode(reports)
+}
+
+func scanRemote(ctx context.Context, opts Options, iopts inspect.Options) ([]*report.Report, error) {
+	var nopts []name.Option
+	if opts.Insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	ref, err := name.ParseReference(opts.Ref, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: image reference: %w", ErrUsage, err)
+	}
+	ropts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts.Remote...)
+	desc, err := remote.Get(ref, ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", ref, err)
+	}
+	art := report.Artifact{
+		Registry:   ref.Context().RegistryStr(),
+		Repository: ref.Context().RepositoryStr(),
+		Digest:     desc.Digest.String(),
+		Tags:       []string{},
+		MediaType:  string(desc.MediaType),
+	}
+	if t, ok := ref.(name.Tag); ok {
+		art.Tags = []string{t.TagStr()}
+	}
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		return inspect.Index(ctx, art, idx, iopts)
+	case desc.MediaType.IsImage():
+		img, err := desc.Image()
+		if err != nil {
+			return nil, err
+		}
+		r, err := inspect.Image(ctx, art, img, iopts)
+		if err != nil {
+			return nil, err
+		}
+		return []*report.Report{r}, nil
+	}
+	return nil, fmt.Errorf("%w: %s has media type %s", inspect.ErrUnsupported, ref, desc.MediaType)
+}
+
+func scanInput(ctx context.Context, file string, iopts inspect.Options) ([]*report.Report, error) {
+	img, idx, repoTag, closeFn, err := openTarInput(file)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	art := report.Artifact{Tags: []string{}}
+	if repoTag != "" {
+		if t, err := name.NewTag(repoTag); err == nil {
+			art.Registry = t.RegistryStr()
+			art.Repository = t.RepositoryStr()
+			art.Tags = []string{t.TagStr()}
+		}
+	}
+	if idx != nil {
+		d, err := idx.Digest()
+		if err != nil {
+			return nil, err
+		}
+		art.Digest = d.String()
+		return inspect.Index(ctx, art, idx, iopts)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("image digest: %w", err)
+	}
+	art.Digest = d.String()
+	r, err := inspect.Image(ctx, art, img, iopts)
+	if err != nil {
+		return nil, err
+	}
+	return []*report.Report{r}, nil
+}
+
+func writeTable(out io.Writer, reports []*report.Report) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for i, r := range reports {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		name := r.Artifact.Digest
+		if r.Artifact.Repository != "" {
+			name = r.Artifact.Repository + "@" + r.Artifact.Digest
+		}
+		fmt.Fprintf(tw, "%s\n", name)
+		if r.Artifact.Platform != "" {
+			fmt.Fprintf(tw, "platform:\t%s\n", r.Artifact.Platform)
+		}
+		if r.OS.ID != "" {
+			fmt.Fprintf(tw, "os:\t%s %s\n", r.OS.ID, r.OS.Version)
+		}
+		fmt.Fprintf(tw, "verdict:\t%s\n", strings.ToUpper(r.Verdict))
+		fmt.Fprintf(tw, "layers:\t%d\tpackages:\t%d\tvulnerabilities:\t%d\tfindings:\t%d\n",
+			len(r.Layers), len(r.Packages), len(r.Vulnerabilities), len(r.Findings))
+		if len(r.Manifests) > 0 {
+			fmt.Fprintln(tw, "PLATFORM\tDIGEST\tVERDICT")
+			for _, m := range r.Manifests {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Platform, m.Digest, m.Verdict)
+			}
+		}
+		if len(r.Packages) > 0 {
+			pkgs := append([]report.Package{}, r.Packages...)
+			sort.SliceStable(pkgs, func(a, b int) bool { return pkgs[a].Ecosystem+pkgs[a].Name < pkgs[b].Ecosystem+pkgs[b].Name })
+			fmt.Fprintln(tw, "PACKAGE\tVERSION\tECOSYSTEM\tPATH")
+			for _, p := range pkgs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Version, p.Ecosystem, p.Path)
+			}
+		}
+		if len(r.Findings) > 0 {
+			fmt.Fprintln(tw, "KIND\tSEVERITY\tRULE\tPATH")
+			for _, f := range r.Findings {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Kind, f.Severity, f.Rule, f.Path)
+			}
+		}
+	}
+	return tw.Flush()
+}

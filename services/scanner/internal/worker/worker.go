@@ -1,0 +1,292 @@
+// Package worker handles one scan job: pull by digest, scan, publish.
+package worker
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/customs-scan/customs/pkg/inspect"
+	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan"
+	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+)
+
+// Config for the job handler.
+type Config struct {
+	Registries         []string
+	InsecureRegistries []string
+	ScanTimeout        time.Duration
+	MaxManifestBytes   int64
+	ScanOptions        []scan.Option
+}
+
+// Worker handles scan jobs.
+type Worker struct {
+	cfg     Config
+	allowed map[string]bool
+	js      jetstream.JetStream
+	remote  []remote.Option
+	log     zerolog.Logger
+	scans   *prometheus.HistogramVec
+}
+
+// New builds a Worker and registers its metrics on reg.
+func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg prometheus.Registerer, log zerolog.Logger) *Worker {
+	if cfg.MaxManifestBytes <= 0 {
+		cfg.MaxManifestBytes = 4 << 20
+	}
+	w := &Worker{
+		cfg:     cfg,
+		allowed: map[string]bool{},
+		js:      js,
+		remote:  remoteOpts,
+		log:     log.With().Str("service", "scanner").Logger(),
+		scans: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "customs_scanner_scan_seconds",
+			Help:    "Time to pull and scan one job, by status.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}, []string{"status"}),
+	}
+	reg.MustRegister(w.scans)
+	for _, h := range cfg.Registries {
+		w.allowed[normalizeHost(h)] = true
+	}
+	for _, h := range cfg.InsecureRegistries {
+		w.allowed[normalizeHost(h)] = true
+	}
+	return w
+}
+
+func normalizeHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ":443")
+}
+
+// DecodeJob reads a ScanJob message body.
+func DecodeJob(data []byte) (*customsv1.ScanJob, error) {
+	job := &customsv1.ScanJob{}
+	if err := proto.Unmarshal(data, job); err != nil {
+		return nil, fmt.Errorf("decode scan job: %w", err)
+	}
+	if job.GetRegistry() == "" || job.GetRepository() == "" || job.GetDigest() == "" {
+		return nil, fmt.Errorf("scan job %q lacks registry, repository or digest", job.GetJobId())
+	}
+	return job, nil
+}
+
+// Handle is the queue handler for one scan job.
+func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
+	job, err := DecodeJob(msg.Data())
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	log := w.log.With().Str("job_id", job.GetJobId()).Logger()
+	if len(w.allowed) > 0 && !w.allowed[normalizeHost(job.GetRegistry())] {
+		return queue.Permanent(fmt.Errorf("registry %s is not configured for pulls", job.GetRegistry()))
+	}
+	start := time.Now()
+	reports, err := w.scanJob(ctx, job)
+	status := "complete"
+	if err != nil {
+		status = "error"
+	}
+	w.scans.WithLabelValues(status).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return err
+	}
+	for _, r := range reports {
+		if err := w.publish(ctx, job, r); err != nil {
+			return err
+		}
+	}
+	log.Info().Int("reports", len(reports)).Dur("took", time.Since(start)).Msg("scan complete")
+	return nil
+}
+
+func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report.Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.ScanTimeout)
+	defer cancel()
+	var nameOpts []name.Option
+	if job.GetInsecure() {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	ref, err := name.NewDigest(job.GetRegistry()+"/"+job.GetRepository()+"@"+job.GetDigest(), nameOpts...)
+	if err != nil {
+		return nil, queue.Permanent(fmt.Errorf("invalid image reference: %w", err))
+	}
+	opts := append([]remote.Option{remote.WithContext(ctx)}, w.remote...)
+
+	// HEAD first: refuse a huge manifest before reading it.
+	if head, err := remote.Head(ref, opts...); err == nil {
+		if head.Size > w.cfg.MaxManifestBytes {
+			return nil, queue.Permanent(fmt.Errorf("%w: manifest %s is %d bytes, more than the limit of %d",
+				scan.ErrLimitExceeded, job.GetDigest(), head.Size, w.cfg.MaxManifestBytes))
+		}
+	} else if err := classify(err); queue.IsPermanent(err) {
+		return nil, err
+	}
+	desc, err := remote.Get(ref, opts...)
+	if err != nil {
+		return nil, classify(fmt.Errorf("get manifest %s: %w", ref, err))
+	}
+	if desc.Size > w.cfg.MaxManifestBytes || int64(len(desc.Manifest)) > w.cfg.MaxManifestBytes {
+		return nil, queue.Permanent(fmt.Errorf("%w: manifest %s is larger than %d bytes",
+			scan.ErrLimitExceeded, job.GetDigest(), w.cfg.MaxManifestBytes))
+	}
+	art := report.Artifact{
+		Registry:   job.GetRegistry(),
+		Repository: job.GetRepository(),
+		Digest:     job.GetDigest(),
+		Tags:       append([]string{}, job.GetTags()...),
+		MediaType:  string(desc.MediaType),
+	}
+	iopts := inspect.Options{Scan: w.cfg.ScanOptions}
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, classify(err)
+		}
+		reports, err := inspect.Index(ctx, art, idx, iopts)
+		return reports, classify(err)
+	case desc.MediaType.IsImage():
+		img, err := desc.Image()
+		if err != nil {
+			return nil, classify(err)
+		}
+		r, err := inspect.Image(ctx, art, img, iopts)
+		if err != nil {
+			return nil, classify(err)
+		}
+		return []*report.Report{r}, nil
+	default:
+		return nil, queue.Permanent(fmt.Errorf("%w: media type %q is not a container image", inspect.ErrUnsupported, desc.MediaType))
+	}
+}
+
+// classify is the scanner's error table: the image's fault or a registry
+// answer that cannot change → permanent; anything else (5xx, 429, timeouts,
+// connection refused, auth that may be fixed) → retry.
+func classify(err error) error {
+	if err == nil || queue.IsPermanent(err) {
+		return err
+	}
+	if inspect.Rejected(err) {
+		return queue.Permanent(err)
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		switch {
+		case te.StatusCode == http.StatusNotFound:
+			return queue.Permanent(err)
+		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden:
+			return err
+		case te.StatusCode == http.StatusRequestTimeout || te.StatusCode == http.StatusTooManyRequests:
+			return err
+		case te.StatusCode >= 400 && te.StatusCode < 500:
+			return queue.Permanent(err)
+		}
+	}
+	return err
+}
+
+// ReportMsgID dedupes report events: a job redelivered after its report was
+// published (worker died before acking) publishes the same id again.
+func ReportMsgID(r *report.Report) string {
+	return "report:" + r.Artifact.Registry + "/" + r.Artifact.Repository + "@" + r.Artifact.Digest
+}
+
+// EncodeReport gzips the report JSON: reports of large images exceed NATS's
+// default 1 MiB payload limit as plain JSON.
+func EncodeReport(r *report.Report) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(r); err != nil {
+		return nil, fmt.Errorf("encode report: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress report: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func (w *Worker) publish(ctx context.Context, job *customsv1.ScanJob, r *report.Report) error {
+	body, err := EncodeReport(r)
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	ev := &customsv1.ScanCompleted{
+		JobId:          job.GetJobId(),
+		Registry:       r.Artifact.Registry,
+		Repository:     r.Artifact.Repository,
+		Digest:         r.Artifact.Digest,
+		Verdict:        r.Verdict,
+		Status:         r.Status,
+		Error:          r.Error,
+		Report:         body,
+		ReportEncoding: "gzip",
+		FinishedAt:     timestamppb.New(r.FinishedAt),
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return queue.Permanent(fmt.Errorf("encode scan event: %w", err))
+	}
+	subject := queue.ReportsSubjectPrefix + strings.TrimPrefix(r.Artifact.Digest, "sha256:")
+	if _, err := w.js.Publish(ctx, subject, data, jetstream.WithMsgID(ReportMsgID(r))); err != nil {
+		return fmt.Errorf("publish report %s: %w", r.Artifact.Digest, err)
+	}
+	return nil
+}
+
+// GiveUp records a job Customs stops retrying: a DeadLetter on the DLQ
+// stream and a failed report, so the user sees why there is no scan.
+func (w *Worker) GiveUp(ctx context.Context, msg jetstream.Msg, out queue.Outcome) error {
+	reason := out.Reason
+	var delivered, seq uint64
+	if md, err := msg.Metadata(); err == nil {
+		delivered, seq = md.NumDelivered, md.Sequence.Stream
+	}
+	job, jerr := DecodeJob(msg.Data())
+	if jerr != nil {
+		job = &customsv1.ScanJob{JobId: fmt.Sprintf("undecodable-seq-%d", seq)}
+	}
+	dl := &customsv1.DeadLetter{Job: job, Reason: reason, Deliveries: delivered, FailedAt: timestamppb.Now()}
+	data, err := proto.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("encode dead letter: %w", err)
+	}
+	if _, err := w.js.Publish(ctx, queue.DLQSubjectPrefix+"scan", data,
+		jetstream.WithMsgID(fmt.Sprintf("dlq:%s:%d", queue.JobsStream, seq))); err != nil {
+		return fmt.Errorf("publish dead letter: %w", err)
+	}
+	w.log.Warn().Str("job_id", job.GetJobId()).Str("reason", reason).Uint64("deliveries", delivered).Msg("scan job dead-lettered")
+	if jerr != nil {
+		return nil
+	}
+	started := time.Now()
+	if job.GetRequestedAt() != nil {
+		started = job.GetRequestedAt().AsTime()
+	}
+	art := report.Artifact{
+		Registry: job.GetRegistry(), Repository: job.GetRepository(), Digest: job.GetDigest(),
+		Tags: append([]string{}, job.GetTags()...), MediaType: job.GetMediaType(),
+	}
+	rejected := inspect.Rejected(out.Err)
+	return w.publish(ctx, job, inspect.Failed(art, started, reason, rejected))
+}
