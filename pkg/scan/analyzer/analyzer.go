@@ -1,0 +1,148 @@
+// Package analyzer defines what an analyzer is: the small interface that
+// the scan package's layer walker drives, and the types it exchanges with
+// analyzers. Each analyzer lives in its own package under
+// pkg/scan/analyzer/<name> and imports only this package (and
+// pkg/report); package scan lists them in DefaultAnalyzers. There is no
+// global registry and no init-time registration.
+//
+// # Life of a file
+//
+// For every regular file of every layer the walker calls Match (which must
+// be cheap: it runs for millions of files). Hardlinks, symlinks, devices
+// and whiteouts are never given to analyzers. When at least one analyzer
+// matches and the file is not larger than Limits.MaxAnalyzedFileSize, the
+// walker reads the first SniffLen bytes; analyzers that implement Sniffer
+// may still decline the file. The rest of the file is then read into
+// memory once and handed to each remaining analyzer's Analyze.
+//
+// The walker — not the analyzer — decides which results survive:
+// results of files deleted (whiteouts) or replaced by a later layer are
+// dropped, and each package is attributed to the layer that added it.
+// Finally, analyzers implementing PostProcessor see their surviving
+// results together with image-wide facts (the OS), e.g. to fill the OSV
+// ecosystem and the purl of distribution packages.
+package analyzer
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+
+	"github.com/customs-scan/customs/pkg/report"
+)
+
+// SniffLen is how many leading bytes of a file Sniffer.Sniff is given
+// (fewer when the file is shorter).
+const SniffLen = 512
+
+// Analyzer finds packages and findings in files.
+//
+// Implementations must be safe for concurrent use: layers are walked in
+// parallel and share one Analyzer value. They must be robust against
+// hostile content: a malformed file yields what could be parsed (or
+// nothing) and a nil error; Analyze must never panic (the walker recovers
+// panics anyway, and drops that file's result).
+type Analyzer interface {
+	// Name is unique among the analyzers of one scan, e.g. "dpkg". It is
+	// written into report.Package.Analyzer.
+	Name() string
+	// Version changes whenever the analyzer's output for the same input
+	// may change (a future per-layer result cache keys on it).
+	Version() int
+	// Match reports whether the analyzer wants the regular file at path.
+	// path is cleaned, relative to the image root, without a leading
+	// slash ("var/lib/dpkg/status"); mode carries the permission bits;
+	// size is the file's size in bytes. Match is called for every regular
+	// file of every layer: keep it to a few comparisons and never
+	// allocate.
+	Match(path string, mode fs.FileMode, size int64) bool
+	// Analyze reads f and returns what it found (nil when nothing).
+	// Returning an error does not fail the scan: the file's result is
+	// dropped and the error logged (a context error does stop the scan).
+	Analyze(ctx context.Context, f *File) (*Result, error)
+}
+
+// Sniffer is an optional Analyzer interface: a cheap second look at the
+// first bytes of a matched file before the whole file is read into memory
+// (e.g. executable magic numbers).
+type Sniffer interface {
+	// Sniff is given path and the first min(size, SniffLen) bytes of the
+	// file; it returns false to skip the file. head must not be retained.
+	Sniff(path string, head []byte) bool
+}
+
+// PostProcessor is an optional Analyzer interface, run once per scan after
+// all layers were walked, whiteouts applied and packages attributed.
+type PostProcessor interface {
+	// PostProcess may edit res in place: it holds this analyzer's
+	// surviving packages and findings (Layer and Path already set).
+	// Typical use: set Ecosystem and PURL from img.OS. Packages may also
+	// be removed or added; the walker sorts them afterwards.
+	PostProcess(ctx context.Context, img *Image, res *Result) error
+}
+
+// File is one regular file handed to Analyze.
+type File struct {
+	// Path is cleaned and relative to the image root ("etc/os-release").
+	Path string
+	// Mode holds the type and permission bits from the tar header.
+	Mode fs.FileMode
+	// Size is the file size; len(Data) == Size.
+	Size int64
+	// Data is the whole content. It is only valid during Analyze (the
+	// buffer is reused): copy what you keep — string(b) copies.
+	Data []byte
+}
+
+// ReaderAt returns an io.ReaderAt (and io.Reader, io.Seeker) over Data.
+func (f *File) ReaderAt() *bytes.Reader { return bytes.NewReader(f.Data) }
+
+// Result is what an analyzer found in one file (or, for PostProcess, in
+// the whole image).
+type Result struct {
+	Packages []report.Package
+	Findings []report.Finding
+	// OS, when set, describes the distribution the file belongs to. When
+	// several surviving files report an OS, the highest OSPriority wins
+	// (then the highest layer, then the smallest path).
+	OS         *report.OS
+	OSPriority int
+}
+
+// Empty reports whether r carries nothing.
+func (r *Result) Empty() bool {
+	return r == nil || (len(r.Packages) == 0 && len(r.Findings) == 0 && r.OS == nil)
+}
+
+// Image carries image-wide facts for PostProcess.
+type Image struct {
+	// OS is the distribution found in the image (zero when none).
+	OS report.OS
+	// Platform is "os/arch[/variant]" from the config, "" when unknown.
+	Platform string
+	// Layers are the image's layers, bottom first.
+	Layers []report.Layer
+}
+
+// Normalize sets what the walker owns in a file's result: every package's
+// and finding's Analyzer name, and Path when the analyzer left it empty.
+// The walker calls it after Analyze; analyzer tests use it to get the same
+// output the walker produces.
+func Normalize(a Analyzer, path string, r *Result) {
+	if r == nil {
+		return
+	}
+	name := a.Name()
+	for i := range r.Packages {
+		p := &r.Packages[i]
+		p.Analyzer = name
+		if p.Path == "" {
+			p.Path = path
+		}
+	}
+	for i := range r.Findings {
+		if r.Findings[i].Path == "" {
+			r.Findings[i].Path = path
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package scan
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"hash/maphash"
+	"path"
+	"slices"
+
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan/analyzer"
+)
+
+// pathHashes are the hashes of a path and of its ancestors.
+type pathHashes struct {
+	self      uint64
+	ancestors []uint64 // proper ancestors, nearest first, root excluded
+	root      uint64
+}
+
+func (s *scanner) pathHashes(p string) pathHashes {
+	h := pathHashes{self: maphash.String(s.seed, p), root: maphash.String(s.seed, ".")}
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		h.ancestors = append(h.ancestors, maphash.String(s.seed, d))
+	}
+	return h
+}
+
+// hides reports whether layer l hides a lower layer's file at p: a
+// whiteout of p or of an ancestor, an opaque ancestor, a non-directory
+// entry at an ancestor (a directory replaced by a file or link) and, when
+// exact is set, any entry at p itself (p replaced).
+func (l *layerOut) hides(p *pathHashes, exact bool) bool {
+	if exact && (l.hasEntry(p.self, false) || l.hasEntry(p.self, true)) {
+		return true
+	}
+	if _, ok := l.whiteouts[p.self]; ok {
+		return true
+	}
+	if _, ok := l.opaques[p.root]; ok {
+		return true
+	}
+	for _, a := range p.ancestors {
+		if _, ok := l.whiteouts[a]; ok {
+			return true
+		}
+		if _, ok := l.opaques[a]; ok {
+			return true
+		}
+		if l.hasEntry(a, false) {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *layerOut) hasEntry(h uint64, dir bool) bool {
+	k := h << 1
+	if dir {
+		k |= 1
+	}
+	_, ok := slices.BinarySearch(l.entries, k)
+	return ok
+}
+
+type pkgKey struct{ name, version, arch string }
+
+type osCandidate struct {
+	os       report.OS
+	priority int
+	layer    int
+	path     string
+}
+
+// merge applies whiteouts and replacements bottom-up, attributes packages
+// to the layer that added them, picks the OS, runs post-processors and
+// sorts.
+func (s *scanner) merge(ctx context.Context, res *Result, outs []*layerOut) error {
+	perAnalyzer := make([]analyzer.Result, len(s.o.analyzers))
+	var best *osCandidate
+
+	for i, lo := range outs {
+		for p, fo := range lo.files {
+			ph := s.pathHashes(p)
+			if hiddenAbove(outs, i, &ph) {
+				continue
+			}
+			for _, fr := range fo.results {
+				r := fr.res
+				if r.OS != nil {
+					c := osCandidate{os: *r.OS, priority: r.OSPriority, layer: i, path: p}
+					if best == nil || betterOS(&c, best) {
+						best = &c
+					}
+				}
+				layerOf := s.attribute(outs, i, p, &ph, fr.analyzer, r.Packages)
+				dst := &perAnalyzer[fr.analyzer]
+				for k, pkg := range r.Packages {
+					pkg.Layer = res.Layers[layerOf[k]].Digest
+					dst.Packages = append(dst.Packages, pkg)
+				}
+				for _, f := range r.Findings {
+					f.Layer = res.Layers[i].Digest
+					dst.Findings = append(dst.Findings, f)
+				}
+			}
+		}
+	}
+	if best != nil {
+		res.OS = best.os
+	}
+
+	img := &analyzer.Image{OS: res.OS, Platform: res.Platform, Layers: res.Layers}
+	for i, a := range s.o.analyzers {
+		r := &perAnalyzer[i]
+		if pp, ok := a.(analyzer.PostProcessor); ok && !r.Empty() {
+			if err := pp.PostProcess(ctx, img, r); err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					return fmt.Errorf("scan: %w", cerr)
+				}
+				return fmt.Errorf("scan: analyzer %s: post-process: %w", a.Name(), err)
+			}
+		}
+		res.Packages = append(res.Packages, r.Packages...)
+		res.Findings = append(res.Findings, r.Findings...)
+	}
+	slices.SortFunc(res.Packages, comparePackages)
+	slices.SortFunc(res.Findings, compareFindings)
+	return nil
+}
+
+// hiddenAbove reports whether any layer above i hides the file at p.
+func hiddenAbove(outs []*layerOut, i int, p *pathHashes) bool {
+	for j := i + 1; j < len(outs); j++ {
+		if outs[j].hides(p, true) {
+			return true
+		}
+	}
+	return false
+}
+
+// attribute returns, for each package found by analyzer ai in the file at
+// p of layer top, the index of the layer that added it: the lowest layer
+// of the unbroken run of versions of that file (same path, no deletion or
+// replacement in between) that all list the package (same name, version
+// and arch).
+func (s *scanner) attribute(outs []*layerOut, top int, p string, ph *pathHashes, ai int, pkgs []report.Package) []int {
+	layerOf := make([]int, len(pkgs))
+	for k := range layerOf {
+		layerOf[k] = top
+	}
+	if top == 0 || len(pkgs) == 0 {
+		return layerOf
+	}
+	active := make([]int, len(pkgs))
+	for k := range active {
+		active[k] = k
+	}
+	cur := top
+	for j := top - 1; j >= 0 && len(active) > 0; j-- {
+		fo, ok := outs[j].files[p]
+		if !ok {
+			continue // checked as an intermediate layer once a lower version is found
+		}
+		// The version in layer j is continued by the one in cur only if
+		// nothing in between deleted or replaced it, and cur did not
+		// delete it before re-creating it.
+		if outs[cur].hides(ph, false) {
+			break
+		}
+		broken := false
+		for k := j + 1; k < cur; k++ {
+			if outs[k].hides(ph, true) {
+				broken = true
+				break
+			}
+		}
+		if broken {
+			break
+		}
+		prev := fo.result(ai)
+		if prev == nil {
+			break
+		}
+		have := make(map[pkgKey]struct{}, len(prev.Packages))
+		for _, q := range prev.Packages {
+			have[pkgKey{q.Name, q.Version, q.Arch}] = struct{}{}
+		}
+		next := active[:0]
+		for _, k := range active {
+			q := &pkgs[k]
+			if _, ok := have[pkgKey{q.Name, q.Version, q.Arch}]; ok {
+				layerOf[k] = j
+				next = append(next, k)
+			}
+		}
+		active = next
+		cur = j
+	}
+	return layerOf
+}
+
+func betterOS(a, b *osCandidate) bool {
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
+	if a.layer != b.layer {
+		return a.layer > b.layer
+	}
+	return a.path < b.path
+}
+
+func comparePackages(a, b report.Package) int {
+	return cmp.Or(
+		cmp.Compare(a.Ecosystem, b.Ecosystem),
+		cmp.Compare(a.Name, b.Name),
+		cmp.Compare(a.Version, b.Version),
+		cmp.Compare(a.Path, b.Path),
+		cmp.Compare(a.Arch, b.Arch),
+		cmp.Compare(a.Layer, b.Layer),
+		cmp.Compare(a.Analyzer, b.Analyzer),
+		cmp.Compare(a.PURL, b.PURL),
+		cmp.Compare(a.SourceName, b.SourceName),
+		cmp.Compare(a.SourceVersion, b.SourceVersion),
+	)
+}
+
+func compareFindings(a, b report.Finding) int {
+	return cmp.Or(
+		cmp.Compare(a.Path, b.Path),
+		cmp.Compare(a.Kind, b.Kind),
+		cmp.Compare(a.Rule, b.Rule),
+		cmp.Compare(a.Title, b.Title),
+		cmp.Compare(a.Layer, b.Layer),
+		cmp.Compare(a.Severity, b.Severity),
+	)
+}

@@ -1,0 +1,207 @@
+// Package scan is Customs' scanning library: one streaming pass over an
+// image's layers that feeds the analyzers (pkg/scan/analyzer/...) and
+// returns what the image contains.
+//
+// Layers are streamed from v1.Layer.Compressed() exactly once each, in
+// parallel (WithConcurrency), never written to disk and never extracted.
+// The compression is sniffed from the magic bytes (gzip, zstd or plain
+// tar); limits are enforced inside the read path as decompressed bytes are
+// produced. After the tar end marker both streams are drained so that the
+// compressed digest and the diff_id are verified. Links are never
+// followed. OCI whiteouts are applied bottom-up, and each package is
+// attributed to the layer that added it.
+//
+// Every failure caused by the image itself wraps ErrRejected (limits also
+// ErrLimitExceeded) with a message a person understands; registry and
+// network failures don't (retry those); a cancelled context returns
+// ctx.Err() wrapped.
+package scan
+
+import (
+	"context"
+	"runtime"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan/analyzer"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/apk"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/dpkg"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/gobinary"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/osrelease"
+)
+
+// Analyzer is analyzer.Analyzer, for callers of WithAnalyzers.
+type Analyzer = analyzer.Analyzer
+
+// Result is what an image's layers contain.
+type Result struct {
+	// OS is the distribution from os-release (zero when none).
+	OS report.OS
+	// Layers are the image's layers, bottom first: digest (compressed),
+	// diff_id, size (compressed).
+	Layers []report.Layer
+	// Packages are sorted by ecosystem, name, version, path (then arch,
+	// layer, analyzer, purl).
+	Packages []report.Package
+	// Findings are sorted by path, kind, rule, title, layer.
+	Findings []report.Finding
+	// Platform is "os/arch[/variant]" from the config file, "" if unknown.
+	Platform string
+}
+
+// Limits bound what scanning one image may cost. Exceeding one fails the
+// scan with an error matching ErrLimitExceeded (and ErrRejected).
+//
+// In Limits given to WithLimits, a zero field means "the default" and a
+// negative one means "no limit".
+type Limits struct {
+	// MaxLayers bounds the number of layers. Default 256.
+	MaxLayers int
+	// MaxConfigBytes bounds the config blob. Default 8 MiB.
+	MaxConfigBytes int64
+	// MaxUncompressedBytes bounds the decompressed bytes of all layers
+	// together (tar headers and padding included). Default 16 GiB.
+	MaxUncompressedBytes int64
+	// MaxLayerRatio bounds uncompressed:compressed per layer, checked
+	// continuously once a layer has produced more than 1 MiB. Default 0:
+	// off. gzip cannot exceed about 1032:1, and legitimate layers holding
+	// large zero-filled files reach several hundred to one, so the byte
+	// limits above are what bound a decompression bomb; set a ratio (e.g.
+	// 2000) to stop zstd bombs earlier.
+	MaxLayerRatio int64
+	// MaxFiles bounds tar entries across the image (all types, whiteouts
+	// included). Default 2,000,000.
+	MaxFiles int64
+	// MaxFileSize bounds any single tar entry's size. Default 4 GiB.
+	MaxFileSize int64
+	// MaxAnalyzedFileSize bounds the bytes an analyzer may read from one
+	// file into memory; larger files are skipped for analysis (not an
+	// error). It is also the budget of file bytes held in memory at once
+	// across parallel layers. Default 256 MiB.
+	MaxAnalyzedFileSize int64
+}
+
+// DefaultLimits returns the default limits.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxLayers:            256,
+		MaxConfigBytes:       8 << 20,
+		MaxUncompressedBytes: 16 << 30,
+		MaxLayerRatio:        0,
+		MaxFiles:             2_000_000,
+		MaxFileSize:          4 << 30,
+		MaxAnalyzedFileSize:  256 << 20,
+	}
+}
+
+// resolve applies the zero = default, negative = unlimited rules.
+func (l Limits) resolve() Limits {
+	d := DefaultLimits()
+	const unlimited = int64(1) << 62
+	i64 := func(v, def int64) int64 {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return unlimited
+		}
+		return v
+	}
+	out := Limits{
+		MaxConfigBytes:       i64(l.MaxConfigBytes, d.MaxConfigBytes),
+		MaxUncompressedBytes: i64(l.MaxUncompressedBytes, d.MaxUncompressedBytes),
+		MaxFiles:             i64(l.MaxFiles, d.MaxFiles),
+		MaxFileSize:          i64(l.MaxFileSize, d.MaxFileSize),
+		MaxAnalyzedFileSize:  i64(l.MaxAnalyzedFileSize, d.MaxAnalyzedFileSize),
+		MaxLayerRatio:        l.MaxLayerRatio,
+	}
+	if out.MaxLayerRatio < 0 {
+		out.MaxLayerRatio = 0
+	}
+	switch {
+	case l.MaxLayers == 0:
+		out.MaxLayers = d.MaxLayers
+	case l.MaxLayers < 0:
+		out.MaxLayers = int(^uint(0) >> 1)
+	default:
+		out.MaxLayers = l.MaxLayers
+	}
+	return out
+}
+
+// Option configures Image.
+type Option func(*options)
+
+type options struct {
+	limits        Limits
+	analyzers     []analyzer.Analyzer
+	analyzersSet  bool
+	concurrency   int
+	progress      func()
+	rejectAbsolute bool
+}
+
+// WithLimits sets the limits (see Limits for zero and negative fields).
+func WithLimits(l Limits) Option { return func(o *options) { o.limits = l } }
+
+// WithAnalyzers replaces the analyzers (default: DefaultAnalyzers()).
+// Names must be unique.
+func WithAnalyzers(a ...Analyzer) Option {
+	return func(o *options) {
+		o.analyzers = append([]analyzer.Analyzer(nil), a...)
+		o.analyzersSet = true
+	}
+}
+
+// WithConcurrency sets how many layers are streamed in parallel (default
+// min(4, GOMAXPROCS)).
+func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n } }
+
+// WithProgress sets a callback called regularly while scanning: at the
+// start and end of each layer, every 1024 tar entries and every 16 MiB of
+// decompressed data. Calls are serialized (never concurrent) but may come
+// from different goroutines; fn must be cheap and must not block.
+func WithProgress(fn func()) Option { return func(o *options) { o.progress = fn } }
+
+// WithAbsolutePaths decides what happens to tar entries with an absolute
+// name ("/etc/passwd"). By default (true) they are read relative to the
+// image root, as docker and containerd extract them: a rooted path cannot
+// climb out of the root, and builders write such layers (ko writes
+// "/ko-app/<name>" and "/var/run/ko"). With false they are rejected as
+// hostile (strict mode). Names escaping the root with ".." are rejected
+// either way.
+func WithAbsolutePaths(allow bool) Option { return func(o *options) { o.rejectAbsolute = !allow } }
+
+// DefaultAnalyzers returns a fresh instance of every built-in analyzer.
+func DefaultAnalyzers() []Analyzer {
+	return []Analyzer{
+		osrelease.New(),
+		dpkg.New(),
+		apk.New(),
+		gobinary.New(),
+	}
+}
+
+func buildOptions(opts []Option) *options {
+	o := &options{}
+	for _, fn := range opts {
+		if fn != nil {
+			fn(o)
+		}
+	}
+	o.limits = o.limits.resolve()
+	if !o.analyzersSet {
+		o.analyzers = DefaultAnalyzers()
+	}
+	if o.concurrency <= 0 {
+		o.concurrency = min(4, runtime.GOMAXPROCS(0))
+	}
+	return o
+}
+
+// Image scans one image (not an index) and returns what its layers
+// contain.
+func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
+	return newScanner(buildOptions(opts)).scan(ctx, img)
+}

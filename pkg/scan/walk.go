@@ -1,0 +1,577 @@
+package scan
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/maphash"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/rs/zerolog"
+
+	"github.com/customs-scan/customs/pkg/scan/analyzer"
+)
+
+const (
+	bufSize = 64 << 10
+	// progressEntries and progressBytes pace the progress callback.
+	progressEntries = 1024
+	progressBytes   = 16 << 20
+	// ratioFloor is the layer size below which MaxLayerRatio is not checked.
+	ratioFloor = 1 << 20
+	// keepBuf is the largest file buffer a layer walker keeps for reuse.
+	keepBuf = 8 << 20
+	// zstdMaxWindow bounds the memory a zstd frame may ask for.
+	zstdMaxWindow = 128 << 20
+)
+
+// layerOut is what one layer contributes, before whiteouts of upper layers
+// and attribution are applied (see merge.go).
+type layerOut struct {
+	index int
+	// files are the analyzed regular files with a non-empty result.
+	files map[string]*fileOut
+	// entries holds every entry path of the layer as hash<<1|isDir,
+	// sorted; used to find what this layer replaces in lower layers (nil
+	// for the bottom layer, which has nothing below it).
+	entries []uint64
+	// whiteouts are paths deleted from lower layers (".wh.<name>");
+	// opaques are directories whose lower-layer children are hidden
+	// (".wh..wh..opq"), "." for the root.
+	whiteouts map[uint64]struct{}
+	opaques   map[uint64]struct{}
+}
+
+type fileOut struct {
+	results []fileResult
+}
+
+type fileResult struct {
+	analyzer int // index in options.analyzers
+	res      *analyzer.Result
+}
+
+func (f *fileOut) result(analyzer int) *analyzer.Result {
+	for _, r := range f.results {
+		if r.analyzer == analyzer {
+			return r.res
+		}
+	}
+	return nil
+}
+
+// layerWalk is the state of streaming one layer.
+type layerWalk struct {
+	s       *scanner
+	m       *layerMeta
+	ctx     context.Context
+	out     *layerOut
+	src     *sourceReader
+	dec     *decodeReader
+	content *contentReader
+
+	head    [analyzer.SniffLen]byte
+	buf     []byte
+	matched []int
+}
+
+func (s *scanner) walkLayer(ctx context.Context, m *layerMeta) (*layerOut, error) {
+	s.progress()
+	defer s.progress()
+	lw := &layerWalk{
+		s:   s,
+		m:   m,
+		ctx: ctx,
+		out: &layerOut{index: m.index, files: map[string]*fileOut{}},
+	}
+	if m.index > 0 {
+		lw.out.whiteouts = map[uint64]struct{}{}
+		lw.out.opaques = map[uint64]struct{}{}
+	}
+	if err := lw.run(); err != nil {
+		return nil, err
+	}
+	slices.Sort(lw.out.entries)
+	return lw.out, nil
+}
+
+func (lw *layerWalk) run() error {
+	m := lw.m
+	mt, err := m.layer.MediaType()
+	if err != nil {
+		return lw.fetchErr("media type", err)
+	}
+	if !supportedMediaType(mt) {
+		return lw.reject(nil, "unsupported layer media type %q", mt)
+	}
+	digestHash, ok := newHasher(m.digest)
+	if !ok {
+		return lw.reject(nil, "unsupported digest algorithm %q", m.digest.Algorithm)
+	}
+	diffHash, ok := newHasher(m.diffID)
+	if !ok {
+		return lw.reject(nil, "unsupported diff_id algorithm %q", m.diffID.Algorithm)
+	}
+
+	rc, err := m.layer.Compressed()
+	if err != nil {
+		if lw.ctx.Err() != nil {
+			return lw.ctx.Err()
+		}
+		if isVerifyError(err) {
+			return lw.reject(err, "compressed content does not match the layer digest")
+		}
+		return lw.fetchErr("fetch", err)
+	}
+	// Closing the stream unblocks a read stuck on the network when the
+	// scan is cancelled (or another layer failed).
+	closeRC := sync.OnceValue(rc.Close)
+	defer closeRC()
+	stop := context.AfterFunc(lw.ctx, func() { _ = closeRC() })
+	defer stop()
+
+	lw.src = &sourceReader{r: rc, h: digestHash}
+	br := bufio.NewReaderSize(lw.src, bufSize)
+	head, _ := br.Peek(6) // short: empty or tiny layer, or a source error (recorded in src.err)
+	if lw.src.err != nil {
+		return lw.classify(lw.src.err, "read layer")
+	}
+
+	var (
+		dec      io.Reader
+		closeDec = func() {}
+		kind     string
+	)
+	switch {
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		kind = "gzip"
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return lw.classify(err, "corrupt gzip header")
+		}
+		dec, closeDec = zr, func() { _ = zr.Close() }
+	case len(head) >= 4 && isZstd(head):
+		kind = "zstd"
+		zr, err := zstd.NewReader(br,
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(zstdMaxWindow),
+			zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return lw.classify(err, "corrupt zstd data")
+		}
+		dec, closeDec = zr, zr.Close
+	case len(head) >= 6 && bytes.Equal(head[:6], []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		return lw.reject(nil, "xz-compressed layers are not supported")
+	case len(head) >= 3 && bytes.Equal(head[:3], []byte("BZh")):
+		return lw.reject(nil, "bzip2-compressed layers are not supported")
+	default:
+		kind = "tar"
+		dec = br
+	}
+	defer closeDec()
+	lw.dec = &decodeReader{r: dec, kind: kind}
+	lw.content = &contentReader{lw: lw, r: lw.dec, h: diffHash}
+	tb := bufio.NewReaderSize(lw.content, bufSize)
+
+	if err := lw.walkTar(tar.NewReader(tb)); err != nil {
+		return err
+	}
+
+	// Drain both streams to EOF: the diff_id covers every decompressed
+	// byte (padding after the end marker included), and registries'
+	// readers verify the compressed digest only at EOF.
+	if _, err := io.Copy(io.Discard, tb); err != nil {
+		return lw.classify(err, "invalid data after the tar end marker")
+	}
+	closeDec()
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		return lw.classify(err, "invalid data after the compressed stream")
+	}
+	if got := hex.EncodeToString(lw.src.h.Sum(nil)); got != m.digest.Hex {
+		return lw.reject(nil, "compressed content has digest %s:%s, not the layer digest", m.digest.Algorithm, got)
+	}
+	if got := hex.EncodeToString(lw.content.h.Sum(nil)); got != m.diffID.Hex {
+		return lw.reject(nil, "uncompressed content has digest %s:%s, but the config's diff_id is %s", m.diffID.Algorithm, got, m.diffID)
+	}
+	return nil
+}
+
+func (lw *layerWalk) walkTar(tr *tar.Reader) error {
+	s, lim := lw.s, &lw.s.lim
+	var n int
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return lw.classify(err, "invalid tar archive")
+		}
+		if total := s.entries.Add(1); total > lim.MaxFiles {
+			return lw.limit("the image has more than %d tar entries", lim.MaxFiles)
+		}
+		if n++; n%progressEntries == 0 {
+			if err := lw.ctx.Err(); err != nil {
+				return err
+			}
+			s.progress()
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue // PAX global header: metadata, not a file
+		}
+		if hdr.Size > lim.MaxFileSize {
+			return lw.limit("tar entry %q is %d bytes, more than the limit of %d bytes", hdr.Name, hdr.Size, lim.MaxFileSize)
+		}
+		name, problem := cleanName(hdr.Name, !s.o.rejectAbsolute)
+		if problem != "" {
+			return lw.reject(nil, "tar entry %q %s", hdr.Name, problem)
+		}
+		if name == "." {
+			continue // the root itself
+		}
+		if base := path.Base(name); strings.HasPrefix(base, ".wh.") {
+			if err := lw.whiteout(hdr.Name, name, base); err != nil {
+				return err
+			}
+			continue
+		}
+		// A later entry at the same path replaces an earlier one.
+		if len(lw.out.files) > 0 {
+			delete(lw.out.files, name)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			lw.addEntry(name, true)
+		case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
+			lw.addEntry(name, false)
+			if err := lw.regular(tr, hdr, name); err != nil {
+				return err
+			}
+		case tar.TypeLink:
+			if _, problem := cleanName(hdr.Linkname, !s.o.rejectAbsolute); problem != "" {
+				return lw.reject(nil, "tar entry %q is a hardlink to %q, which %s", hdr.Name, hdr.Linkname, problem)
+			}
+			lw.addEntry(name, false)
+		case tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			lw.addEntry(name, false) // never followed, never analyzed
+		default:
+			// Other types (GNU volume headers…) do not create files.
+		}
+	}
+}
+
+// cleanName returns name cleaned and relative to the root ("." for the
+// root), or why it is not acceptable.
+func cleanName(name string, allowAbsolute bool) (string, string) {
+	if name == "" {
+		return "", "has an empty name"
+	}
+	if strings.HasPrefix(name, "/") {
+		if !allowAbsolute {
+			return "", "is an absolute path"
+		}
+		// path.Clean of a rooted path cannot climb above the root.
+		p := strings.TrimPrefix(path.Clean(name), "/")
+		if p == "" {
+			p = "."
+		}
+		return p, ""
+	}
+	p := path.Clean(name)
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return "", "escapes the image root"
+	}
+	return p, ""
+}
+
+// whiteout records ".wh.<name>" (delete <name> from lower layers) and
+// ".wh..wh..opq" (hide the lower layers' children of the directory).
+func (lw *layerWalk) whiteout(raw, name, base string) error {
+	dir := path.Dir(name)
+	if base == ".wh..wh..opq" {
+		if lw.out.opaques != nil {
+			lw.out.opaques[lw.hash(dir)] = struct{}{}
+		}
+		return nil
+	}
+	if strings.HasPrefix(base, ".wh..wh.") {
+		return nil // other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): ignored, as docker does
+	}
+	target := base[len(".wh."):]
+	if target == "" || target == "." || target == ".." {
+		return lw.reject(nil, "tar entry %q is an invalid whiteout", raw)
+	}
+	if lw.out.whiteouts != nil {
+		lw.out.whiteouts[lw.hash(path.Join(dir, target))] = struct{}{}
+	}
+	return nil
+}
+
+func (lw *layerWalk) hash(p string) uint64 { return maphash.String(lw.s.seed, p) }
+
+func (lw *layerWalk) addEntry(name string, dir bool) {
+	if lw.m.index == 0 {
+		return // nothing below the bottom layer to replace
+	}
+	h := lw.hash(name) << 1
+	if dir {
+		h |= 1
+	}
+	lw.out.entries = append(lw.out.entries, h)
+}
+
+// regular offers a regular file to the analyzers.
+func (lw *layerWalk) regular(tr *tar.Reader, hdr *tar.Header, name string) error {
+	s := lw.s
+	mode := hdr.FileInfo().Mode()
+	lw.matched = lw.matched[:0]
+	for i, a := range s.o.analyzers {
+		if a.Match(name, mode, hdr.Size) {
+			lw.matched = append(lw.matched, i)
+		}
+	}
+	if len(lw.matched) == 0 {
+		return nil
+	}
+	if hdr.Size > s.lim.MaxAnalyzedFileSize {
+		zerolog.Ctx(lw.ctx).Debug().Str("layer", lw.m.digest.String()).Str("path", name).Int64("size", hdr.Size).
+			Msg("scan: file larger than MaxAnalyzedFileSize not analyzed")
+		return nil
+	}
+	headLen := min(hdr.Size, int64(len(lw.head)))
+	head := lw.head[:headLen]
+	if _, err := io.ReadFull(tr, head); err != nil {
+		return lw.classify(err, "invalid tar archive")
+	}
+	keep := lw.matched[:0]
+	for _, i := range lw.matched {
+		if sn := s.sniffers[i]; sn == nil || sn.Sniff(name, head) {
+			keep = append(keep, i)
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+
+	weight := max(min(hdr.Size, s.lim.MaxAnalyzedFileSize), 1)
+	if err := s.mem.Acquire(lw.ctx, weight); err != nil {
+		return err
+	}
+	defer s.mem.Release(weight)
+	data := lw.buffer(hdr.Size)
+	copy(data, head)
+	if _, err := io.ReadFull(tr, data[headLen:]); err != nil {
+		return lw.classify(err, "invalid tar archive")
+	}
+	f := &analyzer.File{Path: name, Mode: mode, Size: hdr.Size, Data: data}
+	var results []fileResult
+	for _, i := range keep {
+		a := s.o.analyzers[i]
+		res, err := analyze(lw.ctx, a, f)
+		if err != nil {
+			if cerr := lw.ctx.Err(); cerr != nil {
+				return cerr
+			}
+			zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
+				Str("path", name).Msg("scan: analyzer failed; file skipped")
+			continue
+		}
+		if res.Empty() {
+			continue
+		}
+		analyzer.Normalize(a, name, res)
+		results = append(results, fileResult{analyzer: i, res: res})
+	}
+	if len(results) > 0 {
+		lw.out.files[name] = &fileOut{results: results}
+	}
+	return nil
+}
+
+// analyze calls a.Analyze, turning a panic into an error.
+func analyze(ctx context.Context, a analyzer.Analyzer, f *analyzer.File) (res *analyzer.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return a.Analyze(ctx, f)
+}
+
+func (lw *layerWalk) buffer(n int64) []byte {
+	if int64(cap(lw.buf)) >= n {
+		return lw.buf[:n]
+	}
+	b := make([]byte, n)
+	if n <= keepBuf {
+		lw.buf = b
+	}
+	return b
+}
+
+// classify turns a read failure into the right error: cancellation, a
+// limit, a registry/network failure (retryable) or a rejection (corrupt
+// or mismatching content).
+func (lw *layerWalk) classify(err error, during string) error {
+	if cerr := lw.ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if lw.content != nil && lw.content.err != nil {
+		return lw.content.err
+	}
+	var re *RejectedError
+	if errors.As(err, &re) {
+		return err
+	}
+	if lw.src != nil && lw.src.err != nil {
+		if isVerifyError(lw.src.err) {
+			return lw.reject(lw.src.err, "compressed content does not match the layer digest")
+		}
+		return lw.fetchErr("read", lw.src.err)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if lw.dec != nil && lw.dec.err != nil && lw.dec.kind != "tar" {
+		return lw.reject(lw.dec.err, "corrupt %s data", lw.dec.kind)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return lw.reject(err, "%s: truncated", during)
+	}
+	return lw.reject(err, "%s", during)
+}
+
+func (lw *layerWalk) reject(cause error, format string, args ...any) error {
+	return &RejectedError{
+		Layer:      lw.m.digest.String(),
+		LayerIndex: lw.m.index,
+		Reason:     fmt.Sprintf(format, args...),
+		Err:        cause,
+	}
+}
+
+func (lw *layerWalk) limit(format string, args ...any) error {
+	return &RejectedError{
+		Layer:      lw.m.digest.String(),
+		LayerIndex: lw.m.index,
+		Reason:     fmt.Sprintf(format, args...),
+		Limit:      true,
+	}
+}
+
+func (lw *layerWalk) fetchErr(what string, err error) error {
+	return fmt.Errorf("scan: layer %s (#%d): %s: %w", lw.m.digest, lw.m.index+1, what, err)
+}
+
+// sourceReader hashes and counts the compressed bytes and remembers the
+// first error of the underlying (registry) stream.
+type sourceReader struct {
+	r   io.Reader
+	h   hash.Hash
+	n   int64
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.h.Write(p[:n])
+		s.n += int64(n)
+	}
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
+}
+
+// decodeReader remembers the first error of the decompressor.
+type decodeReader struct {
+	r    io.Reader
+	kind string
+	err  error
+}
+
+func (d *decodeReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF && d.err == nil {
+		d.err = err
+	}
+	return n, err
+}
+
+// contentReader hashes (diff_id) and counts the decompressed bytes as
+// they are produced, and enforces the byte limits right there.
+type contentReader struct {
+	lw           *layerWalk
+	r            io.Reader
+	h            hash.Hash
+	n            int64
+	lastProgress int64
+	err          error // sticky limit rejection
+}
+
+func (c *contentReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if err := c.lw.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	if n <= 0 {
+		return n, err
+	}
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	lim := &c.lw.s.lim
+	if total := c.lw.s.uncompressed.Add(int64(n)); total > lim.MaxUncompressedBytes {
+		c.err = c.lw.limit("uncompressed size exceeds limit of %d bytes", lim.MaxUncompressedBytes)
+		return 0, c.err
+	}
+	if r := lim.MaxLayerRatio; r > 0 && c.n > ratioFloor && c.n/r > c.lw.src.n {
+		c.err = c.lw.limit("uncompressed:compressed ratio exceeds limit of %d:1 (%d bytes from %d)", r, c.n, c.lw.src.n)
+		return 0, c.err
+	}
+	if c.n-c.lastProgress >= progressBytes {
+		c.lastProgress = c.n
+		c.lw.s.progress()
+	}
+	return n, err
+}
+
+func isZstd(b []byte) bool {
+	if b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd {
+		return true
+	}
+	// A skippable frame (magic 0x184D2A5?) may come first.
+	return b[0]&0xf0 == 0x50 && b[1] == 0x2a && b[2] == 0x4d && b[3] == 0x18
+}
+
+// supportedMediaType accepts OCI and Docker layer media types (any
+// compression: the content is sniffed) and an empty media type; it
+// refuses everything else (artifacts, encrypted layers).
+func supportedMediaType(mt types.MediaType) bool {
+	s := string(mt)
+	switch {
+	case s == "":
+		return true
+	case strings.Contains(s, "+encrypted"):
+		return false
+	case strings.HasPrefix(s, "application/vnd.oci.image.layer."),
+		strings.HasPrefix(s, "application/vnd.docker.image.rootfs."):
+		return true
+	}
+	return false
+}
