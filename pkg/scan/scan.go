@@ -134,11 +134,11 @@ func (l Limits) resolve() Limits {
 type Option func(*options)
 
 type options struct {
-	limits        Limits
-	analyzers     []analyzer.Analyzer
-	analyzersSet  bool
-	concurrency   int
-	progress      func()
+	limits         Limits
+	analyzers      []analyzer.Analyzer
+	analyzersSet   bool
+	concurrency    int
+	progress       func()
 	rejectAbsolute bool
 }
 

@@ -246,7 +246,6 @@ func TestCustomsUpBinary(t *testing.T) {
 	}
 }
 
-
 // syncBuffer is a bytes.Buffer safe to read while a process writes to it.
 type syncBuffer struct {
 	mu sync.Mutex

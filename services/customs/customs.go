@@ -54,13 +54,13 @@ type UpConfig struct {
 	// (scanners run as separate processes against this NATS).
 	Workers int
 	AckWait time.Duration
-	Limits             scanner.LimitsConfig
+	Limits  scanner.LimitsConfig
 	// RemoteOptions are extra registry client options for the scanner.
 	RemoteOptions []remote.Option
 	// RegistryMiddleware wraps the embedded registry's handler (fault
 	// injection in tests).
 	RegistryMiddleware func(http.Handler) http.Handler
-	Log           zerolog.Logger
+	Log                zerolog.Logger
 }
 
 // DefaultUpConfig is what `customs up` runs with no flags.

@@ -323,4 +323,3 @@ func TestReadyAndMetricsEndpoints(t *testing.T) {
 		t.Errorf("webhook without token: %d, want 401", resp.StatusCode)
 	}
 }
-

@@ -1,0 +1,254 @@
+package scanner_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan/scantest"
+	"github.com/customs-scan/customs/pkg/testing/natstest"
+	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+	"github.com/customs-scan/customs/services/scanner"
+)
+
+// flaky fronts a real registry (go-containerregistry's) and can fail the
+// next N requests with 503.
+type flaky struct {
+	fail503 atomic.Int32
+	h       http.Handler
+}
+
+func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.fail503.Load() > 0 && strings.Contains(r.URL.Path, "/manifests/") {
+		f.fail503.Add(-1)
+		http.Error(w, "try later", http.StatusServiceUnavailable)
+		return
+	}
+	f.h.ServeHTTP(w, r)
+}
+
+type env struct {
+	js   jetstream.JetStream
+	host string
+	reg  *flaky
+}
+
+func start(t *testing.T, cfg scanner.Config) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ns := natstest.Start(t)
+	_, js := ns.Connect(t)
+	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	f := &flaky{h: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	cfg.InsecureRegistries = []string{host}
+	cfg.Addr = "127.0.0.1:0"
+	if cfg.Workers == 0 {
+		cfg.Workers = 1
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 5 * time.Second
+	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = 4
+	}
+	svc, err := scanner.New(cfg, scanner.Deps{JetStream: js, Log: zerolog.Nop(),
+		RemoteOptions: []remote.Option{remote.WithRetryBackoff(remote.Backoff{Steps: 1})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("scanner.Serve: %v", err)
+		}
+	})
+	return &env{js: js, host: host, reg: f}
+}
+
+func (e *env) push(t *testing.T, repo string, img v1.Image) string {
+	t.Helper()
+	ref, err := name.ParseReference(e.host+"/"+repo+":latest", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return d.String()
+}
+
+func (e *env) enqueue(t *testing.T, repo, digest string) {
+	t.Helper()
+	job := &customsv1.ScanJob{JobId: e.host + "/" + repo + "@" + digest, Source: "test", Registry: e.host,
+		Repository: repo, Digest: digest, Tags: []string{"latest"}, Insecure: true}
+	data, _ := proto.Marshal(job)
+	if _, err := e.js.Publish(context.Background(), queue.JobsSubjectPrefix+"test", data, jetstream.WithMsgID(job.JobId)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// events waits for n messages on stream and returns them.
+func events(t *testing.T, js jetstream.JetStream, stream string, n int) []jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs >= uint64(n) {
+			var out []jetstream.RawStreamMsg
+			for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+				if m, err := s.GetMsg(ctx, seq); err == nil {
+					out = append(out, *m)
+				}
+			}
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d messages, want %d", stream, info.State.Msgs, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func decodeReport(t *testing.T, data []byte) (*customsv1.ScanCompleted, *report.Report) {
+	t.Helper()
+	ev := &customsv1.ScanCompleted{}
+	if err := proto.Unmarshal(data, ev); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(ev.GetReport()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(zr)
+	var r report.Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	return ev, &r
+}
+
+func jobsLeft(t *testing.T, js jetstream.JetStream) uint64 {
+	s, _ := js.Stream(context.Background(), queue.JobsStream)
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestJobBecomesReportEvent(t *testing.T) {
+	e := start(t, scanner.Config{})
+	digest := e.push(t, "team/debian", scantest.Image(t, scantest.Layer(t, scantest.DebianRootfs(t)...)))
+	e.enqueue(t, "team/debian", digest)
+	msgs := events(t, e.js, queue.ReportsStream, 1)
+	ev, r := decodeReport(t, msgs[0].Data)
+	if ev.GetDigest() != digest || ev.GetStatus() != report.StatusComplete || r.OS.ID != "debian" || len(r.Packages) != 3 {
+		t.Fatalf("event %v report %+v", ev, r)
+	}
+	if msgs[0].Subject != queue.ReportsSubjectPrefix+strings.TrimPrefix(digest, "sha256:") {
+		t.Errorf("subject %s", msgs[0].Subject)
+	}
+}
+
+func TestMissingManifestIsDeadLetteredAfterOneAttempt(t *testing.T) {
+	e := start(t, scanner.Config{})
+	missing := "sha256:" + strings.Repeat("ab", 32)
+	e.enqueue(t, "team/gone", missing)
+	dl := events(t, e.js, queue.DLQStream, 1)
+	var letter customsv1.DeadLetter
+	if err := proto.Unmarshal(dl[0].Data, &letter); err != nil {
+		t.Fatal(err)
+	}
+	if letter.GetJob().GetDigest() != missing || letter.GetDeliveries() != 1 || !strings.Contains(letter.GetReason(), "404") && !strings.Contains(strings.ToLower(letter.GetReason()), "unknown") {
+		t.Errorf("dead letter = %v", &letter)
+	}
+	// Users find a failed report instead of nothing.
+	ev, r := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	if ev.GetStatus() != report.StatusFailed || r.Error == "" || r.Verdict != report.VerdictWarn {
+		t.Errorf("failed report: %v %+v", ev, r)
+	}
+	if n := jobsLeft(t, e.js); n != 0 {
+		t.Errorf("%d jobs left in the work queue", n)
+	}
+}
+
+func TestRegistry503IsRetried(t *testing.T) {
+	e := start(t, scanner.Config{})
+	digest := e.push(t, "team/alpine", scantest.Image(t, scantest.Layer(t, scantest.AlpineRootfs(t)...)))
+	e.reg.fail503.Store(4) // more than one attempt's worth of 503s
+	e.enqueue(t, "team/alpine", digest)
+	ev, _ := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	if ev.GetStatus() != report.StatusComplete {
+		t.Fatalf("event = %v", ev)
+	}
+	s, _ := e.js.Stream(context.Background(), queue.DLQStream)
+	if info, _ := s.Info(context.Background()); info.State.Msgs != 0 {
+		t.Errorf("a retried job was dead-lettered")
+	}
+}
+
+func TestOversizeManifestIsRefused(t *testing.T) {
+	e := start(t, scanner.Config{Limits: scanner.LimitsConfig{MaxManifestBytes: 100}})
+	digest := e.push(t, "team/big", scantest.Image(t, scantest.Layer(t, scantest.AlpineRootfs(t)...)))
+	e.enqueue(t, "team/big", digest)
+	ev, r := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	if ev.GetStatus() != report.StatusFailed || !strings.Contains(r.Error, "limit of 100") || r.Verdict != report.VerdictQuarantine {
+		t.Fatalf("event %v error %q verdict %q", ev, r.Error, r.Verdict)
+	}
+}
+
+func TestUnconfiguredRegistryIsRefused(t *testing.T) {
+	e := start(t, scanner.Config{})
+	job := &customsv1.ScanJob{JobId: "x", Registry: "169.254.169.254", Repository: "latest/meta-data", Digest: "sha256:" + strings.Repeat("0", 64)}
+	data, _ := proto.Marshal(job)
+	if _, err := e.js.Publish(context.Background(), queue.JobsSubjectPrefix+"test", data); err != nil {
+		t.Fatal(err)
+	}
+	var letter customsv1.DeadLetter
+	if err := proto.Unmarshal(events(t, e.js, queue.DLQStream, 1)[0].Data, &letter); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(letter.GetReason(), "not configured") {
+		t.Errorf("reason = %q", letter.GetReason())
+	}
+}
