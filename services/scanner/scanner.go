@@ -156,12 +156,30 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		Observe:    func(o queue.Outcome) { outcomes.WithLabelValues(o.Action.String()).Inc() },
 		Log:        log,
 	}
+	// Jobs whose every delivery died with its worker are found through the
+	// server's max-deliveries advisories, captured in their own stream.
+	advCons, err := s.deps.JetStream.CreateOrUpdateConsumer(ctx, queue.AdvisoriesStream, jetstream.ConsumerConfig{
+		Durable:       "scanner-dead-letters",
+		Description:   "dead-letters jobs that exhausted MaxDeliver without an answer",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		FilterSubject: "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + queue.JobsStream + ".>",
+	})
+	if err != nil {
+		return fmt.Errorf("scanner: create advisory consumer: %w", err)
+	}
+	advWorker := &queue.Worker{
+		Consumer: advCons, Handler: s.worker.HandleAdvisory, Slots: 1, AckWait: 30 * time.Second,
+		Backoff: func(n uint64) time.Duration { return min(queue.Backoff(n), 30*time.Second) },
+		Log:     log.With().Str("consumer", "scanner-dead-letters").Logger(),
+	}
 	checks := map[string]httpx.Check{}
 	if s.deps.Ready != nil {
 		checks["nats"] = s.deps.Ready
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return qw.Run(gctx) })
+	g.Go(func() error { return advWorker.Run(gctx) })
 	g.Go(func() error { return httpx.Serve(gctx, ln, httpx.NewRouter(s.reg, checks), log) })
 	return g.Wait()
 }

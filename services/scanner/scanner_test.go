@@ -51,16 +51,22 @@ type env struct {
 	js   jetstream.JetStream
 	host string
 	reg  *flaky
+	ns   *natstest.Server
 }
 
 func start(t *testing.T, cfg scanner.Config) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	ns := natstest.Start(t)
 	_, js := ns.Connect(t)
-	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {
+	if err := queue.EnsureStreams(context.Background(), js, queue.Topology{}); err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, ns, js, cfg)
+}
+
+func startOn(t *testing.T, ns *natstest.Server, js jetstream.JetStream, cfg scanner.Config) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	f := &flaky{h: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -93,7 +99,7 @@ func start(t *testing.T, cfg scanner.Config) *env {
 			t.Errorf("scanner.Serve: %v", err)
 		}
 	})
-	return &env{js: js, host: host, reg: f}
+	return &env{js: js, host: host, reg: f, ns: ns}
 }
 
 func (e *env) push(t *testing.T, repo string, img v1.Image) string {
@@ -123,15 +129,20 @@ func (e *env) enqueue(t *testing.T, repo, digest string) {
 func events(t *testing.T, js jetstream.JetStream, stream string, n int) []jetstream.RawStreamMsg {
 	t.Helper()
 	ctx := context.Background()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		info, err := s.Info(ctx)
+		// Errors are retried: the server may be restarting.
+		s, err := js.Stream(ctx, stream)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = s.Info(ctx)
+		}
 		if err != nil {
-			t.Fatal(err)
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v", stream, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		if info.State.Msgs >= uint64(n) {
 			var out []jetstream.RawStreamMsg
@@ -250,5 +261,95 @@ func TestUnconfiguredRegistryIsRefused(t *testing.T) {
 	}
 	if !strings.Contains(letter.GetReason(), "not configured") {
 		t.Errorf("reason = %q", letter.GetReason())
+	}
+}
+
+// Jobs whose workers died on every delivery reach the dead-letter stream
+// through the server's max-deliveries advisory.
+func TestJobThatKilledEveryWorkerIsDeadLettered(t *testing.T) {
+	ns := natstest.Start(t)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, queue.JobsStream, jetstream.ConsumerConfig{
+		Durable: queue.ScannerConsumer, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 500 * time.Millisecond, MaxDeliver: 2, FilterSubject: queue.JobsSubjectPrefix + ">",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &customsv1.ScanJob{JobId: "r/x@d", Registry: "r.test", Repository: "x", Digest: "sha256:" + strings.Repeat("1", 64)}
+	data, _ := proto.Marshal(job)
+	if _, err := js.Publish(ctx, queue.JobsSubjectPrefix+"test", data); err != nil {
+		t.Fatal(err)
+	}
+	// Two workers take the job and die without a word.
+	for i := 0; i < 2; i++ {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range batch.Messages() {
+			n++
+		}
+		if n != 1 {
+			t.Fatalf("delivery %d: got %d messages", i+1, n)
+		}
+	}
+	// The next pull finds the job out of deliveries: the server says so.
+	if batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second)); err == nil {
+		for range batch.Messages() {
+			t.Fatal("a third delivery despite MaxDeliver 2")
+		}
+	}
+	events(t, js, queue.AdvisoriesStream, 1) // the server gave up on it
+	e := startOn(t, ns, js, scanner.Config{MaxDeliver: 2, AckWait: time.Second})
+	var letter customsv1.DeadLetter
+	if err := proto.Unmarshal(events(t, e.js, queue.DLQStream, 1)[0].Data, &letter); err != nil {
+		t.Fatal(err)
+	}
+	if letter.GetJob().GetDigest() != job.GetDigest() || !strings.Contains(letter.GetReason(), "2 deliveries") {
+		t.Errorf("dead letter = %v", &letter)
+	}
+	ev, _ := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	if ev.GetStatus() != report.StatusFailed {
+		t.Errorf("report event = %v", ev)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for jobsLeft(t, e.js) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead job is still in the work queue")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Scanners carry on after the NATS server restarts: the durable consumer
+// and the queued job survive, the connection comes back.
+func TestScannerRecoversFromNATSRestart(t *testing.T) {
+	e := start(t, scanner.Config{})
+	digest := e.push(t, "team/debian", scantest.Image(t, scantest.Layer(t, scantest.DebianRootfs(t)...)))
+	e.ns.Restart()
+	// Like a registry retrying ingest's 503s, publish until NATS is back.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		job := &customsv1.ScanJob{JobId: "after-restart", Registry: e.host, Repository: "team/debian", Digest: digest, Insecure: true}
+		data, _ := proto.Marshal(job)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := e.js.Publish(ctx, queue.JobsSubjectPrefix+"test", data, jetstream.WithMsgID(job.JobId))
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish after restart: %v", err)
+		}
+	}
+	ev, _ := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	if ev.GetDigest() != digest || ev.GetStatus() != report.StatusComplete {
+		t.Fatalf("event = %v", ev)
 	}
 }

@@ -257,21 +257,65 @@ func (w *Worker) publish(ctx context.Context, job *customsv1.ScanJob, r *report.
 // GiveUp records a job Customs stops retrying: a DeadLetter on the DLQ
 // stream and a failed report, so the user sees why there is no scan.
 func (w *Worker) GiveUp(ctx context.Context, msg jetstream.Msg, out queue.Outcome) error {
-	reason := out.Reason
 	var delivered, seq uint64
 	if md, err := msg.Metadata(); err == nil {
 		delivered, seq = md.NumDelivered, md.Sequence.Stream
 	}
-	job, jerr := DecodeJob(msg.Data())
+	return w.deadLetter(ctx, msg.Data(), seq, delivered, out.Reason, inspect.Rejected(out.Err))
+}
+
+// maxDeliveriesAdvisory is the server's io.nats.jetstream.advisory.v1.max_deliver.
+type maxDeliveriesAdvisory struct {
+	Stream     string `json:"stream"`
+	Consumer   string `json:"consumer"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
+}
+
+// HandleAdvisory dead-letters a job whose every delivery ended without an
+// answer (the worker crashed or hung each time): JetStream stops
+// delivering it but keeps it in the work queue, where nobody would look.
+func (w *Worker) HandleAdvisory(ctx context.Context, msg jetstream.Msg) error {
+	var adv maxDeliveriesAdvisory
+	if err := json.Unmarshal(msg.Data(), &adv); err != nil {
+		return queue.Permanent(fmt.Errorf("decode advisory: %w", err))
+	}
+	if adv.Stream != queue.JobsStream {
+		return nil
+	}
+	stream, err := w.js.Stream(ctx, queue.JobsStream)
+	if err != nil {
+		return fmt.Errorf("jobs stream: %w", err)
+	}
+	raw, err := stream.GetMsg(ctx, adv.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // already terminated and dead-lettered by its worker
+	}
+	if err != nil {
+		return fmt.Errorf("get job %d: %w", adv.StreamSeq, err)
+	}
+	reason := fmt.Sprintf("no worker finished this job in %d deliveries (crashed or timed out)", adv.Deliveries)
+	if err := w.deadLetter(ctx, raw.Data, adv.StreamSeq, adv.Deliveries, reason, false); err != nil {
+		return err
+	}
+	if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("delete dead job %d: %w", adv.StreamSeq, err)
+	}
+	return nil
+}
+
+func (w *Worker) deadLetter(ctx context.Context, data []byte, seq, delivered uint64, reason string, rejected bool) error {
+	job, jerr := DecodeJob(data)
 	if jerr != nil {
 		job = &customsv1.ScanJob{JobId: fmt.Sprintf("undecodable-seq-%d", seq)}
 	}
 	dl := &customsv1.DeadLetter{Job: job, Reason: reason, Deliveries: delivered, FailedAt: timestamppb.Now()}
-	data, err := proto.Marshal(dl)
+	b, err := proto.Marshal(dl)
 	if err != nil {
 		return fmt.Errorf("encode dead letter: %w", err)
 	}
-	if _, err := w.js.Publish(ctx, queue.DLQSubjectPrefix+"scan", data,
+	// The same id from the worker and from the advisory path: one entry.
+	if _, err := w.js.Publish(ctx, queue.DLQSubjectPrefix+"scan", b,
 		jetstream.WithMsgID(fmt.Sprintf("dlq:%s:%d", queue.JobsStream, seq))); err != nil {
 		return fmt.Errorf("publish dead letter: %w", err)
 	}
@@ -287,6 +331,5 @@ func (w *Worker) GiveUp(ctx context.Context, msg jetstream.Msg, out queue.Outcom
 		Registry: job.GetRegistry(), Repository: job.GetRepository(), Digest: job.GetDigest(),
 		Tags: append([]string{}, job.GetTags()...), MediaType: job.GetMediaType(),
 	}
-	rejected := inspect.Rejected(out.Err)
 	return w.publish(ctx, job, inspect.Failed(art, started, reason, rejected))
 }
