@@ -38,7 +38,12 @@ type Report struct {
 	Vulnerabilities []Vulnerability `json:"vulnerabilities"`
 	Findings        []Finding       `json:"findings"`
 	Verdict         string          `json:"verdict"`
-	Manifests       []ManifestRef   `json:"manifests"`
+	// VerdictRule names the rule that decided the verdict (a built-in rule
+	// such as "default:malware" or a policy file rule), VerdictReason says
+	// why in words.
+	VerdictRule   string        `json:"verdict_rule,omitempty"`
+	VerdictReason string        `json:"verdict_reason,omitempty"`
+	Manifests     []ManifestRef `json:"manifests"`
 }
 
 // Artifact identifies what was scanned. Digest is always the manifest (or
@@ -98,14 +103,40 @@ type Vulnerability struct {
 	Severity     string   `json:"severity"`
 }
 
+// Finding kinds.
+const (
+	KindMalware   = "malware"
+	KindSecret    = "secret"
+	KindMisconfig = "misconfig"
+)
+
+// Severities, lowest first.
+const (
+	SeverityUnknown  = "UNKNOWN"
+	SeverityLow      = "LOW"
+	SeverityMedium   = "MEDIUM"
+	SeverityHigh     = "HIGH"
+	SeverityCritical = "CRITICAL"
+)
+
 // Finding is a non-package observation: malware, a secret, a misconfiguration.
 type Finding struct {
 	Kind     string `json:"kind"`
 	Rule     string `json:"rule"`
 	Severity string `json:"severity"`
 	Title    string `json:"title"`
-	Path     string `json:"path"`
-	Layer    string `json:"layer"`
+	// Path is the file (inside archives: "app.jar!/BOOT-INF/x.class"), or
+	// "(image config)" for findings in the image config.
+	Path  string `json:"path"`
+	Layer string `json:"layer"`
+	// Line is the 1-based line of a text match, 0 when not applicable.
+	Line int `json:"line,omitempty"`
+	// Excerpt is a redacted excerpt: never a whole secret.
+	Excerpt string `json:"excerpt,omitempty"`
+	// SHA256 of the file, for malware matched by content or hash.
+	SHA256 string `json:"sha256,omitempty"`
+	// Engine says what found it ("signatures", "yara", "clamav", "gitleaks", …).
+	Engine string `json:"engine,omitempty"`
 }
 
 // ManifestRef is one child of an index.

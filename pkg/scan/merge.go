@@ -83,11 +83,21 @@ func (s *scanner) merge(ctx context.Context, res *Result, outs []*layerOut) erro
 	for i, lo := range outs {
 		for p, fo := range lo.files {
 			ph := s.pathHashes(p)
-			if hiddenAbove(outs, i, &ph) {
-				continue
-			}
+			hidden := hiddenAbove(outs, i, &ph)
 			for _, fr := range fo.results {
 				r := fr.res
+				if hidden {
+					// Deleted or replaced later: only persistent findings
+					// (secrets, malware) outlive it.
+					if ps, ok := s.o.analyzers[fr.analyzer].(analyzer.Persistent); ok && ps.KeepsDeleted() {
+						dst := &perAnalyzer[fr.analyzer]
+						for _, f := range r.Findings {
+							f.Layer = res.Layers[i].Digest
+							dst.Findings = append(dst.Findings, f)
+						}
+					}
+					continue
+				}
 				if r.OS != nil {
 					c := osCandidate{os: *r.OS, priority: r.OSPriority, layer: i, path: p}
 					if best == nil || betterOS(&c, best) {
@@ -111,7 +121,27 @@ func (s *scanner) merge(ctx context.Context, res *Result, outs []*layerOut) erro
 		res.OS = best.os
 	}
 
-	img := &analyzer.Image{OS: res.OS, Platform: res.Platform, Layers: res.Layers}
+	img := &analyzer.Image{OS: res.OS, Platform: res.Platform, Layers: res.Layers, History: s.history}
+	for i, a := range s.o.analyzers {
+		if ca, ok := a.(analyzer.ConfigAnalyzer); ok && s.config != nil {
+			r, err := ca.AnalyzeConfig(ctx, img, s.config)
+			if err != nil {
+				if cerr := ctx.Err(); cerr != nil {
+					return fmt.Errorf("scan: %w", cerr)
+				}
+				return fmt.Errorf("scan: analyzer %s: config: %w", a.Name(), err)
+			}
+			if r != nil {
+				for k := range r.Findings {
+					if r.Findings[k].Path == "" {
+						r.Findings[k].Path = "(image config)"
+					}
+				}
+				perAnalyzer[i].Findings = append(perAnalyzer[i].Findings, r.Findings...)
+				perAnalyzer[i].Packages = append(perAnalyzer[i].Packages, r.Packages...)
+			}
+		}
+	}
 	for i, a := range s.o.analyzers {
 		r := &perAnalyzer[i]
 		if pp, ok := a.(analyzer.PostProcessor); ok && !r.Empty() {

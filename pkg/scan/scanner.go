@@ -27,6 +27,8 @@ type scanner struct {
 	lim      Limits
 	seed     maphash.Seed
 	sniffers []analyzer.Sniffer // sniffers[i] is o.analyzers[i] as a Sniffer, or nil
+	config   *v1.ConfigFile     // for ConfigAnalyzers
+	history  []v1.History
 
 	uncompressed atomic.Int64 // decompressed bytes, all layers
 	entries      atomic.Int64 // tar entries, all layers
@@ -113,6 +115,7 @@ func (s *scanner) scan(ctx context.Context, img v1.Image) (*Result, error) {
 		return nil, rejectImage("config lists %d diff_ids for %d layers", len(cfg.RootFS.DiffIDs), len(layers))
 	}
 
+	s.config, s.history = cfg, cfg.History
 	res := &Result{Platform: platform(cfg), Layers: make([]report.Layer, len(layers))}
 	metas := make([]layerMeta, len(layers))
 	for i, l := range layers {

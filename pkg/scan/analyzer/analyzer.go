@@ -28,6 +28,8 @@ import (
 	"context"
 	"io/fs"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/customs-scan/customs/pkg/report"
 )
 
@@ -81,6 +83,24 @@ type PostProcessor interface {
 	PostProcess(ctx context.Context, img *Image, res *Result) error
 }
 
+// ConfigAnalyzer is an optional Analyzer interface for analyzers that also
+// (or only) read the image config: environment, labels, user, exposed
+// ports, history. It runs once per scan, before the layers are merged;
+// its findings carry whatever Layer the analyzer sets (e.g. the layer a
+// history entry created), empty for the image as a whole. An analyzer that
+// only reads the config returns false from Match.
+type ConfigAnalyzer interface {
+	AnalyzeConfig(ctx context.Context, img *Image, cfg *v1.ConfigFile) (*Result, error)
+}
+
+// Persistent is an optional Analyzer interface: findings of an analyzer
+// that returns true survive when a later layer deletes or replaces the
+// file. A secret or a miner added in one layer and deleted in the next is
+// still in the image anyone can pull. Packages are never persistent.
+type Persistent interface {
+	KeepsDeleted() bool
+}
+
 // File is one regular file handed to Analyze.
 type File struct {
 	// Path is cleaned and relative to the image root ("etc/os-release").
@@ -122,6 +142,9 @@ type Image struct {
 	Platform string
 	// Layers are the image's layers, bottom first.
 	Layers []report.Layer
+	// History is the config's history; entries with EmptyLayer false
+	// correspond, in order, to Layers.
+	History []v1.History
 }
 
 // Normalize sets what the walker owns in a file's result: every package's
