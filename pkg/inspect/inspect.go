@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
 )
@@ -47,6 +48,11 @@ func Version() string {
 // Options tune a run.
 type Options struct {
 	Scan []scan.Option
+	// Policy decides verdicts (nil: the built-in rules).
+	Policy *policy.Policy
+	// OnPolicyError, when set, sees errors of policy rules that failed to
+	// evaluate (those rules are skipped).
+	OnPolicyError func(rule error)
 	// MaxPlatforms bounds how many manifests of one index are scanned.
 	MaxPlatforms int
 	// Now is the clock (tests).
@@ -85,9 +91,9 @@ func Image(ctx context.Context, art report.Artifact, img v1.Image, opts Options)
 		r.Artifact.Platform = res.Platform
 	}
 	r.Status = report.StatusComplete
-	r.Verdict = Verdict(r)
 	r.FinishedAt = opts.now()
 	r.Normalize()
+	opts.decide(r)
 	return r, nil
 }
 
@@ -127,7 +133,6 @@ func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Opt
 		idxReport.Artifact.MediaType = string(im.MediaType)
 	}
 	idxReport.Artifact.Platform = ""
-	verdict := report.VerdictPass
 	for _, d := range children {
 		img, err := idx.Image(d.Digest)
 		if err != nil {
@@ -151,11 +156,10 @@ func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Opt
 		idxReport.Manifests = append(idxReport.Manifests, report.ManifestRef{
 			Digest: r.Artifact.Digest, Platform: r.Artifact.Platform, Verdict: r.Verdict,
 		})
-		verdict = worst(verdict, r.Verdict)
 	}
-	idxReport.Verdict = verdict
 	idxReport.FinishedAt = opts.now()
 	idxReport.Normalize()
+	opts.decide(idxReport)
 	return append(reports, idxReport), nil
 }
 
@@ -163,35 +167,14 @@ func isAttestation(d v1.Descriptor) bool {
 	return d.Annotations["vnd.docker.reference.type"] == "attestation-manifest"
 }
 
-// Verdict decides pass / warn / quarantine from findings and vulnerabilities:
-// malware quarantines; anything HIGH or CRITICAL warns.
-func Verdict(r *report.Report) string {
-	v := report.VerdictPass
-	for _, f := range r.Findings {
-		if f.Kind == "malware" {
-			return report.VerdictQuarantine
-		}
-		if isSevere(f.Severity) {
-			v = report.VerdictWarn
+// decide applies the policy to r.
+func (o Options) decide(r *report.Report) {
+	d := o.Policy.Apply(r)
+	if o.OnPolicyError != nil {
+		for _, err := range d.Errors {
+			o.OnPolicyError(err)
 		}
 	}
-	for _, vu := range r.Vulnerabilities {
-		if isSevere(vu.Severity) {
-			v = report.VerdictWarn
-		}
-	}
-	return v
-}
-
-func isSevere(s string) bool { return s == "HIGH" || s == "CRITICAL" }
-
-var verdictRank = map[string]int{report.VerdictPass: 0, report.VerdictWarn: 1, report.VerdictQuarantine: 2}
-
-func worst(a, b string) string {
-	if verdictRank[b] > verdictRank[a] {
-		return b
-	}
-	return a
 }
 
 // IsIndex reports whether mt is an image index or manifest list.
@@ -215,6 +198,7 @@ func Failed(art report.Artifact, started time.Time, reason string, rejected bool
 		r.Verdict = report.VerdictQuarantine
 	}
 	r.Normalize()
+	policy.Default().Apply(r) // records the rule: default:scan-failed
 	return r
 }
 

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/natsconn"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/store"
@@ -55,6 +56,7 @@ type UpConfig struct {
 	Workers int
 	AckWait time.Duration
 	Limits  scanner.LimitsConfig
+	Engine  inspect.EngineConfig
 	// RemoteOptions are extra registry client options for the scanner.
 	RemoteOptions []remote.Option
 	// RegistryMiddleware wraps the embedded registry's handler (fault
@@ -203,7 +205,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	remoteOpts := append([]remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}, cfg.RemoteOptions...)
 	scn, err := scanner.New(scanner.Config{
 		Workers: cfg.Workers, AckWait: cfg.AckWait, MaxDeliver: 6, MaxAckPending: 64,
-		ScanTimeout: 15 * time.Minute, Limits: cfg.Limits,
+		ScanTimeout: 15 * time.Minute, Limits: cfg.Limits, Engine: cfg.Engine,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
 	}, scanner.Deps{JetStream: js("scanner"), Ready: natsconn.Ready(conns["scanner"]), Log: log, RemoteOptions: remoteOpts})
 	if err != nil {

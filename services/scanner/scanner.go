@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/services/scanner/internal/worker"
@@ -44,6 +45,8 @@ type Config struct {
 	Registries         []string `env:"CUSTOMS_REGISTRIES" envSeparator:","`
 	InsecureRegistries []string `env:"CUSTOMS_INSECURE_REGISTRIES" envSeparator:","`
 	Limits             LimitsConfig
+	// Engine selects detection engines and the verdict policy.
+	Engine inspect.EngineConfig
 }
 
 // LimitsConfig bounds what one image may cost; exceeding a limit fails the
@@ -89,6 +92,7 @@ type Service struct {
 	deps   Deps
 	reg    *prometheus.Registry
 	worker *worker.Worker
+	engine *inspect.Engine
 }
 
 // New validates cfg.
@@ -106,14 +110,21 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg.ScanTimeout = 15 * time.Minute
 	}
 	reg := httpx.NewRegistry()
+	engine, err := inspect.NewEngine(cfg.Engine)
+	if err != nil {
+		return nil, fmt.Errorf("scanner: %w", err)
+	}
+	log := deps.Log.With().Str("service", "scanner").Logger()
+	iopts := engine.Options(scan.WithLimits(cfg.Limits.ScanLimits()))
+	iopts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
 	w := worker.New(worker.Config{
 		Registries:         cfg.Registries,
 		InsecureRegistries: cfg.InsecureRegistries,
 		ScanTimeout:        cfg.ScanTimeout,
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
-		ScanOptions:        []scan.Option{scan.WithLimits(cfg.Limits.ScanLimits())},
+		Inspect:            iopts,
 	}, deps.JetStream, deps.RemoteOptions, reg, deps.Log)
-	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w}, nil
+	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w, engine: engine}, nil
 }
 
 // Run creates the durable consumer and works jobs until ctx is cancelled.
@@ -181,5 +192,6 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { return qw.Run(gctx) })
 	g.Go(func() error { return advWorker.Run(gctx) })
 	g.Go(func() error { return httpx.Serve(gctx, ln, httpx.NewRouter(s.reg, checks), log) })
-	return g.Wait()
+	err = g.Wait()
+	return errors.Join(err, s.engine.Close())
 }

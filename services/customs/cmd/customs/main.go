@@ -71,7 +71,8 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.WebhookToken, "webhook-token", os.Getenv("CUSTOMS_WEBHOOK_TOKEN"), "bearer token webhooks must carry (generated with --registry when empty)")
 	registries := fs.String("registries", os.Getenv("CUSTOMS_REGISTRIES"), "comma-separated registry hosts Customs may pull from")
 	insecure := fs.String("insecure-registries", os.Getenv("CUSTOMS_INSECURE_REGISTRIES"), "comma-separated registry hosts reached over plain HTTP")
-	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "images scanned at once")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "images scanned at once (0: no scanner in this process)")
+	fs.StringVar(&cfg.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,6 +104,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&opts.Input, "input", "", "scan a docker-save or OCI-layout tarball instead of a registry image")
 	fs.StringVar(&opts.Format, "format", "json", "output format: json or table")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "reach the registry over plain HTTP")
+	fs.StringVar(&opts.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
 	lim := scan.DefaultLimits()
 	fs.Int64Var(&lim.MaxUncompressedBytes, "max-uncompressed-bytes", lim.MaxUncompressedBytes, "fail when the layers expand beyond this")
 	fs.Int64Var(&lim.MaxFiles, "max-files", lim.MaxFiles, "fail when the image holds more files")

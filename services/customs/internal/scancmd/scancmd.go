@@ -28,6 +28,7 @@ type Options struct {
 	Format   string // "json" (default) or "table"
 	Insecure bool   // plain HTTP to the registry
 	Limits   scan.Limits
+	Engine   inspect.EngineConfig
 	Remote   []remote.Option
 }
 
@@ -46,9 +47,13 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if opts.Format != "json" && opts.Format != "table" {
 		return fmt.Errorf("%w: --format must be json or table", ErrUsage)
 	}
-	iopts := inspect.Options{Scan: []scan.Option{scan.WithLimits(opts.Limits)}}
+	engine, err := inspect.NewEngine(opts.Engine)
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	iopts := engine.Options(scan.WithLimits(opts.Limits))
 	var reports []*report.Report
-	var err error
 	if opts.Input != "" {
 		reports, err = scanInput(ctx, opts.Input, iopts)
 	} else {

@@ -34,7 +34,8 @@ type Config struct {
 	InsecureRegistries []string
 	ScanTimeout        time.Duration
 	MaxManifestBytes   int64
-	ScanOptions        []scan.Option
+	// Inspect carries the analyzers and policy, built once per process.
+	Inspect inspect.Options
 }
 
 // Worker handles scan jobs.
@@ -156,7 +157,7 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report
 		Tags:       append([]string{}, job.GetTags()...),
 		MediaType:  string(desc.MediaType),
 	}
-	iopts := inspect.Options{Scan: w.cfg.ScanOptions}
+	iopts := w.cfg.Inspect
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
