@@ -1,10 +1,15 @@
 package inspect
 
 import (
+	"context"
 	"fmt"
+	"strings"
 
+	"github.com/customs-scan/customs/pkg/clamd"
 	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/clamav"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/yara"
 )
 
 // EngineConfig says which detection engines and policy a process uses. The
@@ -12,6 +17,13 @@ import (
 type EngineConfig struct {
 	// PolicyFile is a verdict policy (YAML); empty: the built-in rules.
 	PolicyFile string `env:"CUSTOMS_POLICY_FILE"`
+	// YARARules are rule files or directories (comma-separated).
+	YARARules []string `env:"CUSTOMS_YARA_RULES" envSeparator:","`
+	// ClamdAddr, when set, streams suspicious files to clamd
+	// ("tcp://host:3310", "unix:///run/clamav/clamd.ctl").
+	ClamdAddr string `env:"CUSTOMS_CLAMD_ADDR"`
+	// ClamdMaxStreamBytes must not exceed clamd's StreamMaxLength.
+	ClamdMaxStreamBytes int64 `env:"CUSTOMS_CLAMD_MAX_STREAM_BYTES" envDefault:"26214400"`
 }
 
 // Engine holds what is compiled once per process and shared by every scan:
@@ -19,6 +31,7 @@ type EngineConfig struct {
 type Engine struct {
 	analyzers []scan.Analyzer
 	policy    *policy.Policy
+	clamd     *clamd.Client
 }
 
 // NewEngine compiles the analyzers and loads the policy.
@@ -31,6 +44,31 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		}
 		e.policy = p
 	}
+	var files []string
+	for _, f := range cfg.YARARules {
+		if f = strings.TrimSpace(f); f != "" {
+			files = append(files, f)
+		}
+	}
+	if len(files) > 0 {
+		y, err := yara.New(yara.Options{Files: files})
+		if err != nil {
+			return nil, fmt.Errorf("yara rules: %w", err)
+		}
+		e.analyzers = append(e.analyzers, y)
+	}
+	if cfg.ClamdAddr != "" {
+		var opts []clamd.Option
+		if cfg.ClamdMaxStreamBytes > 0 {
+			opts = append(opts, clamd.WithMaxStreamBytes(cfg.ClamdMaxStreamBytes))
+		}
+		c, err := clamd.New(cfg.ClamdAddr, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("clamd %s: %w", cfg.ClamdAddr, err)
+		}
+		e.clamd = c
+		e.analyzers = append(e.analyzers, clamav.New(c, clamav.Options{}))
+	}
 	return e, nil
 }
 
@@ -41,5 +79,16 @@ func (e *Engine) Options(extra ...scan.Option) Options {
 	return Options{Scan: opts, Policy: e.policy}
 }
 
-// Close releases engine resources (connections to external engines).
+// Ready checks external engines (clamd) answer; for /readyz.
+func (e *Engine) Ready(ctx context.Context) error {
+	if e.clamd == nil {
+		return nil
+	}
+	if err := e.clamd.Ping(ctx); err != nil {
+		return fmt.Errorf("clamd: %w", err)
+	}
+	return nil
+}
+
+// Close releases engine resources.
 func (e *Engine) Close() error { return nil }

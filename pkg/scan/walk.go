@@ -384,6 +384,12 @@ func (lw *layerWalk) regular(tr *tar.Reader, hdr *tar.Header, name string) error
 			if cerr := lw.ctx.Err(); cerr != nil {
 				return cerr
 			}
+			// An engine that cannot answer (clamd down) must not turn into
+			// a clean report: fail the scan so the job is retried.
+			var fe *analyzer.FatalError
+			if errors.As(err, &fe) {
+				return fmt.Errorf("scan: analyzer %s on %s: %w", a.Name(), name, err)
+			}
 			zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
 				Str("path", name).Msg("scan: analyzer failed; file skipped")
 			continue

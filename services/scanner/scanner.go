@@ -184,7 +184,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		Backoff: func(n uint64) time.Duration { return min(queue.Backoff(n), 30*time.Second) },
 		Log:     log.With().Str("consumer", "scanner-dead-letters").Logger(),
 	}
-	checks := map[string]httpx.Check{}
+	checks := map[string]httpx.Check{"engines": s.engine.Ready}
 	if s.deps.Ready != nil {
 		checks["nats"] = s.deps.Ready
 	}

@@ -101,6 +101,23 @@ type Persistent interface {
 	KeepsDeleted() bool
 }
 
+// FatalError marks an Analyze error that must fail the whole scan instead
+// of skipping the file: an external engine that cannot answer (clamd
+// unreachable) would otherwise yield a clean-looking report. The scan's
+// error is not a rejection, so the job is retried.
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// Fatal wraps err in a FatalError.
+func Fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &FatalError{Err: err}
+}
+
 // File is one regular file handed to Analyze.
 type File struct {
 	// Path is cleaned and relative to the image root ("etc/os-release").

@@ -73,6 +73,8 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	insecure := fs.String("insecure-registries", os.Getenv("CUSTOMS_INSECURE_REGISTRIES"), "comma-separated registry hosts reached over plain HTTP")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "images scanned at once (0: no scanner in this process)")
 	fs.StringVar(&cfg.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
+	upYara := fs.String("yara-rules", os.Getenv("CUSTOMS_YARA_RULES"), "comma-separated YARA rule files or directories")
+	fs.StringVar(&cfg.Engine.ClamdAddr, "clamd", os.Getenv("CUSTOMS_CLAMD_ADDR"), "stream suspicious files to this clamd")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,6 +86,7 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(lvl).With().Timestamp().Logger()
 	cfg.Registries = splitList(*registries)
 	cfg.InsecureRegistries = splitList(*insecure)
+	cfg.Engine.YARARules = splitList(*upYara)
 	st, err := customs.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -105,6 +108,8 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&opts.Format, "format", "json", "output format: json or table")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "reach the registry over plain HTTP")
 	fs.StringVar(&opts.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
+	yaraRules := fs.String("yara-rules", os.Getenv("CUSTOMS_YARA_RULES"), "comma-separated YARA rule files or directories")
+	fs.StringVar(&opts.Engine.ClamdAddr, "clamd", os.Getenv("CUSTOMS_CLAMD_ADDR"), "stream suspicious files to this clamd (tcp://host:port or unix:///path)")
 	lim := scan.DefaultLimits()
 	fs.Int64Var(&lim.MaxUncompressedBytes, "max-uncompressed-bytes", lim.MaxUncompressedBytes, "fail when the layers expand beyond this")
 	fs.Int64Var(&lim.MaxFiles, "max-files", lim.MaxFiles, "fail when the image holds more files")
@@ -124,6 +129,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	opts.Limits = lim
+	opts.Engine.YARARules = splitList(*yaraRules)
 	return scancmd.Run(ctx, opts, stdout)
 }
 
