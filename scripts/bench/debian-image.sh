@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Build a realistic Debian 12 (bookworm) image tarball from real packages:
+# debootstrap --variant=minbase plus a few real packages, one gzip layer,
+# written as a `docker save` tarball by crane (no registry pull).
+#
+#   scripts/bench/debian-image.sh OUT.tar
+#
+# Needs root (debootstrap) and http://deb.debian.org (directly or through the
+# proxy apt is configured with). Cached: exits at once if OUT.tar exists,
+# unless FORCE=1.
+#
+# Environment:
+#   FORCE=1          rebuild even if OUT.tar exists
+#   SUITE            default bookworm
+#   MIRROR           default http://deb.debian.org/debian
+#   INCLUDE          extra packages (comma-separated), default curl,ca-certificates.
+#                    minbase alone is ~47 MB compressed / 115 MB (88 packages, about
+#                    the official debian:12 image); curl brings it to ~53 MB / 129 MB
+#                    (106 packages). INCLUDE= for minbase only.
+#   TAG              image tag inside the tarball, default customs-bench/debian:12
+#   BENCH_CACHE      where crane is installed, default ~/.cache/customs-bench
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+REPO_ROOT=$PWD
+
+if [[ $# -ne 1 ]]; then
+	echo "usage: $0 OUT.tar" >&2
+	exit 2
+fi
+OUT=$1
+[[ $OUT = /* ]] || OUT="$OLDPWD/$OUT"   # relative to the caller's cwd
+
+if [[ -s $OUT && ${FORCE:-0} != 1 ]]; then
+	echo "$OUT exists (FORCE=1 to rebuild)" >&2
+	exit 0
+fi
+
+SUITE=${SUITE:-bookworm}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+INCLUDE=${INCLUDE-curl,ca-certificates}
+TAG=${TAG:-customs-bench/debian:12}
+BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "debootstrap needs root" >&2
+	exit 1
+fi
+
+# A proxy apt is configured with (Acquire::http::Proxy) is given to debootstrap.
+if [[ -z ${http_proxy:-} ]] && command -v apt-config >/dev/null; then
+	proxy=$(apt-config shell P Acquire::http::Proxy | sed -n "s/^P='\(.*\)'$/\1/p")
+	if [[ -n $proxy && $proxy != DIRECT ]]; then
+		export http_proxy=$proxy
+		echo "using apt's proxy $http_proxy" >&2
+	fi
+fi
+
+if ! command -v debootstrap >/dev/null; then
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
+fi
+
+CRANE=${CRANE:-}
+if [[ -z $CRANE ]]; then
+	if command -v crane >/dev/null; then
+		CRANE=$(command -v crane)
+	else
+		CRANE=$BENCH_CACHE/bin/crane
+		if [[ ! -x $CRANE ]]; then
+			mkdir -p "$BENCH_CACHE/bin"
+			(cd "$REPO_ROOT" && GOBIN="$BENCH_CACHE/bin" \
+				go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)
+		fi
+	fi
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/customs-debian.XXXXXX")
+cleanup() {
+	# debootstrap may leave /proc or /sys mounted in the target on failure.
+	for m in proc sys dev/pts; do
+		if mountpoint -q "$work/rootfs/$m" 2>/dev/null; then umount -l "$work/rootfs/$m" || true; fi
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+include=()
+[[ -n $INCLUDE ]] && include=(--include="$INCLUDE")
+echo "debootstrap --variant=minbase ${include[*]:-} $SUITE $MIRROR" >&2
+debootstrap --variant=minbase "${include[@]}" "$SUITE" "$work/rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 || {
+	tail -n 30 "$work/debootstrap.log" >&2
+	[[ -f $work/rootfs/debootstrap/debootstrap.log ]] && tail -n 30 "$work/rootfs/debootstrap/debootstrap.log" >&2
+	exit 1
+}
+
+# What an image build would not keep: downloaded .debs, apt lists, logs,
+# device nodes and mount points' contents.
+rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb \
+	"$work/rootfs/var/cache/apt/"*.bin \
+	"$work/rootfs/var/lib/apt/lists/"* \
+	"$work/rootfs/var/log/"*.log \
+	"$work/rootfs/debootstrap"
+find "$work/rootfs/dev" "$work/rootfs/proc" "$work/rootfs/sys" -mindepth 1 -delete 2>/dev/null || true
+
+# One layer, numeric owners, sorted and without gzip timestamps: the same
+# rootfs gives the same layer.
+tar -C "$work/rootfs" --numeric-owner --sort=name -cf - . | gzip -6 -n >"$work/layer.tar.gz"
+
+mkdir -p "$(dirname "$OUT")"
+"$CRANE" append -f "$work/layer.tar.gz" -t "$TAG" -o "$work/image.tar"
+
+# crane's empty base leaves os and architecture empty; a real image names its
+# platform. Patch the config in the tarball (its name is its digest) instead
+# of pulling a base from a registry.
+arch=$(chroot "$work/rootfs" dpkg --print-architecture 2>/dev/null || dpkg --print-architecture)
+mkdir "$work/img"
+tar -C "$work/img" -xf "$work/image.tar"
+old=$(grep -o '"Config":"[^"]*"' "$work/img/manifest.json" | cut -d'"' -f4)
+sed -e "s/\"architecture\":\"\"/\"architecture\":\"$arch\"/" -e 's/"os":""/"os":"linux"/' \
+	-e 's|"config":{}|"config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["bash"]}|' \
+	"$work/img/$old" >"$work/config.json"
+new=sha256:$(sha256sum "$work/config.json" | cut -d' ' -f1)
+rm "$work/img/$old"
+mv "$work/config.json" "$work/img/$new"
+sed -i "s/$old/$new/" "$work/img/manifest.json"
+layers=$(cd "$work/img" && ls -- *.tar.gz)
+# shellcheck disable=SC2086 # layer file names have no spaces
+tar -C "$work/img" --numeric-owner --owner=0 --group=0 --mtime=@0 -cf "$work/image.tar" "$new" $layers manifest.json
+mv "$work/image.tar" "$OUT"
+
+pkgs=$(grep -c '^Package: ' "$work/rootfs/var/lib/dpkg/status")
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+echo "$OUT: $(mb "$(stat -c %s "$work/layer.tar.gz")") MiB compressed layer," \
+	"$(mb "$(du -sb "$work/rootfs" | cut -f1)") MiB rootfs, $pkgs dpkg packages, tag $TAG" >&2
