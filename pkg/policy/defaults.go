@@ -17,6 +17,8 @@ const (
 	RuleIndex = "default:index"
 	// RuleMalware quarantines an image with any finding of kind "malware".
 	RuleMalware = "default:malware"
+	// RuleSuspicious warns for malware findings below HIGH (archive bombs).
+	RuleSuspicious = "default:suspicious"
 	// RuleLiveCredential quarantines an image with a secret finding whose
 	// rule is a cloud credential, private key or forge token (see
 	// LiveCredentialRules), or whose severity is CRITICAL.
@@ -169,11 +171,18 @@ func childVerdict(m report.ManifestRef) string {
 // decideDefaults runs default:malware, default:live-credential,
 // default:severity and default:pass in that order.
 func (p *Policy) decideDefaults(r *report.Report) Decision {
-	if d, ok := decideFindings(r, RuleMalware, "malware",
-		func(f report.Finding) bool { return f.Kind == report.KindMalware }); ok {
+	if d, ok := decideFindings(r, RuleMalware, "malware", isMalware); ok {
 		return d
 	}
 	if d, ok := decideFindings(r, RuleLiveCredential, "live credential", IsLiveCredential); ok {
+		return d
+	}
+	// Below-HIGH malware findings (an archive bomb: suspicious, but test
+	// archives in language caches look the same) warn, not quarantine.
+	if d, ok := decideFindings(r, RuleSuspicious, "suspicious content", func(f report.Finding) bool {
+		return f.Kind == report.KindMalware
+	}); ok {
+		d.Verdict = report.VerdictWarn
 		return d
 	}
 	if p.warnAt != severityNone {
@@ -184,6 +193,11 @@ func (p *Policy) decideDefaults(r *report.Report) Decision {
 			Reason: "no finding or vulnerability at or above " + p.warnAt}
 	}
 	return Decision{Verdict: report.VerdictPass, Rule: RulePass, Reason: "no malware or live credential"}
+}
+
+// isMalware: a malware finding at HIGH or above, or without a severity.
+func isMalware(f report.Finding) bool {
+	return f.Kind == report.KindMalware && (f.Severity == "" || SeverityRank(f.Severity) >= SeverityRank(report.SeverityHigh))
 }
 
 func decideFindings(r *report.Report, rule, what string, match func(report.Finding) bool) (Decision, bool) {

@@ -231,7 +231,7 @@ func (p *Policy) RuleNames() []string {
 			names = append(names, ru.name)
 		}
 	}
-	return append(names, RuleScanFailed, RuleIndex, RuleMalware, RuleLiveCredential, RuleSeverity, RulePass)
+	return append(names, RuleScanFailed, RuleIndex, RuleMalware, RuleLiveCredential, RuleSuspicious, RuleSeverity, RulePass)
 }
 
 // WarnAt is the severity at and above which default:severity warns, or

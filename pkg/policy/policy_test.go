@@ -68,6 +68,7 @@ func TestDefaultRules(t *testing.T) {
 		{"empty", img("a"), report.VerdictPass, RulePass, "at or above HIGH"},
 		{"malware", img("a", withFindings(misconfig, malware, malware)), report.VerdictQuarantine, RuleMalware, "EICAR-Test-File in eicar.com (and 1 more)"},
 		{"malware beats credential", img("a", withFindings(awsKey, malware)), report.VerdictQuarantine, RuleMalware, "malware"},
+		{"archive bomb warns", img("a", withFindings(report.Finding{Kind: report.KindMalware, Rule: "archive-bomb", Severity: "MEDIUM", Path: "x.zip"})), report.VerdictWarn, RuleSuspicious, "archive-bomb"},
 		{"aws key", img("a", withFindings(awsKey)), report.VerdictQuarantine, RuleLiveCredential, "aws-access-token in app/.env"},
 		{"private key", img("a", withFindings(lowSecret, privKey)), report.VerdictQuarantine, RuleLiveCredential, "private-key"},
 		{"critical secret of any rule", img("a", withFindings(critSec)), report.VerdictQuarantine, RuleLiveCredential, "some-new-rule"},
@@ -198,7 +199,7 @@ func TestPolicyFile(t *testing.T) {
 	}
 
 	want := []string{"block-fixable-critical", "allow-test-secrets", "sandbox-malware-warns", "pinned-registry",
-		RuleScanFailed, RuleIndex, RuleMalware, RuleLiveCredential, RuleSeverity, RulePass}
+		RuleScanFailed, RuleIndex, RuleMalware, RuleLiveCredential, RuleSuspicious, RuleSeverity, RulePass}
 	if got := p.RuleNames(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("RuleNames = %v", got)
 	}
