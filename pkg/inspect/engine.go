@@ -3,18 +3,27 @@ package inspect
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/customs-scan/customs/pkg/clamd"
 	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/clamav"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/malware"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/osrelease"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/yara"
 )
 
 // EngineConfig says which detection engines and policy a process uses. The
 // scanner reads it from the environment; `customs scan` from flags.
 type EngineConfig struct {
+	// Scanners selects what is looked for: packages, malware, secrets,
+	// misconfig (default: all).
+	Scanners []string `env:"CUSTOMS_SCANNERS" envSeparator:","`
+	// MalwareHashes are files of known-bad SHA-256s ("hex [name]" lines)
+	// added to the built-in list.
+	MalwareHashes []string `env:"CUSTOMS_MALWARE_HASHES" envSeparator:","`
 	// PolicyFile is a verdict policy (YAML); empty: the built-in rules.
 	PolicyFile string `env:"CUSTOMS_POLICY_FILE"`
 	// YARARules are rule files or directories (comma-separated).
@@ -36,7 +45,30 @@ type Engine struct {
 
 // NewEngine compiles the analyzers and loads the policy.
 func NewEngine(cfg EngineConfig) (*Engine, error) {
-	e := &Engine{analyzers: scan.DefaultAnalyzers(), policy: policy.Default()}
+	want, err := scanners(cfg.Scanners)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{policy: policy.Default()}
+	if want[ScannerPackages] {
+		e.analyzers = append(e.analyzers, scan.DefaultAnalyzers()...)
+	} else {
+		// The OS is still worth knowing (and cheap).
+		e.analyzers = append(e.analyzers, osrelease.New())
+	}
+	if want[ScannerMalware] {
+		var mopts []malware.Option
+		for _, f := range cfg.MalwareHashes {
+			if f = strings.TrimSpace(f); f != "" {
+				mopts = append(mopts, malware.WithHashFile(f))
+			}
+		}
+		m, err := malware.New(mopts...)
+		if err != nil {
+			return nil, fmt.Errorf("malware signatures: %w", err)
+		}
+		e.analyzers = append(e.analyzers, m)
+	}
 	if cfg.PolicyFile != "" {
 		p, err := policy.LoadFile(cfg.PolicyFile)
 		if err != nil {
@@ -50,14 +82,14 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			files = append(files, f)
 		}
 	}
-	if len(files) > 0 {
+	if len(files) > 0 && want[ScannerMalware] {
 		y, err := yara.New(yara.Options{Files: files})
 		if err != nil {
 			return nil, fmt.Errorf("yara rules: %w", err)
 		}
 		e.analyzers = append(e.analyzers, y)
 	}
-	if cfg.ClamdAddr != "" {
+	if cfg.ClamdAddr != "" && want[ScannerMalware] {
 		var opts []clamd.Option
 		if cfg.ClamdMaxStreamBytes > 0 {
 			opts = append(opts, clamd.WithMaxStreamBytes(cfg.ClamdMaxStreamBytes))
@@ -70,6 +102,37 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		e.analyzers = append(e.analyzers, clamav.New(c, clamav.Options{}))
 	}
 	return e, nil
+}
+
+// Scanner names for EngineConfig.Scanners.
+const (
+	ScannerPackages  = "packages"
+	ScannerMalware   = "malware"
+	ScannerSecrets   = "secrets"
+	ScannerMisconfig = "misconfig"
+)
+
+// AllScanners is the default selection.
+var AllScanners = []string{ScannerPackages, ScannerMalware, ScannerSecrets, ScannerMisconfig}
+
+func scanners(list []string) (map[string]bool, error) {
+	want := map[string]bool{}
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			want[s] = true
+		}
+	}
+	if len(want) == 0 {
+		for _, s := range AllScanners {
+			want[s] = true
+		}
+	}
+	for s := range want {
+		if !slices.Contains(AllScanners, s) {
+			return nil, fmt.Errorf("unknown scanner %q (want some of %s)", s, strings.Join(AllScanners, ", "))
+		}
+	}
+	return want, nil
 }
 
 // Options returns run options using the engine, with extra scan options

@@ -74,6 +74,8 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "images scanned at once (0: no scanner in this process)")
 	fs.StringVar(&cfg.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
 	upYara := fs.String("yara-rules", os.Getenv("CUSTOMS_YARA_RULES"), "comma-separated YARA rule files or directories")
+	upScanners := fs.String("scanners", os.Getenv("CUSTOMS_SCANNERS"), "comma-separated: packages,malware,secrets,misconfig (default all)")
+	upHashes := fs.String("malware-hashes", os.Getenv("CUSTOMS_MALWARE_HASHES"), "comma-separated files of known-bad SHA-256s")
 	fs.StringVar(&cfg.Engine.ClamdAddr, "clamd", os.Getenv("CUSTOMS_CLAMD_ADDR"), "stream suspicious files to this clamd")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +89,8 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.Registries = splitList(*registries)
 	cfg.InsecureRegistries = splitList(*insecure)
 	cfg.Engine.YARARules = splitList(*upYara)
+	cfg.Engine.Scanners = splitList(*upScanners)
+	cfg.Engine.MalwareHashes = splitList(*upHashes)
 	st, err := customs.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -109,6 +113,8 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&opts.Insecure, "insecure", false, "reach the registry over plain HTTP")
 	fs.StringVar(&opts.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
 	yaraRules := fs.String("yara-rules", os.Getenv("CUSTOMS_YARA_RULES"), "comma-separated YARA rule files or directories")
+	scanners := fs.String("scanners", os.Getenv("CUSTOMS_SCANNERS"), "comma-separated: packages,malware,secrets,misconfig (default all)")
+	hashes := fs.String("malware-hashes", os.Getenv("CUSTOMS_MALWARE_HASHES"), "comma-separated files of known-bad SHA-256s")
 	fs.StringVar(&opts.Engine.ClamdAddr, "clamd", os.Getenv("CUSTOMS_CLAMD_ADDR"), "stream suspicious files to this clamd (tcp://host:port or unix:///path)")
 	lim := scan.DefaultLimits()
 	fs.Int64Var(&lim.MaxUncompressedBytes, "max-uncompressed-bytes", lim.MaxUncompressedBytes, "fail when the layers expand beyond this")
@@ -130,6 +136,8 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	opts.Limits = lim
 	opts.Engine.YARARules = splitList(*yaraRules)
+	opts.Engine.Scanners = splitList(*scanners)
+	opts.Engine.MalwareHashes = splitList(*hashes)
 	return scancmd.Run(ctx, opts, stdout)
 }
 
