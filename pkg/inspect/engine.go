@@ -11,7 +11,9 @@ import (
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/clamav"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/malware"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/misconfig"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/osrelease"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/secrets"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/yara"
 )
 
@@ -75,6 +77,16 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			return nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
 		}
 		e.policy = p
+	}
+	if want[ScannerSecrets] {
+		sec, err := secrets.New()
+		if err != nil {
+			return nil, fmt.Errorf("secret rules: %w", err)
+		}
+		e.analyzers = append(e.analyzers, sec)
+	}
+	if want[ScannerMisconfig] {
+		e.analyzers = append(e.analyzers, misconfig.New())
 	}
 	var files []string
 	for _, f := range cfg.YARARules {

@@ -1,0 +1,851 @@
+package secrets
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/spf13/viper"
+	"github.com/zricethezav/gitleaks/v8/config"
+)
+
+// engine is gitleaks' default rule set, compiled once. It follows
+// gitleaks' detect.Detector.DetectContext for one fragment (keyword
+// prefilter, path rules, regex, secret group, entropy, global and rule
+// allowlists, generic-rule de-duplication) without its side effects: no
+// logging (gitleaks' trace logs carry the secret), no global state, no
+// decoding passes (the gitleaks library default, MaxDecodeDepth 0) and no
+// "gitleaks:allow" comments (an image author must not be able to hide a
+// credential from the registry's scanner with a comment).
+type engine struct {
+	rules     []*rule
+	pathRules []*rule // rules with a path and no regex: the path is the finding
+	keywords  []string
+	pf        *prefilter
+	global    []*config.Allowlist
+	// globalPaths are the paths of the global allowlists without a
+	// condition: a path they allow is never scanned.
+	globalPaths *pathSet
+	pool        sync.Pool // *scratch
+}
+
+type rule struct {
+	id, desc string
+	severity string
+	re       *regexp.Regexp
+	path     *regexp.Regexp
+	group    int
+	entropy  float64
+	allow    []*config.Allowlist
+	// allowPaths are the paths of r.allow's allowlists without a
+	// condition (nil when none).
+	allowPaths *pathSet
+	generic    bool
+	// kws are the indices of the rule's keywords; none: always run.
+	kws []int32
+	// windowed: run only around keyword hits, newlines lines either side.
+	windowed bool
+	newlines int
+	// lineStart: the regex uses ^ with (?m), so windows start at a
+	// line start.
+	lineStart bool
+	// inner[k] is the regex run in a window that does not reach the
+	// file's start (k&1) or end (k&2): \A or \z removed (see withoutOp).
+	inner         [4]*regexp.Regexp
+	kwMask        []uint64
+	alwaysTrigger bool
+	// parts, when set, split every match around the text spelling a
+	// keyword (see anchoredPart): a hit only opens a window when a match
+	// can be built around it. cands[kw] lists where K can start
+	// relative to a hit of keyword kw.
+	parts []part
+	cands map[int32][]cand
+	// maxK is the longest K string (bytes).
+	maxK int
+	// maxBack bounds how far before a hit a window can start (unbounded:
+	// the line window's start).
+	maxBack int
+}
+
+type part struct {
+	filter    *regexp.Regexp // \A(?:filter)
+	tail      *regexp.Regexp // \A(?:K·suffix), leftmost-longest
+	filterMax int
+	prefixMax int
+}
+
+type cand struct {
+	part int
+	off  int // K starts off bytes before the hit
+}
+
+type scratch struct {
+	hits  []hit
+	seen  []bool
+	wins  []window
+	cand  []candidate
+	lines lineIndex
+	memo  lineMemo
+}
+
+// lineMemo holds the line-target allowlist results of one line.
+type lineMemo struct {
+	ls, le int
+	res    map[*config.Allowlist]bool
+}
+
+// lineIndex answers line questions about one text in O(log n): the
+// offsets of its newlines, found on first use.
+type lineIndex struct {
+	data  []byte
+	nl    []int32
+	built bool
+}
+
+func (li *lineIndex) reset(data []byte) {
+	li.data, li.nl, li.built = data, li.nl[:0], false
+}
+
+// count returns the number of newlines in data[:pos].
+func (li *lineIndex) count(pos int) int {
+	if !li.built {
+		for i := 0; ; {
+			j := bytes.IndexByte(li.data[i:], '\n')
+			if j < 0 {
+				break
+			}
+			li.nl = append(li.nl, int32(i+j))
+			i += j + 1
+		}
+		li.built = true
+	}
+	i, _ := slices.BinarySearch(li.nl, int32(pos))
+	return i
+}
+
+// lineStart returns the start of the n-th line before the one holding
+// data[pos] (n = 0: that line's start).
+func (li *lineIndex) lineStart(pos, n int) int {
+	c := li.count(pos) - n
+	if c <= 0 {
+		return 0
+	}
+	return int(li.nl[c-1]) + 1
+}
+
+// lineEndAfter returns the offset just after the newline that ends the
+// n-th line after the one holding data[pos-1] (len(data) when the text
+// ends first).
+func (li *lineIndex) lineEndAfter(pos, n int) int {
+	j := li.count(pos) + n
+	if j >= len(li.nl) {
+		return len(li.data)
+	}
+	return int(li.nl[j]) + 1
+}
+
+// lineEnd returns the offset of the newline ending the line holding
+// data[pos] (len(data) for the last line).
+func (li *lineIndex) lineEnd(pos int) int {
+	j := li.count(pos)
+	if j >= len(li.nl) {
+		return len(li.data)
+	}
+	return int(li.nl[j])
+}
+
+type window struct {
+	start, end int
+	// cut: the window starts inside a long word, where no match of the
+	// file can start (see anchoredWindows).
+	cut bool
+}
+
+// candidate is one match that passed every check.
+type candidate struct {
+	r           *rule
+	secret      string
+	secretStart int // byte offsets in the fragment
+	secretEnd   int
+	matchStart  int
+	matchEnd    int
+	line        int // 1-based line of the match start
+}
+
+// loadDefaultConfig parses gitleaks' embedded default configuration with
+// a private viper instance (gitleaks' own NewDetectorDefaultConfig uses
+// the process-wide viper).
+func loadDefaultConfig() (config.Config, error) {
+	v := viper.New()
+	v.SetConfigType("toml")
+	if err := v.ReadConfig(strings.NewReader(config.DefaultConfig)); err != nil {
+		return config.Config{}, fmt.Errorf("secrets: read gitleaks default config: %w", err)
+	}
+	var vc config.ViperConfig
+	if err := v.Unmarshal(&vc); err != nil {
+		return config.Config{}, fmt.Errorf("secrets: decode gitleaks default config: %w", err)
+	}
+	if vc.Extend.Path != "" || vc.Extend.URL != "" || vc.Extend.UseDefault {
+		return config.Config{}, fmt.Errorf("secrets: gitleaks default config extends another config")
+	}
+	cfg, err := vc.Translate()
+	if err != nil {
+		return config.Config{}, fmt.Errorf("secrets: compile gitleaks default config: %w", err)
+	}
+	return cfg, nil
+}
+
+func newEngine(cfg config.Config) (*engine, error) {
+	e := &engine{global: cfg.Allowlists}
+	var err error
+	if e.globalPaths, err = orPaths(cfg.Allowlists); err != nil {
+		return nil, fmt.Errorf("secrets: global allowlist: %w", err)
+	}
+	kwIndex := map[string]int32{}
+	for _, id := range cfg.OrderedRules {
+		cr, ok := cfg.Rules[id]
+		if !ok || cr.SkipReport || len(cr.RequiredRules) > 0 {
+			// Composite (multi-part) rules are not in gitleaks' default
+			// set; they and their skip-report parts are left out.
+			continue
+		}
+		r := &rule{
+			id:       cr.RuleID,
+			desc:     cr.Description,
+			severity: severityOf(cr.RuleID),
+			group:    cr.SecretGroup,
+			entropy:  cr.Entropy,
+			allow:    cr.Allowlists,
+			generic:  strings.Contains(strings.ToLower(cr.RuleID), "generic"),
+		}
+		if r.allowPaths, err = orPaths(cr.Allowlists); err != nil {
+			return nil, fmt.Errorf("secrets: rule %s: allowlist: %w", id, err)
+		}
+		if cr.Path != nil {
+			p, err := regexp.Compile(cr.Path.String())
+			if err != nil {
+				return nil, fmt.Errorf("secrets: rule %s: path: %w", id, err)
+			}
+			r.path = p
+		}
+		if cr.Regex == nil {
+			if r.path != nil {
+				e.pathRules = append(e.pathRules, r)
+			}
+			continue
+		}
+		src := cr.Regex.String()
+		re, err := regexp.Compile(src)
+		if err != nil {
+			return nil, fmt.Errorf("secrets: rule %s: %w", id, err)
+		}
+		r.re = re
+		if r.group > re.NumSubexp() {
+			return nil, fmt.Errorf("secrets: rule %s: secret group %d out of range", id, r.group)
+		}
+		var kws []string
+		for _, k := range cr.Keywords {
+			k = lowerKeyword(k)
+			if !validKeyword(k) {
+				continue
+			}
+			kws = append(kws, k)
+			ki, ok := kwIndex[k]
+			if !ok {
+				ki = int32(len(e.keywords))
+				kwIndex[k] = ki
+				e.keywords = append(e.keywords, k)
+			}
+			r.kws = append(r.kws, ki)
+		}
+		if len(kws) < len(cr.Keywords) {
+			// A keyword the prefilter cannot look for: always run.
+			r.kws = nil
+		}
+		r.alwaysTrigger = len(r.kws) == 0
+		parsed, err := syntax.Parse(src, syntax.Perl)
+		if err != nil {
+			return nil, fmt.Errorf("secrets: rule %s: %w", id, err)
+		}
+		r.newlines = maxNewlines(parsed)
+		r.lineStart = hasOp(parsed, syntax.OpBeginLine)
+		if err := r.compileInner(parsed); err != nil {
+			return nil, fmt.Errorf("secrets: rule %s: %w", id, err)
+		}
+		r.windowed = !r.alwaysTrigger && r.newlines != unbounded && containsKeyword(parsed, kws)
+		if r.windowed {
+			if err := r.split(parsed, kws, kwIndex); err != nil {
+				return nil, fmt.Errorf("secrets: rule %s: %w", id, err)
+			}
+		}
+		e.rules = append(e.rules, r)
+	}
+	if len(e.rules) == 0 {
+		return nil, fmt.Errorf("secrets: gitleaks config has no rules")
+	}
+	words := (len(e.keywords) + 63) / 64
+	for _, r := range e.rules {
+		r.kwMask = make([]uint64, words)
+		for _, k := range r.kws {
+			r.kwMask[k/64] |= 1 << (k % 64)
+		}
+	}
+	if e.pf, err = newPrefilter(e.keywords); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// compileInner sets r.inner for regexes with \A or \z assertions.
+func (r *rule) compileInner(parsed *syntax.Regexp) error {
+	bt, et := hasOp(parsed, syntax.OpBeginText), hasOp(parsed, syntax.OpEndText)
+	for k := 1; k < 4; k++ {
+		re := parsed
+		if k&1 != 0 && bt {
+			re = withoutOp(re, syntax.OpBeginText)
+		}
+		if k&2 != 0 && et {
+			re = withoutOp(re, syntax.OpEndText)
+		}
+		if re == parsed {
+			continue
+		}
+		c, err := regexp.Compile(re.String())
+		if err != nil {
+			return fmt.Errorf("window form %q: %w", re, err)
+		}
+		r.inner[k] = c
+	}
+	return nil
+}
+
+// split sets r.parts and r.cands when the rule's matches can be split
+// around their keyword (see anchoredParts).
+func (r *rule) split(parsed *syntax.Regexp, kws []string, kwIndex map[string]int32) error {
+	aps, ok := anchoredParts(parsed, kws)
+	if !ok {
+		return nil
+	}
+	cands := map[int32][]cand{}
+	for pi, ap := range aps {
+		filter, err := regexp.Compile(`\A(?:` + ap.filter + `)`)
+		if err != nil {
+			return fmt.Errorf("filter %q: %w", ap.filter, err)
+		}
+		tail, err := regexp.Compile(`\A(?:` + ap.tail + `)`)
+		if err != nil {
+			return fmt.Errorf("tail %q: %w", ap.tail, err)
+		}
+		tail.Longest()
+		r.parts = append(r.parts, part{filter: filter, tail: tail, filterMax: ap.filterMax, prefixMax: ap.prefixMax})
+		for _, s := range ap.kstrings {
+			r.maxK = max(r.maxK, len(s))
+			for _, k := range kws {
+				ki := kwIndex[k]
+				for off := 0; off+len(k) <= len(s); off++ {
+					if s[off:off+len(k)] != k {
+						continue
+					}
+					c := cand{part: pi, off: off}
+					if !slices.Contains(cands[ki], c) {
+						cands[ki] = append(cands[ki], c)
+					}
+				}
+			}
+		}
+	}
+	r.cands = cands
+	r.maxBack = 0
+	for pi, p := range r.parts {
+		if p.prefixMax == unbounded {
+			r.maxBack = unbounded
+			break
+		}
+		for _, cs := range cands {
+			for _, c := range cs {
+				if c.part == pi {
+					r.maxBack = max(r.maxBack, c.off+p.prefixMax+maxWordWalk+utf8.UTFMax)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// orPaths returns the path patterns of the allowlists without a
+// condition (OR), nil when there are none.
+func orPaths(lists []*config.Allowlist) (*pathSet, error) {
+	var pats []string
+	for _, a := range lists {
+		if a.MatchCondition != config.AllowlistMatchOr {
+			continue
+		}
+		for _, p := range a.Paths {
+			pats = append(pats, p.String())
+		}
+	}
+	if len(pats) == 0 {
+		return nil, nil
+	}
+	return newPathSet(pats)
+}
+
+// pathAllowed reports whether gitleaks' global allowlists skip path.
+func (e *engine) pathAllowed(path string) bool { return e.globalPaths.match(path) }
+
+// pathFindings returns the path-only rules (e.g. pkcs12-file) that path
+// matches.
+func (e *engine) pathFindings(path string) []*rule {
+	var out []*rule
+	for _, r := range e.pathRules {
+		if r.path.MatchString(path) && !r.allowPaths.match(path) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// detect runs the rules over data (a file's content or one config
+// string) and returns at most limit findings, in order of rule then
+// position. path is "" for config strings.
+func (e *engine) detect(path string, data []byte, limit int) []candidate {
+	if len(data) == 0 {
+		return nil
+	}
+	sc, _ := e.pool.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{seen: make([]bool, len(e.keywords))}
+	}
+	defer func() {
+		clear(sc.seen)
+		clear(sc.cand) // no secret stays behind in the pool
+		sc.hits, sc.wins, sc.cand = sc.hits[:0], sc.wins[:0], sc.cand[:0]
+		sc.lines.reset(nil)
+		sc.memo.ls, sc.memo.le = -1, -1
+		if cap(sc.hits) > 1<<16 {
+			sc.hits = nil
+		}
+		if cap(sc.lines.nl) > 1<<16 {
+			sc.lines.nl = nil
+		}
+		e.pool.Put(sc)
+	}()
+	sc.hits = e.pf.scan(data, sc.hits[:0], sc.seen)
+	sc.lines.reset(data)
+	sc.memo.ls, sc.memo.le = -1, -1
+
+	for _, r := range e.rules {
+		if !r.alwaysTrigger && !triggered(r, sc.seen) {
+			continue
+		}
+		if r.path != nil && (path == "" || !r.path.MatchString(path)) {
+			continue
+		}
+		if path != "" && r.allowPaths.match(path) {
+			continue
+		}
+		e.runRule(r, path, data, sc)
+	}
+	cands := dedupeGeneric(sc.cand)
+	if len(cands) == 0 {
+		return nil
+	}
+	return slices.Clone(cands[:min(len(cands), limit)])
+}
+
+// runRule runs one triggered rule over data, around its keyword hits
+// when its regex allows.
+func (e *engine) runRule(r *rule, path string, data []byte, sc *scratch) {
+	switch {
+	case !r.windowed:
+		e.matchIn(r, path, data, window{start: 0, end: len(data)}, sc)
+		return
+	case r.parts != nil:
+		sc.wins = anchoredWindows(r, e.keywords, &sc.lines, sc.hits, sc.wins[:0])
+	default:
+		sc.wins = windows(r, &sc.lines, sc.hits, sc.wins[:0])
+	}
+	for _, w := range sc.wins {
+		e.matchIn(r, path, data, w, sc)
+	}
+}
+
+func triggered(r *rule, seen []bool) bool {
+	for _, k := range r.kws {
+		if seen[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// windows returns the merged line windows around r's keyword hits: the
+// line of each hit with r.newlines lines before and after it (the last
+// line's newline included). A match of a windowed rule contains a keyword
+// and spans at most r.newlines newlines, so it lies inside the window of
+// that keyword's hit. Keywords are on one line, so windows come in order.
+func windows(r *rule, li *lineIndex, hits []hit, out []window) []window {
+	for _, h := range hits {
+		if r.kwMask[h.kw/64]&(1<<(h.kw%64)) == 0 {
+			continue
+		}
+		end := li.lineEndAfter(int(h.end), r.newlines)
+		if n := len(out); n > 0 && int(h.start) < out[n-1].end {
+			out[n-1].end = max(out[n-1].end, end)
+			continue
+		}
+		start := li.lineStart(int(h.start), r.newlines)
+		if n := len(out); n > 0 && start <= out[n-1].end {
+			out[n-1].end = max(out[n-1].end, end)
+			continue
+		}
+		out = append(out, window{start: start, end: end})
+	}
+	return out
+}
+
+// anchoredWindows returns the windows where r can match: for each hit of
+// one of its keywords, each place K (see anchoredPart) can start around
+// it is checked with the part's filter, then its tail gives the furthest
+// end of a match; the window spans the longest prefix before K to that
+// end. Hits where no match can be built open no window. Every step per
+// hit reads a bounded number of bytes, and a hit whose windows would all
+// lie inside the previous window is skipped, so that a file made of
+// keywords costs linear time.
+func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out []window) []window {
+	data := li.data
+	for _, h := range hits {
+		if r.kwMask[h.kw/64]&(1<<(h.kw%64)) == 0 {
+			continue
+		}
+		hs, he := int(h.start), int(h.end)
+		winEnd := li.lineEndAfter(he, r.newlines)
+		lineLo := li.lineStart(hs, r.newlines)
+		if n := len(out); n > 0 && winEnd <= out[n-1].end {
+			lower := lineLo
+			if r.maxBack != unbounded {
+				lower = max(lineLo, hs-r.maxBack)
+				if r.lineStart {
+					lower = li.lineStart(lower, 0)
+				}
+			}
+			if lower >= out[n-1].start {
+				continue // nothing this hit could add
+			}
+		}
+		lo, hi := -1, -1
+		cs := r.cands[h.kw]
+		if he-hs != len(keywords[h.kw]) || !isASCII(data[max(0, hs-r.maxK):hs]) {
+			// Non-ASCII spellings (U+212A for k…) shift K's offsets: be
+			// conservative.
+			lo, hi = lineLo, winEnd
+			cs = nil
+		}
+		for _, c := range cs {
+			q := hs - c.off
+			if q < 0 {
+				continue
+			}
+			p := &r.parts[c.part]
+			if !p.filter.Match(data[q:min(winEnd, q+p.filterMax+utf8.UTFMax)]) {
+				continue
+			}
+			tailEnd := min(winEnd, q+maxTailScan)
+			loc := p.tail.FindIndex(data[q:tailEnd])
+			switch {
+			case loc == nil && tailEnd == winEnd:
+				continue // no match can be built on this K
+			case loc == nil || tailEnd < winEnd:
+				hi = winEnd // cut short: a match may run to the window's end
+			default:
+				hi = max(hi, q+loc[1])
+			}
+			start := lineLo
+			if p.prefixMax != unbounded {
+				start = max(lineLo, q-p.prefixMax)
+			}
+			if lo < 0 || start < lo {
+				lo = start
+			}
+		}
+		if lo < 0 {
+			continue
+		}
+		// Start where the regex sees the same context as in the file: a
+		// line start for rules with (?m)^, else a rune start after a
+		// non-word byte (for \b). End past the furthest end (within the
+		// line window), so that an assertion there sees the next byte.
+		w := window{start: lo}
+		if r.lineStart {
+			w.start = li.lineStart(lo, 0)
+		}
+		for k := 0; w.start > 0 && (!utf8.RuneStart(data[w.start]) || isWordByte(data[w.start-1])); k++ {
+			if k == maxWordWalk {
+				// Inside a very long word: no match of the file starts
+				// here (it is further back than any prefix), so matches
+				// the window finds at its start are dropped.
+				w.cut = true
+				break
+			}
+			w.start--
+		}
+		w.end = min(len(data), hi+maxTail)
+		if i := bytes.IndexByte(data[hi:w.end], '\n'); i >= 0 {
+			w.end = hi + i + 1
+		}
+		w.end = min(max(w.end, hi+1), winEnd)
+		out = append(out, w)
+	}
+	if len(out) < 2 {
+		return out
+	}
+	slices.SortFunc(out, func(a, b window) int { return a.start - b.start })
+	merged := out[:1]
+	for _, w := range out[1:] {
+		last := &merged[len(merged)-1]
+		if w.start <= last.end {
+			last.end = max(last.end, w.end)
+			continue
+		}
+		merged = append(merged, w)
+	}
+	return merged
+}
+
+// maxCandidates bounds the findings examined in one text, maxMatches the
+// regex matches of one rule in one window: a file made of thousands of
+// credentials-like strings costs bounded time (and yields its first
+// findings).
+const (
+	maxCandidates = 1000
+	maxMatches    = 16 * maxCandidates
+)
+
+// maxTailScan bounds the bytes a tail is run on; a longer line is
+// assumed to let the match run to the window's end.
+const maxTailScan = 4096
+
+// maxWordWalk bounds the walk back to a word boundary.
+const maxWordWalk = 256
+
+// maxTail is how far past a match's furthest end a window goes (to the
+// end of that line at most).
+const maxTail = 256
+
+func isWordByte(b byte) bool {
+	return b == '_' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// matchIn runs r's regex over data[w.start:w.end] and records the
+// findings that pass gitleaks' checks.
+func (e *engine) matchIn(r *rule, path string, data []byte, w window, sc *scratch) {
+	li := &sc.lines
+	text := data[w.start:w.end]
+	re := r.re
+	k := 0
+	if w.start > 0 {
+		k |= 1
+	}
+	if w.end < len(data) {
+		k |= 2
+	}
+	if r.inner[k] != nil {
+		re = r.inner[k]
+	}
+	if len(sc.cand) >= maxCandidates {
+		return
+	}
+	for _, m := range re.FindAllIndex(text, maxMatches) {
+		if len(sc.cand) >= maxCandidates {
+			return
+		}
+		ms, me := w.start+m[0], w.start+m[1]
+		// No match of the file ends at a window's end: windows reach past
+		// every match they hold; nor starts at a cut start.
+		if (me == w.end && w.end < len(data)) || (w.cut && ms == w.start) {
+			continue
+		}
+		// gitleaks trims newlines around the match.
+		for ms < me && data[ms] == '\n' {
+			ms++
+		}
+		for me > ms && data[me-1] == '\n' {
+			me--
+		}
+		if ms == me {
+			continue
+		}
+		match := data[ms:me]
+		ss, se := ms, me
+		if sub := r.re.FindSubmatchIndex(match); len(sub) >= 4 {
+			if r.group > 0 {
+				if sub[2*r.group] < 0 {
+					continue
+				}
+				ss, se = ms+sub[2*r.group], ms+sub[2*r.group+1]
+			} else {
+				for g := 1; 2*g < len(sub); g++ {
+					if sub[2*g] >= 0 && sub[2*g+1] > sub[2*g] {
+						ss, se = ms+sub[2*g], ms+sub[2*g+1]
+						break
+					}
+				}
+			}
+		}
+		if se <= ss {
+			continue
+		}
+		secret := string(data[ss:se])
+		if r.entropy != 0 && shannonEntropy(secret) <= r.entropy {
+			continue
+		}
+		ls := li.lineStart(ms, 0)
+		le := li.lineEnd(me)
+		c := candidate{
+			r:           r,
+			secret:      secret,
+			secretStart: ss, secretEnd: se,
+			matchStart: ms, matchEnd: me,
+		}
+		if sc.memo.ls != ls || sc.memo.le != le {
+			sc.memo.ls, sc.memo.le = ls, le
+			clear(sc.memo.res)
+		}
+		if findingAllowed(e.global, path, secret, data[ms:me], data[ls:le], &sc.memo) ||
+			findingAllowed(r.allow, path, secret, data[ms:me], data[ls:le], &sc.memo) {
+			continue
+		}
+		c.line = li.count(ms) + 1
+		sc.cand = append(sc.cand, c)
+	}
+}
+
+// findingAllowed follows gitleaks' checkFindingAllowed (and, for AND
+// allowlists, its path check; commits do not apply).
+// Allowlist regexes on the line are evaluated once per line (memo): a
+// long line with many matches would otherwise cost its length each time.
+func findingAllowed(lists []*config.Allowlist, path, secret string, match, line []byte, memo *lineMemo) bool {
+	for _, a := range lists {
+		var regexOK bool
+		switch a.RegexTarget {
+		case "match":
+			regexOK = a.RegexAllowed(string(match))
+		case "line":
+			ok, done := memo.res[a]
+			if !done {
+				ok = a.RegexAllowed(string(line))
+				if memo.res == nil {
+					memo.res = map[*config.Allowlist]bool{}
+				}
+				memo.res[a] = ok
+			}
+			regexOK = ok
+		default:
+			regexOK = a.RegexAllowed(secret)
+		}
+		stopOK, _ := a.ContainsStopWord(secret)
+		if a.MatchCondition == config.AllowlistMatchAnd {
+			var checks []bool
+			if len(a.Commits) > 0 {
+				checks = append(checks, false) // no commit here
+			}
+			if len(a.Paths) > 0 {
+				checks = append(checks, a.PathAllowed(path))
+			}
+			if len(a.Regexes) > 0 {
+				checks = append(checks, regexOK)
+			}
+			if len(a.StopWords) > 0 {
+				checks = append(checks, stopOK)
+			}
+			all := true
+			for _, c := range checks {
+				all = all && c
+			}
+			if all {
+				return true
+			}
+			continue
+		}
+		if regexOK || stopOK {
+			return true
+		}
+	}
+	return false
+}
+
+// dedupeGeneric drops a generic rule's finding when a specific rule found
+// a secret containing it on the same line (gitleaks' filter).
+func dedupeGeneric(cands []candidate) []candidate {
+	if !slices.ContainsFunc(cands, func(c candidate) bool { return c.r.generic }) {
+		return cands
+	}
+	var out []candidate
+	for i := range cands {
+		c := &cands[i]
+		keep := true
+		if c.r.generic {
+			for j := range cands {
+				o := &cands[j]
+				if o.line == c.line && o.r != c.r && !o.r.generic && strings.Contains(o.secret, c.secret) {
+					keep = false
+					break
+				}
+			}
+		}
+		if keep {
+			out = append(out, *c)
+		}
+	}
+	return out
+}
+
+// shannonEntropy is gitleaks' entropy: over runes, divided by the byte
+// length.
+func shannonEntropy(data string) float64 {
+	if data == "" {
+		return 0
+	}
+	var ascii [128]int
+	var other map[rune]int
+	for _, r := range data {
+		if r < utf8.RuneSelf {
+			ascii[r]++
+			continue
+		}
+		if other == nil {
+			other = map[rune]int{}
+		}
+		other[r]++
+	}
+	inv := 1.0 / float64(len(data))
+	var ent float64
+	add := func(n int) {
+		if n > 0 {
+			f := float64(n) * inv
+			ent -= f * math.Log2(f)
+		}
+	}
+	for _, n := range ascii {
+		add(n)
+	}
+	for _, n := range other {
+		add(n)
+	}
+	return ent
+}

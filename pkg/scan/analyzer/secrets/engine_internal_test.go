@@ -1,0 +1,263 @@
+package secrets
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp/syntax"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// genMatch returns a random string that re (usually) matches: unbounded
+// repetitions get a few extra copies, assertions produce nothing.
+func genMatch(rng *rand.Rand, re *syntax.Regexp, b *strings.Builder) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		for _, r := range re.Rune {
+			if re.Flags&syntax.FoldCase != 0 && rng.IntN(3) == 0 {
+				r = []rune(strings.ToUpper(string(r)))[0]
+			}
+			b.WriteRune(r)
+		}
+	case syntax.OpCharClass:
+		b.WriteRune(pickRune(rng, re.Rune))
+	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		b.WriteByte("abcXYZ019 _-"[rng.IntN(12)])
+	case syntax.OpCapture:
+		genMatch(rng, re.Sub[0], b)
+	case syntax.OpConcat:
+		for _, s := range re.Sub {
+			genMatch(rng, s, b)
+		}
+	case syntax.OpAlternate:
+		genMatch(rng, re.Sub[rng.IntN(len(re.Sub))], b)
+	case syntax.OpQuest:
+		if rng.IntN(2) == 0 {
+			genMatch(rng, re.Sub[0], b)
+		}
+	case syntax.OpStar, syntax.OpPlus:
+		n := rng.IntN(4)
+		if re.Op == syntax.OpPlus {
+			n++
+		}
+		for range n {
+			genMatch(rng, re.Sub[0], b)
+		}
+	case syntax.OpRepeat:
+		n := re.Min
+		if re.Max < 0 {
+			n += rng.IntN(4)
+		} else if re.Max > re.Min {
+			n += rng.IntN(re.Max - re.Min + 1)
+		}
+		for range n {
+			genMatch(rng, re.Sub[0], b)
+		}
+	}
+}
+
+// pickRune picks a rune of a class, ASCII when the class has some.
+func pickRune(rng *rand.Rand, ranges []rune) rune {
+	var ascii []rune
+	for i := 0; i+1 < len(ranges); i += 2 {
+		for r := ranges[i]; r <= ranges[i+1] && r < utf8.RuneSelf; r++ {
+			if r >= ' ' || r == '\n' || r == '\t' {
+				ascii = append(ascii, r)
+			}
+		}
+	}
+	if len(ascii) > 0 {
+		return ascii[rng.IntN(len(ascii))]
+	}
+	i := rng.IntN(len(ranges)/2) * 2
+	return ranges[i] + rune(rng.IntN(int(min(ranges[i+1]-ranges[i], 1000))+1))
+}
+
+var contexts = []string{
+	"%s\n",
+	"export TOKEN=%s\n",
+	"    api_key = \"%s\"\n",
+	"const x = '%s';\n",
+	"<add key=\"ApiKey\" value=\"%s\" />\n",
+	"curl -H 'X: y' %s | sh\n",
+	"config:\n  secret: %s\n  other: 1\n",
+	"# comment %s end\n",
+	"func f() {\n\treturn %s\n}\n",
+	"ENV A=%s B=c\n",
+	"%s%s\n",
+	"prefix%ssuffix\n",
+	"%s %s,%s\n",
+	"a=1;key=value;token=abc;auth=x;api=y;access=z;secret=s; %s;key=value;%s\n",
+	"\u212aey = %s\n\u017fecret: %s\n",
+	"password:\n\n  %s\n",
+	"\"\u00e9t\u00e9\": \"%s\", \"\u00fc\": \"%s\"\n",
+}
+
+// naive runs every triggered rule over the whole text, as gitleaks does.
+func naive(e *engine, path string, data []byte) []candidate {
+	sc := &scratch{seen: make([]bool, len(e.keywords))}
+	sc.hits = e.pf.scan(data, nil, sc.seen)
+	sc.lines.reset(data)
+	sc.memo.ls = -1
+	for _, r := range e.rules {
+		if !r.alwaysTrigger && !triggered(r, sc.seen) {
+			continue
+		}
+		if r.path != nil && (path == "" || !r.path.MatchString(path)) {
+			continue
+		}
+		e.matchIn(r, path, data, window{start: 0, end: len(data)}, sc)
+	}
+	return dedupeGeneric(sc.cand)
+}
+
+func optimized(e *engine, path string, data []byte) []candidate {
+	return e.detect(path, data, 1<<30)
+}
+
+func candKeys(cs []candidate) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, fmt.Sprintf("%s@%d-%d line %d secret %q", c.r.id, c.matchStart, c.matchEnd, c.line, c.secret))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestWindowsEquivalent checks the engine's windowed matching against
+// running every triggered rule over whole texts: generated matches of
+// every rule in assorted contexts, and real source files.
+func TestWindowsEquivalent(t *testing.T) {
+	cfg, err := loadDefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed(), 2))
+	var docs [][]byte
+	for _, r := range e.rules {
+		parsed, err := syntax.Parse(r.re.String(), syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			var doc bytes.Buffer
+			for range 3 {
+				c := contexts[rng.IntN(len(contexts))]
+				var args []any
+				for range strings.Count(c, "%s") {
+					var m strings.Builder
+					genMatch(rng, parsed, &m)
+					args = append(args, m.String())
+				}
+				fmt.Fprintf(&doc, c, args...)
+				doc.WriteString("some filler line with key words: token, auth, api\n")
+			}
+			docs = append(docs, doc.Bytes())
+		}
+	}
+	docs = append(docs, sourceSample(t, 512<<10)...)
+	matched := 0
+	for i, d := range docs {
+		want := candKeys(naive(e, "app/file.txt", d))
+		cands := optimized(e, "app/file.txt", d)
+		got := candKeys(cands)
+		for k := range cands {
+			ex := excerpt(d, &cands[k], cands)
+			if !utf8.ValidString(ex) || strings.ContainsAny(ex, "\n\r\t") {
+				t.Errorf("doc %d: excerpt %q is not one clean line", i, ex)
+			}
+			for _, o := range cands {
+				if strings.Contains(ex, o.secret) {
+					t.Errorf("doc %d: excerpt %q holds the secret %q", i, ex, o.secret)
+				}
+			}
+		}
+		matched += len(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("doc %d: windowed findings differ\n--- got\n%s\n--- want\n%s\n--- doc\n%.2000s", i, strings.Join(got, "\n"), strings.Join(want, "\n"), d)
+		}
+	}
+	if matched < len(e.rules) {
+		t.Errorf("only %d matches in generated documents for %d rules", matched, len(e.rules))
+	}
+	t.Logf("%d documents, %d findings", len(docs), matched)
+}
+
+// sourceSample returns up to n bytes of text files of the Go distribution
+// (source, docs, test data with keys and tokens).
+func sourceSample(t *testing.T, n int) [][]byte {
+	var out [][]byte
+	size := 0
+	root := filepath.Join(runtime.GOROOT(), "src")
+	for _, dir := range []string{"crypto/tls", "net/http", "encoding/json", "crypto/x509", "cmd/go/testdata/script"} {
+		_ = filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || size >= n {
+				return filepath.SkipDir
+			}
+			if d.IsDir() {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil || len(b) > 1<<20 || bytes.IndexByte(b, 0) >= 0 {
+				return nil
+			}
+			out = append(out, b)
+			size += len(b)
+			return nil
+		})
+	}
+	if size == 0 {
+		t.Log("no Go sources found")
+	}
+	return out
+}
+
+func TestRulesAnalysed(t *testing.T) {
+	cfg, err := loadDefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole, lines, anchored []string
+	for _, r := range e.rules {
+		switch {
+		case !r.windowed:
+			whole = append(whole, r.id)
+		case r.parts == nil:
+			lines = append(lines, r.id)
+		default:
+			anchored = append(anchored, r.id)
+		}
+	}
+	t.Logf("%d rules: %d split around their keyword, %d in line windows, %d on whole files (%s)",
+		len(e.rules), len(anchored), len(lines), len(whole), strings.Join(whole, " "))
+	// The rules that run most often must not be the slow kind.
+	for _, id := range []string{"generic-api-key", "aws-access-token", "github-pat", "jwt", "vault-service-token"} {
+		i := slices.IndexFunc(e.rules, func(r *rule) bool { return r.id == id })
+		if i < 0 || !e.rules[i].windowed {
+			t.Errorf("rule %s is not windowed", id)
+		}
+	}
+}
+
+func seed() uint64 {
+	var s uint64 = 1
+	if v := os.Getenv("SECRETS_TEST_SEED"); v != "" {
+		fmt.Sscan(v, &s)
+	}
+	return s
+}

@@ -1,0 +1,121 @@
+package secrets_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/rs/zerolog"
+
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/misconfig"
+	"github.com/customs-scan/customs/pkg/scan/scantest"
+)
+
+// TestImage runs both analyzers through scan.Image on a real OCI image:
+//
+//	layer 1 (base): Debian files, setuid usr/bin/passwd
+//	layer 2: an SSH private key, a .env with a token, a setuid helper,
+//	         sshd, a world-writable script in /usr/local/bin
+//	layer 3: deletes the key (whiteout) and the .env (opaque directory)
+//
+// plus a config running as root, exposing 22/tcp, with a token in the
+// environment and a curl | sh step.
+func TestImage(t *testing.T) {
+	fx := getFixtures(t)
+	sa := newAnalyzer(t)
+	base := append(scantest.DebianRootfs(t),
+		scantest.File{Path: "usr/bin/passwd", Content: []byte("\x7fELF passwd"), Mode: 0o4755})
+	l1 := scantest.Layer(t, base...)
+	l2 := scantest.Layer(t,
+		scantest.Dir("root/.ssh"),
+		scantest.File{Path: "root/.ssh/id_ed25519", Content: []byte(fx.ed25519PEM), Mode: 0o600},
+		scantest.Dir("app"),
+		scantest.Reg("app/.env", "APP_ENV=production\nGITHUB_TOKEN="+fx.githubPAT+"\n"),
+		scantest.Reg("app/server.js", "const token = process.env.GITHUB_TOKEN;\n"),
+		scantest.File{Path: "usr/local/bin/helper", Content: []byte("\x7fELF helper"), Mode: 0o4755},
+		scantest.Exec("usr/sbin/sshd", []byte("\x7fELF sshd")),
+		scantest.File{Path: "usr/local/bin/run.sh", Content: []byte("#!/bin/sh\nexec node /app/server.js\n"), Mode: 0o777},
+	)
+	l3 := scantest.Layer(t,
+		scantest.Whiteout("root/.ssh/id_ed25519"),
+		scantest.Opaque("app"),
+		scantest.Reg("app/server.js", "const token = process.env.GITHUB_TOKEN;\n"),
+	)
+	cfg := scantest.Config(t, l1, l2, l3)
+	cfg.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "NPM_TOKEN=" + fx.npmToken}
+	cfg.Config.ExposedPorts = map[string]struct{}{"22/tcp": {}}
+	cfg.History = []v1.History{
+		{CreatedBy: "/bin/sh -c #(nop) ADD file:b4f1a2c9d0e3 in / "},
+		{CreatedBy: "/bin/sh -c #(nop)  CMD [\"bash\"]", EmptyLayer: true},
+		{CreatedBy: "RUN /bin/sh -c curl -fsSL https://get.example.com/setup.sh | bash # buildkit", Comment: "buildkit.dockerfile.v0"},
+		{CreatedBy: "RUN /bin/sh -c rm -rf /root/.ssh/id_ed25519 /app/.env # buildkit", Comment: "buildkit.dockerfile.v0"},
+	}
+	img := scantest.ImageWithConfig(t, scantest.MarshalConfig(t, cfg), l1, l2, l3)
+
+	var logs bytes.Buffer
+	ctx := zerolog.New(&logs).Level(zerolog.TraceLevel).WithContext(context.Background())
+	res, err := scan.Image(ctx, img, scan.WithAnalyzers(sa, misconfig.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, d2, d3 := layerDigest(t, l1), layerDigest(t, l2), layerDigest(t, l3)
+	name := map[string]string{d1: "L1", d2: "L2", d3: "L3", "": "-"}
+	var got []string
+	for _, f := range res.Findings {
+		got = append(got, f.Kind+" "+f.Rule+" "+f.Path+" "+name[f.Layer])
+	}
+	want := []string{
+		"misconfig config-exposes-ssh (image config) -",
+		"misconfig config-root-user (image config) -",
+		"misconfig history-curl-pipe-shell (image config) L2",
+		"misconfig ssh-server-installed usr/sbin/sshd L2",
+		"misconfig suid-binary usr/local/bin/helper L2",
+		"misconfig world-writable-system-file usr/local/bin/run.sh L2",
+		"secret github-pat app/.env L2",
+		"secret npm-access-token (image config) -",
+		"secret private-key root/.ssh/id_ed25519 L2",
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("findings:\n got %q\nwant %q", got, want)
+	}
+	// The deleted key is reported from layer 2, where anyone can pull it;
+	// the misconfig finding for it (not persistent) went with the file.
+	for _, f := range res.Findings {
+		if f.Rule == "private-key" && (f.Line != 1 || f.Severity != report.SeverityCritical) {
+			t.Errorf("private key finding %+v", f)
+		}
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{fx.ed25519PEM, fx.githubPAT, fx.npmToken} {
+		if strings.Contains(string(b), s) {
+			t.Errorf("a full secret (%.8s…) is in the scan result", s)
+		}
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("a full secret (%.8s…) is in the logs", s)
+		}
+	}
+	for _, l := range strings.Split(fx.ed25519PEM, "\n") {
+		if len(l) > 16 && !strings.HasPrefix(l, "-----") && (strings.Contains(string(b), l) || strings.Contains(logs.String(), l)) {
+			t.Errorf("a line of the key is in the result or the logs: %q", l)
+		}
+	}
+}
+
+func layerDigest(t testing.TB, l v1.Layer) string {
+	t.Helper()
+	d, err := l.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}

@@ -1,0 +1,40 @@
+package secrets
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestAdversarialInputs runs texts made to hurt a keyword-and-regex
+// engine: keywords at every byte, one huge line, thousands of matches.
+// Every step per keyword hit is bounded, so these take linear time (a
+// quadratic engine takes minutes on them); no timing is asserted.
+func TestAdversarialInputs(t *testing.T) {
+	cfg, err := loadDefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 128 << 10
+	inputs := map[string]string{
+		"minified": "var a={apiKey:'abcdefghij0123456789',token:\"x\",auth:1,secret_key:'Zm9vYmFyYmF6cXV4'};",
+		"keywords": "keykeykeyapiapitokensecretaccess",
+		"ey":       "ey",
+		"vault":    "s.s.hvs.",
+		"curl":     "curl -u ",
+		"pem":      "-----BEGIN ",
+		"k8s":      "kind: secret\ndata:\n",
+		"lines":    "key\n",
+		"jwt":      "eyJhbGciOiJIUzI1NiJ9",
+	}
+	for name, unit := range inputs {
+		in := []byte(strings.Repeat(unit, size/len(unit)))
+		got := e.detect("app/x.js", in, DefaultMaxFindingsPerFile)
+		if len(got) > DefaultMaxFindingsPerFile {
+			t.Errorf("%s: %d findings, more than the limit", name, len(got))
+		}
+	}
+}
