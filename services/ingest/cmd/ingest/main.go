@@ -3,16 +3,9 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/caarlos0/env/v11"
-	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/natsconn"
-	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/svcmain"
 	"github.com/customs-scan/customs/services/ingest"
 )
 
@@ -21,33 +14,15 @@ type config struct {
 	NATS   natsconn.Config
 }
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		os.Exit(1)
-	}
-}
+func main() { svcmain.Exit("ingest", run()) }
 
 func run() error {
-	var cfg config
-	if err := env.Parse(&cfg); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	nc, js, err := natsconn.Connect(ctx, cfg.NATS, "customs-ingest", log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	if err := queue.EnsureStreams(ctx, js, queue.Topology{Replicas: cfg.NATS.Replicas}); err != nil {
-		return err
-	}
-	svc, err := ingest.New(cfg.Ingest, ingest.Deps{JetStream: js, Ready: natsconn.Ready(nc), Log: log})
-	if err != nil {
-		return err
-	}
-	return svc.Run(ctx)
+	return svcmain.Run("ingest", func(c *config) natsconn.Config { return c.NATS },
+		func(ctx context.Context, cfg *config, e svcmain.Env) error {
+			svc, err := ingest.New(cfg.Ingest, ingest.Deps{JetStream: e.JS, Ready: natsconn.Ready(e.NC), Log: e.Log})
+			if err != nil {
+				return err
+			}
+			return svc.Run(ctx)
+		})
 }

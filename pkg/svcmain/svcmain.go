@@ -1,0 +1,59 @@
+// Package svcmain is what every service command does before its front
+// door runs: read the env config, log JSON to stderr, stop on SIGINT or
+// SIGTERM, connect to NATS and make sure the streams exist.
+package svcmain
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/customs-scan/customs/pkg/natsconn"
+	"github.com/customs-scan/customs/pkg/queue"
+)
+
+// Env is what a running service gets.
+type Env struct {
+	Log zerolog.Logger
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+}
+
+// Run parses cfg from the environment (cfg must embed or hold the NATS
+// settings returned by natsOf), connects, ensures the streams, and calls
+// serve until it returns or a signal arrives.
+func Run[C any](name string, natsOf func(*C) natsconn.Config, serve func(ctx context.Context, cfg *C, e Env) error) error {
+	var cfg C
+	if err := env.Parse(&cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	nconf := natsOf(&cfg)
+	nc, js, err := natsconn.Connect(ctx, nconf, "customs-"+name, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := queue.EnsureStreams(ctx, js, queue.Topology{Replicas: nconf.Replicas}); err != nil {
+		return err
+	}
+	return serve(ctx, &cfg, Env{Log: log, NC: nc, JS: js})
+}
+
+// Exit prints err and exits non-zero when err is set.
+func Exit(name string, err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}
