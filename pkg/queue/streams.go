@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // Stream and subject names. Every service calls EnsureStreams with the same
@@ -115,4 +116,25 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) erro
 		}
 	}
 	return nil
+}
+
+// EnsureConsumer creates or updates a durable consumer, retrying while
+// JetStream is unavailable (a server restarting, a leader election):
+// a service that starts during a NATS outage waits instead of exiting.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, log zerolog.Logger) (jetstream.Consumer, error) {
+	wait := 250 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cons, err := js.CreateOrUpdateConsumer(cctx, stream, cfg)
+		cancel()
+		if err == nil {
+			return cons, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
+		}
+		log.Warn().Err(err).Str("stream", stream).Str("consumer", cfg.Durable).Dur("retry_in", wait).Msg("cannot create consumer yet; retrying")
+		sleep(ctx, wait)
+		wait = min(wait*2, 5*time.Second)
+	}
 }

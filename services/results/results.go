@@ -122,14 +122,14 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Serve is Run with the listener given.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
-	cons, err := s.deps.JetStream.CreateOrUpdateConsumer(ctx, queue.ReportsStream, jetstream.ConsumerConfig{
+	cons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.ReportsStream, jetstream.ConsumerConfig{
 		Durable:       queue.ResultsConsumer,
 		Description:   "stores reports in S3",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.AckWait,
 		MaxAckPending: s.cfg.Workers * 4,
 		FilterSubject: queue.ReportsSubjectPrefix + ">",
-	})
+	}, s.deps.Log)
 	if err != nil {
 		return fmt.Errorf("results: create consumer: %w", err)
 	}

@@ -139,7 +139,7 @@ func (s *Service) Run(ctx context.Context) error {
 // Serve is Run with the metrics listener given.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	log := s.deps.Log.With().Str("service", "scanner").Logger()
-	cons, err := s.deps.JetStream.CreateOrUpdateConsumer(ctx, queue.JobsStream, jetstream.ConsumerConfig{
+	cons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.JobsStream, jetstream.ConsumerConfig{
 		Durable:       queue.ScannerConsumer,
 		Description:   "scanner workers",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -149,7 +149,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		// Each slot pulls one job at a time.
 		MaxRequestBatch: 1,
 		FilterSubject:   queue.JobsSubjectPrefix + ">",
-	})
+	}, log)
 	if err != nil {
 		return fmt.Errorf("scanner: create consumer: %w", err)
 	}
@@ -169,13 +169,13 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	// Jobs whose every delivery died with its worker are found through the
 	// server's max-deliveries advisories, captured in their own stream.
-	advCons, err := s.deps.JetStream.CreateOrUpdateConsumer(ctx, queue.AdvisoriesStream, jetstream.ConsumerConfig{
+	advCons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.AdvisoriesStream, jetstream.ConsumerConfig{
 		Durable:       "scanner-dead-letters",
 		Description:   "dead-letters jobs that exhausted MaxDeliver without an answer",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		FilterSubject: "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + queue.JobsStream + ".>",
-	})
+	}, log)
 	if err != nil {
 		return fmt.Errorf("scanner: create advisory consumer: %w", err)
 	}
