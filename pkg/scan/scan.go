@@ -26,9 +26,15 @@ import (
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/apk"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/composer"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/dpkg"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/gem"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/gobinary"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/java"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/npm"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/osrelease"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/python"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/rust"
 )
 
 // Analyzer is analyzer.Analyzer, for callers of WithAnalyzers.
@@ -180,6 +186,12 @@ func DefaultAnalyzers() []Analyzer {
 		dpkg.New(),
 		apk.New(),
 		gobinary.New(),
+		npm.New(),
+		composer.New(),
+		python.New(),
+		gem.New(),
+		java.New(),
+		rust.New(),
 	}
 }
 

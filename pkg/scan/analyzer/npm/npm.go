@@ -1,0 +1,516 @@
+// Package npm finds JavaScript packages: installed ones from the
+// package.json of every package directory under node_modules, and locked
+// ones from an application's lockfiles.
+//
+//	…/node_modules/<name>/package.json          one installed package
+//	…/node_modules/@<scope>/<name>/package.json one installed package
+//	package-lock.json, npm-shrinkwrap.json      v1 "dependencies" tree, v2/v3 "packages" map
+//	yarn.lock                                   classic (v1) and berry (v2+)
+//	pnpm-lock.yaml                              v5, v6 and v9 "packages" keys
+//
+// Lockfiles inside node_modules (libraries' own lockfiles, npm's hidden
+// node_modules/.package-lock.json) are ignored: they do not describe what
+// is installed. An application directory with both a lockfile and a
+// node_modules tree reports each package twice, with different Paths.
+// Local (file:, link:, workspace:) and non-registry (git, tarball URL)
+// dependencies without a usable version are skipped; development
+// dependencies are reported like the others.
+//
+// Ecosystem "npm", purl pkg:npm/%40scope/name@version.
+package npm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"strings"
+
+	"github.com/package-url/packageurl-go"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan/analyzer"
+)
+
+const (
+	// Ecosystem is the OSV ecosystem name.
+	Ecosystem = "npm"
+
+	maxPackageJSON = 4 << 20
+	maxLockfile    = 64 << 20
+	// pnpm-lock.yaml is decoded into a YAML tree, which costs far more
+	// memory per byte than JSON: keep the cap lower.
+	maxPnpmLock = 32 << 20
+
+	maxNameLen    = 214 // npm's own limit
+	maxVersionLen = 256
+)
+
+// Analyzer is the npm analyzer.
+type Analyzer struct{}
+
+// New returns the npm analyzer.
+func New() *Analyzer { return &Analyzer{} }
+
+// Name implements analyzer.Analyzer.
+func (*Analyzer) Name() string { return "npm" }
+
+// Version implements analyzer.Analyzer.
+func (*Analyzer) Version() int { return 1 }
+
+type kind int
+
+const (
+	kindNone kind = iota
+	kindPackageJSON
+	kindPackageLock
+	kindYarnLock
+	kindPnpmLock
+)
+
+// classify returns what the file at path is, without allocating.
+func classify(path string) kind {
+	base := path
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		base = path[i+1:]
+	}
+	switch base {
+	case "package.json":
+		if isInstalledPackageJSON(path) {
+			return kindPackageJSON
+		}
+		return kindNone
+	case "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml":
+	default:
+		return kindNone
+	}
+	if strings.HasPrefix(path, "node_modules/") || strings.Contains(path, "/node_modules/") {
+		return kindNone
+	}
+	switch base {
+	case "yarn.lock":
+		return kindYarnLock
+	case "pnpm-lock.yaml":
+		return kindPnpmLock
+	default:
+		return kindPackageLock
+	}
+}
+
+// isInstalledPackageJSON reports whether path is
+// …node_modules/<name>/package.json or …node_modules/@scope/<name>/package.json.
+func isInstalledPackageJSON(path string) bool {
+	dir, ok := strings.CutSuffix(path, "/package.json")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(dir, '/')
+	if i < 0 {
+		return false
+	}
+	name, parent := dir[i+1:], dir[:i]
+	if name == "" || name[0] == '@' || name[0] == '.' {
+		return false
+	}
+	if isNodeModules(parent) {
+		return true
+	}
+	j := strings.LastIndexByte(parent, '/')
+	if j < 0 {
+		return false
+	}
+	scope := parent[j+1:]
+	if len(scope) < 2 || scope[0] != '@' {
+		return false
+	}
+	return isNodeModules(parent[:j])
+}
+
+func isNodeModules(dir string) bool {
+	return dir == "node_modules" || strings.HasSuffix(dir, "/node_modules")
+}
+
+// Match implements analyzer.Analyzer.
+func (*Analyzer) Match(path string, _ fs.FileMode, size int64) bool {
+	switch classify(path) {
+	case kindPackageJSON:
+		return size <= maxPackageJSON
+	case kindPackageLock, kindYarnLock:
+		return size <= maxLockfile
+	case kindPnpmLock:
+		return size <= maxPnpmLock
+	}
+	return false
+}
+
+// Analyze implements analyzer.Analyzer.
+func (*Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
+	var pkgs []report.Package
+	switch classify(f.Path) {
+	case kindPackageJSON:
+		if p, ok := ParsePackageJSON(f.Data); ok {
+			pkgs = []report.Package{p}
+		}
+	case kindPackageLock:
+		pkgs = ParsePackageLock(f.Data)
+	case kindYarnLock:
+		pkgs = ParseYarnLock(f.Data)
+	case kindPnpmLock:
+		pkgs = ParsePnpmLock(f.Data)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(pkgs) == 0 {
+		return nil, nil
+	}
+	return &analyzer.Result{Packages: pkgs}, nil
+}
+
+// newPackage returns the package name@version, or false when either is
+// unusable.
+func newPackage(name, version string) (report.Package, bool) {
+	if !validName(name) || !validVersion(version) {
+		return report.Package{}, false
+	}
+	ns, n := "", name
+	if name[0] == '@' {
+		i := strings.IndexByte(name, '/')
+		ns, n = name[:i], name[i+1:]
+	}
+	return report.Package{
+		Name:      name,
+		Version:   version,
+		Ecosystem: Ecosystem,
+		PURL:      packageurl.NewPackageURL(packageurl.TypeNPM, ns, n, version, nil, "").ToString(),
+	}, true
+}
+
+// validName accepts "name" and "@scope/name" without spaces or control
+// characters.
+func validName(s string) bool {
+	if s == "" || len(s) > maxNameLen || !clean(s) {
+		return false
+	}
+	if s[0] == '@' {
+		i := strings.IndexByte(s, '/')
+		return i > 1 && i < len(s)-1 && strings.IndexByte(s[i+1:], '/') < 0
+	}
+	return strings.IndexByte(s, '/') < 0
+}
+
+// validVersion rejects empty, oversized and non-registry versions (URLs,
+// file: and git references).
+func validVersion(s string) bool {
+	return s != "" && len(s) <= maxVersionLen && clean(s) && strings.IndexByte(s, ':') < 0 && strings.IndexByte(s, '/') < 0
+}
+
+func clean(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// partial reports whether a JSON decoding error still left usable
+// values (a field of the wrong type is skipped, the rest decoded).
+func partial(err error) bool {
+	var te *json.UnmarshalTypeError
+	return err == nil || errors.As(err, &te)
+}
+
+// ParsePackageJSON reads the name and version of an installed package.
+func ParsePackageJSON(b []byte) (report.Package, bool) {
+	var m struct {
+		Name    any `json:"name"`
+		Version any `json:"version"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return report.Package{}, false
+	}
+	name, _ := m.Name.(string)
+	version, _ := m.Version.(string)
+	return newPackage(strings.TrimSpace(name), strings.TrimSpace(version))
+}
+
+// dedup collects packages once per name@version.
+type dedup struct {
+	seen map[[2]string]struct{}
+	pkgs []report.Package
+}
+
+func (d *dedup) add(name, version string) {
+	k := [2]string{name, version}
+	if _, ok := d.seen[k]; ok {
+		return
+	}
+	p, ok := newPackage(name, version)
+	if !ok {
+		return
+	}
+	if d.seen == nil {
+		d.seen = make(map[[2]string]struct{})
+	}
+	d.seen[k] = struct{}{}
+	d.pkgs = append(d.pkgs, p)
+}
+
+type lockV1Dep struct {
+	Version      string                `json:"version"`
+	Dependencies map[string]*lockV1Dep `json:"dependencies"`
+}
+
+type lockPackage struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Link    bool   `json:"link"`
+}
+
+// ParsePackageLock reads package-lock.json and npm-shrinkwrap.json: the
+// "packages" map (lockfileVersion 2 and 3) when present, else the v1
+// "dependencies" tree.
+func ParsePackageLock(b []byte) []report.Package {
+	var lock struct {
+		Packages     map[string]*lockPackage `json:"packages"`
+		Dependencies map[string]*lockV1Dep   `json:"dependencies"`
+	}
+	if err := json.Unmarshal(b, &lock); !partial(err) {
+		return nil
+	}
+	var d dedup
+	if len(lock.Packages) > 0 {
+		for key, p := range lock.Packages {
+			// "" is the root project; keys without node_modules/ are
+			// workspace members (the application's own code).
+			i := strings.LastIndex(key, "node_modules/")
+			if p == nil || p.Link || i < 0 {
+				continue
+			}
+			name := p.Name // set for aliases ("npm:real@1.0.0")
+			if name == "" {
+				name = key[i+len("node_modules/"):]
+			}
+			d.add(name, p.Version)
+		}
+		return d.pkgs
+	}
+	// v1: explicit stack, the tree may be deep.
+	type item struct {
+		name string
+		dep  *lockV1Dep
+	}
+	var stack []item
+	push := func(m map[string]*lockV1Dep) {
+		for name, dep := range m {
+			if dep != nil {
+				stack = append(stack, item{name, dep})
+			}
+		}
+	}
+	push(lock.Dependencies)
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		name, version := it.name, it.dep.Version
+		if alias, ok := strings.CutPrefix(version, "npm:"); ok {
+			// "string-width-cjs": {"version": "npm:string-width@4.2.3"}
+			name, version = splitNameVersion(alias)
+		}
+		d.add(name, version)
+		push(it.dep.Dependencies)
+	}
+	return d.pkgs
+}
+
+// splitNameVersion splits "name@version" and "@scope/name@version".
+func splitNameVersion(s string) (name, version string) {
+	if len(s) < 2 {
+		return "", ""
+	}
+	i := strings.IndexByte(s[1:], '@')
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i+1], s[i+2:]
+}
+
+// ParseYarnLock reads yarn.lock, classic (v1) or berry (v2+, recognized by
+// its __metadata entry).
+//
+// Classic entries look like
+//
+//	"@babel/code-frame@^7.0.0", "@babel/code-frame@^7.10.4":
+//	  version "7.12.13"
+//
+// berry ones like
+//
+//	"@babel/code-frame@npm:^7.0.0, @babel/code-frame@npm:^7.10.4":
+//	  version: 7.12.13
+//	  resolution: "@babel/code-frame@npm:7.12.13"
+//
+// For berry only npm-resolved entries (resolution "name@npm:version") are
+// kept: workspaces, patches, git and file dependencies are skipped.
+func ParseYarnLock(b []byte) []report.Package {
+	berry := bytes.HasPrefix(b, []byte("__metadata:")) || bytes.Contains(b, []byte("\n__metadata:"))
+	var (
+		d                        dedup
+		key, version, resolution string
+		inEntry                  bool
+	)
+	flush := func() {
+		if inEntry {
+			if berry {
+				if i := strings.Index(resolution, "@npm:"); i > 0 {
+					d.add(resolution[:i], resolution[i+len("@npm:"):])
+				}
+			} else if name, ok := yarnClassicName(key); ok {
+				d.add(name, version)
+			}
+		}
+		key, version, resolution, inEntry = "", "", "", false
+	}
+	for len(b) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			line, b = b, nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			flush()
+			if k, ok := bytes.CutSuffix(bytes.TrimSpace(line), []byte(":")); ok {
+				key, inEntry = string(k), true
+			}
+			continue
+		}
+		// Only the entry's own fields (two-space indent), not those of
+		// its nested dependencies map.
+		if !inEntry || len(line) < 3 || line[0] != ' ' || line[1] != ' ' || line[2] == ' ' {
+			continue
+		}
+		field := line[2:]
+		if v, ok := yarnField(field, "version"); ok {
+			version = v
+		} else if v, ok := yarnField(field, "resolution"); ok {
+			resolution = v
+		}
+	}
+	flush()
+	return d.pkgs
+}
+
+// yarnField returns the value of `name "value"` (classic) or
+// `name: value` (berry).
+func yarnField(line []byte, name string) (string, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(name))
+	if !ok || len(rest) == 0 || (rest[0] != ' ' && rest[0] != ':') {
+		return "", false
+	}
+	rest = bytes.TrimPrefix(rest, []byte(":"))
+	return unquote(string(bytes.TrimSpace(rest))), true
+}
+
+func unquote(s string) string {
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+// yarnClassicName returns the package name of a classic entry key
+// (`"@babel/core@^7.0.0", "@babel/core@^7.1.0"` or `lodash@^4.17.21`).
+func yarnClassicName(key string) (string, bool) {
+	spec, _, _ := strings.Cut(key, ",")
+	spec = unquote(strings.TrimSpace(spec))
+	name, rng := splitNameVersion(spec)
+	if real, ok := strings.CutPrefix(rng, "npm:"); ok {
+		// alias: "string-width-cjs@npm:string-width@^4.2.0"
+		if n, _ := splitNameVersion(real); n != "" {
+			name = n
+		} else {
+			name = real
+		}
+		return name, true
+	}
+	for _, p := range []string{"file:", "link:", "portal:", "workspace:", "patch:", "exec:"} {
+		if strings.HasPrefix(rng, p) {
+			return "", false
+		}
+	}
+	return name, name != ""
+}
+
+type pnpmPackage struct {
+	Name    string `yaml:"name"`
+	Version string `yaml:"version"`
+}
+
+// ParsePnpmLock reads the "packages" map of pnpm-lock.yaml. Keys are
+// "/name/version[_peers]" (v5), "/name@version[(peers)]" (v6) or
+// "name@version" (v9); entries for non-registry dependencies carry
+// explicit name and version fields, which win.
+func ParsePnpmLock(b []byte) []report.Package {
+	var lock struct {
+		Packages map[string]*pnpmPackage `yaml:"packages"`
+	}
+	if err := yaml.Unmarshal(b, &lock); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil
+		}
+	}
+	var d dedup
+	for key, p := range lock.Packages {
+		if p != nil && p.Name != "" && p.Version != "" {
+			d.add(p.Name, p.Version)
+			continue
+		}
+		if name, version, ok := pnpmKey(key); ok {
+			d.add(name, version)
+		}
+	}
+	return d.pkgs
+}
+
+// pnpmKey parses a pnpm package key into name and version.
+func pnpmKey(key string) (name, version string, ok bool) {
+	s := strings.TrimPrefix(key, "/")
+	if s == "" {
+		return "", "", false
+	}
+	// The name ends at the first '/' (v5) or '@' (v6, v9) after the
+	// scope.
+	start := 0
+	if s[0] == '@' {
+		i := strings.IndexByte(s, '/')
+		if i < 0 {
+			return "", "", false
+		}
+		start = i + 1
+	}
+	i := strings.IndexAny(s[start:], "/@")
+	if i <= 0 {
+		return "", "", false
+	}
+	i += start
+	name, version = s[:i], s[i+1:]
+	if s[i] == '/' {
+		version, _, _ = strings.Cut(version, "_") // v5 peer suffix
+	} else {
+		version, _, _ = strings.Cut(version, "(") // v6/v9 peer suffix
+	}
+	// Registry versions are semver: reject what parsed out of a URL or
+	// a path ("github.com/user/repo/sha", "file:…").
+	if version == "" || version[0] < '0' || version[0] > '9' {
+		return "", "", false
+	}
+	return name, version, true
+}
