@@ -1,0 +1,183 @@
+package vulndb
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	gocvss30 "github.com/pandatix/go-cvss/30"
+	gocvss31 "github.com/pandatix/go-cvss/31"
+	gocvss40 "github.com/pandatix/go-cvss/40"
+)
+
+// osvRecord holds only the OSV fields Customs needs
+// (https://ossf.github.io/osv-schema/). Everything else is ignored by the
+// decoder.
+type osvRecord struct {
+	ID               string          `json:"id"`
+	Modified         time.Time       `json:"modified"`
+	Withdrawn        *time.Time      `json:"withdrawn"`
+	Aliases          []string        `json:"aliases"`
+	Upstream         []string        `json:"upstream"`
+	Severity         []osvSeverity   `json:"severity"`
+	Affected         []osvAffected   `json:"affected"`
+	DatabaseSpecific json.RawMessage `json:"database_specific"`
+}
+
+type osvSeverity struct {
+	Type  string `json:"type"`
+	Score string `json:"score"`
+}
+
+type osvAffected struct {
+	Package struct {
+		Ecosystem string `json:"ecosystem"`
+		Name      string `json:"name"`
+		PURL      string `json:"purl"`
+	} `json:"package"`
+	Severity          []osvSeverity   `json:"severity"`
+	Ranges            []osvRange      `json:"ranges"`
+	Versions          []string        `json:"versions"`
+	EcosystemSpecific json.RawMessage `json:"ecosystem_specific"`
+	DatabaseSpecific  json.RawMessage `json:"database_specific"`
+}
+
+type osvRange struct {
+	Type   string `json:"type"`
+	Events []struct {
+		Introduced   string `json:"introduced"`
+		Fixed        string `json:"fixed"`
+		LastAffected string `json:"last_affected"`
+		Limit        string `json:"limit"`
+	} `json:"events"`
+}
+
+// Severity levels. SeverityNone is a CVSS base score of 0.0; the others
+// match the report package's constants.
+const (
+	SeverityNone     = "NONE"
+	SeverityLow      = "LOW"
+	SeverityMedium   = "MEDIUM"
+	SeverityHigh     = "HIGH"
+	SeverityCritical = "CRITICAL"
+	SeverityUnknown  = "UNKNOWN"
+)
+
+// severityFromScores derives a level from OSV severity entries: the first
+// parseable CVSS v3.x vector wins, then CVSS v4; an "Ubuntu" entry carries
+// the distribution's own level. It returns "" when nothing usable is there.
+func severityFromScores(sev []osvSeverity) string {
+	for _, want := range []string{"CVSS_V3", "CVSS_V4", "Ubuntu"} {
+		for _, s := range sev {
+			if s.Type != want {
+				continue
+			}
+			if lvl := severityFromScore(s.Type, s.Score); lvl != "" {
+				return lvl
+			}
+		}
+	}
+	return ""
+}
+
+func severityFromScore(typ, score string) string {
+	switch typ {
+	case "CVSS_V3":
+		switch {
+		case strings.HasPrefix(score, "CVSS:3.1/"):
+			if v, err := gocvss31.ParseVector(score); err == nil {
+				return cvssLevel(v.BaseScore())
+			}
+		case strings.HasPrefix(score, "CVSS:3.0/"):
+			if v, err := gocvss30.ParseVector(score); err == nil {
+				return cvssLevel(v.BaseScore())
+			}
+		}
+	case "CVSS_V4":
+		if v, err := gocvss40.ParseVector(score); err == nil {
+			return cvssLevel(v.Score())
+		}
+	case "Ubuntu":
+		return textLevel(score)
+	}
+	return ""
+}
+
+// cvssLevel maps a CVSS v3/v4 base score to its qualitative rating (the
+// same bands in both specifications).
+func cvssLevel(score float64) string {
+	switch {
+	case score >= 9.0:
+		return SeverityCritical
+	case score >= 7.0:
+		return SeverityHigh
+	case score >= 4.0:
+		return SeverityMedium
+	case score >= 0.1:
+		return SeverityLow
+	default:
+		return SeverityNone
+	}
+}
+
+// textLevel maps the words used by ecosystem databases (GHSA "MODERATE",
+// Debian urgency "unimportant", Ubuntu "negligible", ...) to a level.
+func textLevel(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	// Debian urgencies may carry a suffix such as "low**" or "medium*".
+	s = strings.TrimRight(s, "*")
+	switch s {
+	case "critical":
+		return SeverityCritical
+	case "high", "important":
+		return SeverityHigh
+	case "medium", "moderate":
+		return SeverityMedium
+	case "low", "negligible", "unimportant":
+		return SeverityLow
+	case "none":
+		return SeverityNone
+	}
+	return ""
+}
+
+// severityFromSpecific looks for a textual severity in an
+// ecosystem_specific or database_specific object: "severity" (GHSA,
+// RustSec-style) or "urgency" (Debian).
+func severityFromSpecific(raw json.RawMessage) string {
+	if len(raw) == 0 || raw[0] != '{' {
+		return ""
+	}
+	var m struct {
+		Severity json.RawMessage `json:"severity"`
+		Urgency  string          `json:"urgency"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	var sev string
+	if len(m.Severity) > 0 && json.Unmarshal(m.Severity, &sev) == nil {
+		if lvl := textLevel(sev); lvl != "" {
+			return lvl
+		}
+	}
+	return textLevel(m.Urgency)
+}
+
+// affectedSeverity picks the severity level of one affected entry: CVSS of
+// the entry, CVSS of the record, then ecosystem/database specific text,
+// else UNKNOWN.
+func affectedSeverity(rec *osvRecord, a *osvAffected) string {
+	if lvl := severityFromScores(a.Severity); lvl != "" {
+		return lvl
+	}
+	if lvl := severityFromScores(rec.Severity); lvl != "" {
+		return lvl
+	}
+	for _, raw := range []json.RawMessage{a.EcosystemSpecific, a.DatabaseSpecific, rec.DatabaseSpecific} {
+		if lvl := severityFromSpecific(raw); lvl != "" {
+			return lvl
+		}
+	}
+	return SeverityUnknown
+}
