@@ -27,6 +27,7 @@ import (
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/apk"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/composer"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/dotnet"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/dpkg"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/gem"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/gobinary"
@@ -34,6 +35,7 @@ import (
 	"github.com/customs-scan/customs/pkg/scan/analyzer/npm"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/osrelease"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/python"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/rpm"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/rust"
 )
 
@@ -192,6 +194,8 @@ func DefaultAnalyzers() []Analyzer {
 		gem.New(),
 		java.New(),
 		rust.New(),
+		dotnet.New(),
+		rpm.New(),
 	}
 }
 
