@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"strings"
 
 	"github.com/customs-scan/customs/pkg/clamd"
 	"github.com/customs-scan/customs/pkg/report"
@@ -91,25 +90,6 @@ func (*Analyzer) Version() int { return 1 }
 // KeepsDeleted implements analyzer.Persistent.
 func (*Analyzer) KeepsDeleted() bool { return true }
 
-// suspiciousDirs are prefixes whose files are always sent: droppers
-// stage payloads there.
-var suspiciousDirs = [...]string{"tmp/", "var/tmp/", "dev/shm/"}
-
-// suspiciousExts are extensions (compared case-insensitively) of
-// executables, scripts, archives and documents with macros.
-var suspiciousExts = [...]string{
-	// executables, libraries
-	"exe", "dll", "sys", "scr", "com", "elf", "so", "bin", "run", "out", "ko", "msi",
-	// scripts
-	"sh", "bash", "zsh", "ksh", "csh", "py", "pl", "rb", "php", "js", "mjs", "cjs", "lua",
-	"ps1", "psm1", "bat", "cmd", "vbs", "vbe", "jse", "wsf", "hta",
-	// archives, packages
-	"zip", "jar", "war", "ear", "apk", "tar", "gz", "tgz", "bz2", "xz", "zst", "7z", "rar",
-	"cab", "arj", "lzh", "cpio", "rpm", "deb", "iso", "whl", "egg",
-	// documents with macros or scripts
-	"doc", "docm", "xls", "xlsm", "ppt", "pptm", "rtf", "pdf", "chm", "lnk",
-}
-
 // Match implements analyzer.Analyzer: executables, files with a
 // suspicious extension or under a staging directory, not empty and not
 // larger than the stream limit. It does not allocate.
@@ -117,26 +97,7 @@ func (a *Analyzer) Match(path string, mode fs.FileMode, size int64) bool {
 	if size <= 0 || size > a.max {
 		return false
 	}
-	if mode&0o111 != 0 {
-		return true
-	}
-	for _, d := range suspiciousDirs {
-		if strings.HasPrefix(path, d) {
-			return true
-		}
-	}
-	// Extension of the last path element ("x.tar.gz" → "gz").
-	dot := strings.LastIndexByte(path, '.')
-	if dot < 0 || strings.LastIndexByte(path, '/') > dot {
-		return false
-	}
-	ext := path[dot+1:]
-	for _, e := range suspiciousExts {
-		if strings.EqualFold(ext, e) {
-			return true
-		}
-	}
-	return false
+	return analyzer.Suspicious(path, mode)
 }
 
 // Analyze implements analyzer.Analyzer: it streams f.Data to clamd.

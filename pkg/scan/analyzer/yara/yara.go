@@ -108,19 +108,6 @@ func (*Analyzer) Version() int { return 1 }
 // KeepsDeleted implements analyzer.Persistent.
 func (*Analyzer) KeepsDeleted() bool { return true }
 
-var suspiciousDirs = [...]string{"tmp/", "var/tmp/", "dev/shm/"}
-
-// suspiciousExts: executables, scripts, archives, documents with macros
-// (compared case-insensitively).
-var suspiciousExts = [...]string{
-	"exe", "dll", "sys", "scr", "com", "elf", "so", "bin", "run", "out", "ko", "msi",
-	"sh", "bash", "zsh", "ksh", "csh", "py", "pl", "rb", "php", "js", "mjs", "cjs", "lua",
-	"ps1", "psm1", "bat", "cmd", "vbs", "vbe", "jse", "wsf", "hta",
-	"zip", "jar", "war", "ear", "apk", "tar", "gz", "tgz", "bz2", "xz", "zst", "7z", "rar",
-	"cab", "arj", "lzh", "cpio", "rpm", "deb", "iso", "whl", "egg",
-	"doc", "docm", "xls", "xlsm", "ppt", "pptm", "rtf", "pdf", "chm", "lnk",
-}
-
 // Match implements analyzer.Analyzer: executables (any x bit), files
 // with a suspicious extension or under tmp/, var/tmp/, dev/shm/, not
 // empty and not larger than MaxFileSize. It does not allocate.
@@ -128,25 +115,7 @@ func (a *Analyzer) Match(path string, mode fs.FileMode, size int64) bool {
 	if size <= 0 || size > a.max {
 		return false
 	}
-	if a.all || mode&0o111 != 0 {
-		return true
-	}
-	for _, d := range suspiciousDirs {
-		if strings.HasPrefix(path, d) {
-			return true
-		}
-	}
-	dot := strings.LastIndexByte(path, '.')
-	if dot < 0 || strings.LastIndexByte(path, '/') > dot {
-		return false
-	}
-	ext := path[dot+1:]
-	for _, e := range suspiciousExts {
-		if strings.EqualFold(ext, e) {
-			return true
-		}
-	}
-	return false
+	return a.all || analyzer.Suspicious(path, mode)
 }
 
 // Analyze implements analyzer.Analyzer.
