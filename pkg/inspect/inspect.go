@@ -13,7 +13,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/report"
@@ -176,9 +175,6 @@ func (o Options) decide(r *report.Report) {
 		}
 	}
 }
-
-// IsIndex reports whether mt is an image index or manifest list.
-func IsIndex(mt types.MediaType) bool { return mt.IsIndex() }
 
 // Failed builds the report recorded when a scan was given up: users find a
 // reason instead of a missing report. An image rejected for its content

@@ -180,7 +180,7 @@ func (*Analyzer) AnalyzeConfig(_ context.Context, img *analyzer.Image, cfg *v1.C
 	if img != nil {
 		layers = img.Layers
 	}
-	hl := HistoryLayers(cfg.History, layers)
+	hl := analyzer.HistoryLayers(cfg.History, layers)
 	for i, h := range cfg.History {
 		cmd := h.CreatedBy
 		if cmd == "" {
@@ -210,33 +210,6 @@ func runsAsRoot(u string) bool {
 	u = strings.TrimSpace(u)
 	user, _, _ := strings.Cut(u, ":")
 	return user == "" || user == "root" || user == "0"
-}
-
-// HistoryLayers returns, for each history entry, the digest of the layer
-// it created: entries with EmptyLayer false correspond, in order, to
-// layers; an empty-layer entry gets the next layer created after it (""
-// when none, or when the history lists more layers than the image has).
-func HistoryLayers(history []v1.History, layers []report.Layer) []string {
-	out := make([]string, len(history))
-	n := 0
-	for i, h := range history {
-		if h.EmptyLayer {
-			continue
-		}
-		if n < len(layers) {
-			out[i] = layers[n].Digest
-		}
-		n++
-	}
-	next := ""
-	for i := len(history) - 1; i >= 0; i-- {
-		if history[i].EmptyLayer {
-			out[i] = next
-		} else {
-			next = out[i]
-		}
-	}
-	return out
 }
 
 // systemDirs hold what the OS and installed software execute and trust.

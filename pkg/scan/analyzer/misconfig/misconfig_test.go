@@ -197,13 +197,3 @@ func TestRootUser(t *testing.T) {
 		}
 	}
 }
-
-func TestHistoryLayers(t *testing.T) {
-	layers := []report.Layer{{Digest: "a"}, {Digest: "b"}}
-	h := []v1.History{{EmptyLayer: true}, {}, {EmptyLayer: true}, {}, {EmptyLayer: true}, {}}
-	got := misconfig.HistoryLayers(h, layers)
-	want := []string{"a", "a", "b", "b", "", ""}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %q, want %q", got, want)
-	}
-}

@@ -263,7 +263,7 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 	if img != nil {
 		layers = img.Layers
 	}
-	historyLayers := HistoryLayers(cfg.History, layers)
+	historyLayers := analyzer.HistoryLayers(cfg.History, layers)
 	for i, h := range cfg.History {
 		if h.CreatedBy == "" {
 			continue
@@ -271,32 +271,4 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 		scan(h.CreatedBy, fmt.Sprintf("history step %d", i+1), historyLayers[i], true)
 	}
 	return &res, nil
-}
-
-// HistoryLayers returns, for each history entry, the digest of the layer
-// it created: entries with EmptyLayer false correspond, in order, to
-// layers; an empty-layer entry (ENV, ARG, LABEL…) gets the next layer
-// created after it ("" when none, or when the history lists more layers
-// than the image has).
-func HistoryLayers(history []v1.History, layers []report.Layer) []string {
-	out := make([]string, len(history))
-	n := 0
-	for i, h := range history {
-		if h.EmptyLayer {
-			continue
-		}
-		if n < len(layers) {
-			out[i] = layers[n].Digest
-		}
-		n++
-	}
-	next := ""
-	for i := len(history) - 1; i >= 0; i-- {
-		if history[i].EmptyLayer {
-			out[i] = next
-		} else {
-			next = out[i]
-		}
-	}
-	return out
 }
