@@ -36,6 +36,12 @@ type Report struct {
 	Layers          []Layer         `json:"layers"`
 	Packages        []Package       `json:"packages"`
 	Vulnerabilities []Vulnerability `json:"vulnerabilities"`
+	// IgnoredVulnerabilities matched but were marked as not affecting this
+	// image by a VEX document or ignore file: listed, never dropped.
+	IgnoredVulnerabilities []IgnoredVulnerability `json:"ignored_vulnerabilities"`
+	// VulnerabilityDB says whether and against which database the packages
+	// were matched.
+	VulnerabilityDB VulnerabilityDB `json:"vulnerability_db"`
 	Findings        []Finding       `json:"findings"`
 	Verdict         string          `json:"verdict"`
 	// VerdictRule names the rule that decided the verdict (a built-in rule
@@ -101,6 +107,52 @@ type Vulnerability struct {
 	Version      string   `json:"version"`
 	FixedVersion string   `json:"fixed_version"`
 	Severity     string   `json:"severity"`
+	// Ecosystem, PURL, Path and Layer are those of the affected package
+	// (the first one when several installs share name and version).
+	Ecosystem string `json:"ecosystem,omitempty"`
+	PURL      string `json:"purl,omitempty"`
+	Path      string `json:"path,omitempty"`
+	Layer     string `json:"layer,omitempty"`
+}
+
+// Key identifies a vulnerability of one installed package version, for
+// comparing two matches of the same image.
+func (v Vulnerability) Key() string { return v.ID + "\x00" + v.Package + "\x00" + v.Version }
+
+// IgnoredVulnerability is a match that an ignore rule (VEX statement or
+// ignore file entry) declared not to affect the image.
+type IgnoredVulnerability struct {
+	Vulnerability
+	// Status is the VEX status that ignored it: not_affected or fixed.
+	Status string `json:"status"`
+	// Justification is the VEX justification, when given.
+	Justification string `json:"justification,omitempty"`
+	// Reason is the statement's impact statement or the ignore entry's reason.
+	Reason string `json:"reason,omitempty"`
+	// Source names the document that ignored it (file name or URL).
+	Source string `json:"source"`
+}
+
+// Vulnerability database statuses.
+const (
+	VulnDBChecked    = "checked"
+	VulnDBNotChecked = "not_checked"
+)
+
+// VulnerabilityDB records the database packages were matched against.
+type VulnerabilityDB struct {
+	// Status is "checked" or "not_checked" (no database was available, or
+	// package scanning was off: Vulnerabilities is then empty, not clean).
+	Status string `json:"status"`
+	// Version identifies the database content and build.
+	Version string `json:"version,omitempty"`
+	// BuiltAt is when the database was built.
+	BuiltAt *time.Time `json:"built_at,omitempty"`
+	// MatchedAt is when the packages were last matched (a re-match after a
+	// database update changes it without a new scan).
+	MatchedAt *time.Time `json:"matched_at,omitempty"`
+	// Note explains a not_checked status.
+	Note string `json:"note,omitempty"`
 }
 
 // Finding kinds.
@@ -167,6 +219,17 @@ func (r *Report) Normalize() {
 		if r.Vulnerabilities[i].Aliases == nil {
 			r.Vulnerabilities[i].Aliases = []string{}
 		}
+	}
+	if r.IgnoredVulnerabilities == nil {
+		r.IgnoredVulnerabilities = []IgnoredVulnerability{}
+	}
+	for i := range r.IgnoredVulnerabilities {
+		if r.IgnoredVulnerabilities[i].Aliases == nil {
+			r.IgnoredVulnerabilities[i].Aliases = []string{}
+		}
+	}
+	if r.VulnerabilityDB.Status == "" {
+		r.VulnerabilityDB.Status = VulnDBNotChecked
 	}
 	if r.Findings == nil {
 		r.Findings = []Finding{}

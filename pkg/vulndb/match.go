@@ -53,9 +53,13 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 				v = &report.Vulnerability{
 					ID:       e.ID,
 					Aliases:  append([]string{}, e.Aliases...),
-					Package:  p.Name,
-					Version:  p.Version,
-					Severity: e.Severity,
+					Package:   p.Name,
+					Version:   p.Version,
+					Severity:  e.Severity,
+					Ecosystem: p.Ecosystem,
+					PURL:      p.PURL,
+					Path:      p.Path,
+					Layer:     p.Layer,
 				}
 				found[k] = v
 			} else if rank(e.Severity) > rank(v.Severity) {
