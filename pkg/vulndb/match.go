@@ -51,8 +51,8 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 			v := found[k]
 			if v == nil {
 				v = &report.Vulnerability{
-					ID:       e.ID,
-					Aliases:  append([]string{}, e.Aliases...),
+					ID:        e.ID,
+					Aliases:   append([]string{}, e.Aliases...),
 					Package:   p.Name,
 					Version:   p.Version,
 					Severity:  e.Severity,
