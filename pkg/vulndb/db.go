@@ -110,6 +110,9 @@ type Builder struct {
 	stats   Stats
 	// Now returns the build time; nil means time.Now.
 	Now func() time.Time
+	// Progress, when set, is called as a downloaded source is read: bytes
+	// so far and the total (-1 when the server did not say).
+	Progress func(done, total int64)
 }
 
 // NewBuilder returns an empty Builder.

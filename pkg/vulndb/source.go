@@ -161,7 +161,11 @@ func (b *Builder) AddURL(ctx context.Context, client *http.Client, url string, l
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("vulndb: download %s: %s", url, resp.Status)
 	}
-	return b.AddZip(ctx, resp.Body, lim)
+	var body io.Reader = resp.Body
+	if b.Progress != nil {
+		body = &progressReader{r: resp.Body, total: resp.ContentLength, fn: b.Progress}
+	}
+	return b.AddZip(ctx, body, lim)
 }
 
 func (b *Builder) addZip(ctx context.Context, zr *zip.Reader, lim Limits) error {
