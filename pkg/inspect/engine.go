@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/customs-scan/customs/pkg/clamd"
+	"github.com/customs-scan/customs/pkg/ignore"
 	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/clamav"
@@ -35,14 +36,19 @@ type EngineConfig struct {
 	ClamdAddr string `env:"CUSTOMS_CLAMD_ADDR"`
 	// ClamdMaxStreamBytes must not exceed clamd's StreamMaxLength.
 	ClamdMaxStreamBytes int64 `env:"CUSTOMS_CLAMD_MAX_STREAM_BYTES" envDefault:"26214400"`
+	// IgnoreFiles are OpenVEX documents or ignore files (or directories of
+	// them) marking vulnerabilities as not affecting images.
+	IgnoreFiles []string `env:"CUSTOMS_IGNORE_FILES" envSeparator:","`
 }
 
 // Engine holds what is compiled once per process and shared by every scan:
 // the analyzers (signature sets, rules) and the verdict policy.
 type Engine struct {
-	analyzers []scan.Analyzer
-	policy    *policy.Policy
-	clamd     *clamd.Client
+	analyzers   []scan.Analyzer
+	policy      *policy.Policy
+	ignore      *ignore.Rules
+	packagesOff bool
+	clamd       *clamd.Client
 }
 
 // NewEngine compiles the analyzers and loads the policy.
@@ -51,7 +57,10 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{policy: policy.Default()}
+	e := &Engine{policy: policy.Default(), packagesOff: !want[ScannerPackages]}
+	if e.policy, e.ignore, err = loadVerdictRules(cfg); err != nil {
+		return nil, err
+	}
 	if want[ScannerPackages] {
 		e.analyzers = append(e.analyzers, scan.DefaultAnalyzers()...)
 	} else {
@@ -70,13 +79,6 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			return nil, fmt.Errorf("malware signatures: %w", err)
 		}
 		e.analyzers = append(e.analyzers, m)
-	}
-	if cfg.PolicyFile != "" {
-		p, err := policy.LoadFile(cfg.PolicyFile)
-		if err != nil {
-			return nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
-		}
-		e.policy = p
 	}
 	if want[ScannerSecrets] {
 		sec, err := secrets.New()
@@ -116,6 +118,46 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	return e, nil
 }
 
+// loadVerdictRules loads what decides a report's outcome once the image
+// was read: the verdict policy and the ignore rules.
+func loadVerdictRules(cfg EngineConfig) (*policy.Policy, *ignore.Rules, error) {
+	p := policy.Default()
+	if cfg.PolicyFile != "" {
+		var err error
+		if p, err = policy.LoadFile(cfg.PolicyFile); err != nil {
+			return nil, nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
+		}
+	}
+	var files []string
+	for _, f := range cfg.IgnoreFiles {
+		if f = strings.TrimSpace(f); f != "" {
+			files = append(files, f)
+		}
+	}
+	var rules *ignore.Rules
+	if len(files) > 0 {
+		var err error
+		if rules, err = ignore.Load(files...); err != nil {
+			return nil, nil, fmt.Errorf("ignore rules: %w", err)
+		}
+	}
+	return p, rules, nil
+}
+
+// RematchOptions returns the options Rematch needs (policy and ignore
+// rules, no analyzers): for services that re-match stored reports.
+func RematchOptions(cfg EngineConfig) (Options, error) {
+	p, rules, err := loadVerdictRules(cfg)
+	if err != nil {
+		return Options{}, err
+	}
+	o := Options{Policy: p}
+	if rules != nil {
+		o.Ignore = rules
+	}
+	return o, nil
+}
+
 // Scanner names for EngineConfig.Scanners.
 const (
 	ScannerPackages  = "packages"
@@ -151,7 +193,12 @@ func scanners(list []string) (map[string]bool, error) {
 // (limits) appended.
 func (e *Engine) Options(extra ...scan.Option) Options {
 	opts := append([]scan.Option{scan.WithAnalyzers(e.analyzers...)}, extra...)
-	return Options{Scan: opts, Policy: e.policy}
+	o := Options{Scan: opts, Policy: e.policy, PackagesOff: e.packagesOff}
+	if e.ignore != nil {
+		// A nil *ignore.Rules in the interface would not compare to nil.
+		o.Ignore = e.ignore
+	}
+	return o
 }
 
 // Ready checks external engines (clamd) answer; for /readyz.

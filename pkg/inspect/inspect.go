@@ -17,6 +17,7 @@ import (
 	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/pkg/vulndb"
 )
 
 // ScannerName is the name written into every report.
@@ -54,6 +55,14 @@ type Options struct {
 	OnPolicyError func(rule error)
 	// MaxPlatforms bounds how many manifests of one index are scanned.
 	MaxPlatforms int
+	// VulnDB returns the database to match packages against, read once
+	// per image so a scan uses one version throughout; nil, or a nil
+	// result, records that vulnerabilities were not checked.
+	VulnDB func() *vulndb.DB
+	// Ignore marks matched vulnerabilities as not affecting the image.
+	Ignore Ignorer
+	// PackagesOff says package scanning was turned off: nothing to match.
+	PackagesOff bool
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -90,6 +99,7 @@ func Image(ctx context.Context, art report.Artifact, img v1.Image, opts Options)
 		r.Artifact.Platform = res.Platform
 	}
 	r.Status = report.StatusComplete
+	opts.match(r)
 	r.FinishedAt = opts.now()
 	r.Normalize()
 	opts.decide(r)
@@ -155,6 +165,11 @@ func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Opt
 		idxReport.Manifests = append(idxReport.Manifests, report.ManifestRef{
 			Digest: r.Artifact.Digest, Platform: r.Artifact.Platform, Verdict: r.Verdict,
 		})
+	}
+	// The index itself has no packages: it records the database its
+	// platforms were matched against.
+	if len(reports) > 0 {
+		idxReport.VulnerabilityDB = reports[0].VulnerabilityDB
 	}
 	idxReport.FinishedAt = opts.now()
 	idxReport.Normalize()

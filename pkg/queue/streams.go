@@ -29,8 +29,21 @@ const (
 	// queue, so this is where such jobs can be found again.
 	AdvisoriesStream = "CUSTOMS_ADVISORIES"
 
+	// RematchStream is a work queue of RematchRequest, one per published
+	// database version (Nats-Msg-Id "rematch:<version>"): exactly one
+	// results process re-matches the stored inventories.
+	RematchStream        = "CUSTOMS_REMATCH"
+	RematchSubjectPrefix = "customs.rematch."
+
+	// EventsStream carries events for alerting: NewVulnerabilities on
+	// customs.events.vulnerabilities.<digest hex>.
+	EventsStream              = "CUSTOMS_EVENTS"
+	EventsSubjectPrefix       = "customs.events."
+	NewVulnerabilitiesSubject = EventsSubjectPrefix + "vulnerabilities."
+
 	ScannerConsumer = "scanner"
 	ResultsConsumer = "results"
+	RematchConsumer = "results-rematch"
 )
 
 // Topology tunes the streams; the zero value gives the defaults.
@@ -87,6 +100,26 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 			Name:        DLQStream,
 			Description: "jobs Customs gave up on, with the reason (DeadLetter)",
 			Subjects:    []string{DLQSubjectPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			MaxAge:      30 * 24 * time.Hour,
+			Duplicates:  t.DuplicateWindow,
+			Replicas:    t.Replicas,
+		},
+		{
+			Name:        RematchStream,
+			Description: "re-match requests (RematchRequest), one per published vulnerability database version",
+			Subjects:    []string{RematchSubjectPrefix + ">"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			MaxAge:      7 * 24 * time.Hour,
+			Duplicates:  t.DuplicateWindow,
+			Replicas:    t.Replicas,
+		},
+		{
+			Name:        EventsStream,
+			Description: "events for alerting (NewVulnerabilities)",
+			Subjects:    []string{EventsSubjectPrefix + ">"},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			MaxAge:      30 * 24 * time.Hour,

@@ -116,6 +116,10 @@ func (w *Watcher) watch(ctx context.Context, initialDone func()) error {
 				continue
 			}
 			if err := w.load(ctx, b, p); err != nil {
+				// Scans go on with the database they have (or none,
+				// reported as not checked) rather than wait on a blob
+				// that may never load.
+				initialDone()
 				return err
 			}
 			initialDone()

@@ -29,6 +29,8 @@ import (
 	"github.com/customs-scan/customs/pkg/natsconn"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/store"
+	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/services/customs/internal/embedded"
 	"github.com/customs-scan/customs/services/ingest"
 	"github.com/customs-scan/customs/services/results"
@@ -57,6 +59,10 @@ type UpConfig struct {
 	AckWait time.Duration
 	Limits  scanner.LimitsConfig
 	Engine  inspect.EngineConfig
+	// DBPath is the vulnerability database published to the scanners at
+	// start ("" → vulndb.DefaultPath(); a missing file → none until one is
+	// published with `customs db update --publish`).
+	DBPath string
 	// RemoteOptions are extra registry client options for the scanner.
 	RemoteOptions []remote.Option
 	// RegistryMiddleware wraps the embedded registry's handler (fault
@@ -187,6 +193,9 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	if err := queue.EnsureStreams(ctx, js("ingest"), queue.Topology{}); err != nil {
 		return nil, err
 	}
+	if err := publishDB(ctx, js("ingest"), cfg.DBPath, log); err != nil {
+		return nil, err
+	}
 	bucket, err := store.NewS3(ctx, store.S3Config{
 		Bucket: "customs-reports", Region: "us-east-1", Endpoint: st.S3URL, PathStyle: true,
 		AccessKeyID: "customs", SecretAccessKey: "customs", CreateBucket: true,
@@ -211,7 +220,8 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := results.New(results.Config{Workers: 4, AckWait: 30 * time.Second},
+	res, err := results.New(results.Config{Workers: 4, AckWait: 30 * time.Second, RematchConcurrency: 8,
+		PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles},
 		results.Deps{JetStream: js("results"), Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})
 	if err != nil {
 		return nil, err
@@ -266,6 +276,36 @@ func Up(ctx context.Context, cfg UpConfig) error {
 		return err
 	}
 	return st.Wait()
+}
+
+// publishDB makes the database file current in the embedded NATS unless
+// a newer one was published there before.
+func publishDB(ctx context.Context, js jetstream.JetStream, path string, log zerolog.Logger) error {
+	explicit := path != ""
+	if !explicit {
+		var err error
+		if path, err = vulndb.DefaultPath(); err != nil {
+			return err
+		}
+	}
+	db, err := vulndb.OpenFile(path)
+	if errors.Is(err, vulndb.ErrNoDatabase) && !explicit {
+		log.Warn().Str("path", path).Msg("no vulnerability database: reports will say vulnerabilities were not checked (run customs db update)")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p, changed, err := vulndist.Publish(ctx, js, db)
+	switch {
+	case errors.Is(err, vulndist.ErrStale):
+		log.Info().Str("file", db.Version()).Str("current", p.Version).Msg("a newer vulnerability database is already published; keeping it")
+		return nil
+	case err != nil:
+		return err
+	}
+	log.Info().Str("version", p.Version).Bool("changed", changed).Int("advisories", p.Advisories).Msg("vulnerability database published")
+	return nil
 }
 
 // loopbackAliases returns addr plus its other loopback spellings, because a

@@ -24,11 +24,15 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/store"
+	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/pkg/vulndist"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/results/internal/api"
+	"github.com/customs-scan/customs/services/results/internal/rematch"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
 )
 
@@ -39,6 +43,13 @@ type Config struct {
 	Workers int `env:"CUSTOMS_RESULTS_WORKERS" envDefault:"4"`
 	// AckWait before an unacknowledged report event is redelivered.
 	AckWait time.Duration `env:"CUSTOMS_RESULTS_ACK_WAIT" envDefault:"30s"`
+	// RematchConcurrency bounds manifests re-matched at once after a
+	// vulnerability database update.
+	RematchConcurrency int `env:"CUSTOMS_REMATCH_CONCURRENCY" envDefault:"8"`
+	// PolicyFile and IgnoreFiles must be the scanner's: a re-match
+	// re-decides verdicts and re-applies ignore rules.
+	PolicyFile  string   `env:"CUSTOMS_POLICY_FILE"`
+	IgnoreFiles []string `env:"CUSTOMS_IGNORE_FILES" envSeparator:","`
 }
 
 // S3Config is the bucket part of the environment (used by cmd/results).
@@ -70,6 +81,8 @@ type Deps struct {
 
 // Service is the results front door.
 type Service struct {
+	vulndb  *vulndist.Watcher
+	rematch *rematch.Rematcher
 	cfg     Config
 	deps    Deps
 	store   *reportstore.Store
@@ -99,7 +112,23 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	rs := reportstore.New(deps.Bucket)
 	router := httpx.NewRouter(reg, checks)
 	api.Mount(router, rs, log)
-	s := &Service{cfg: cfg, deps: deps, store: rs, reg: reg, handler: router,
+	ropts, err := inspect.RematchOptions(inspect.EngineConfig{PolicyFile: cfg.PolicyFile, IgnoreFiles: cfg.IgnoreFiles})
+	if err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	ropts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
+	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
+	// Every results process asks; the request's message id makes it one.
+	vdb.OnSwap = func(ctx context.Context, _, db *vulndb.DB) {
+		if err := rematch.Request(ctx, deps.JetStream, db.Version()); err != nil {
+			log.Warn().Err(err).Str("db_version", db.Version()).Msg("cannot request a re-match; the next results start will")
+		}
+	}
+	s := &Service{cfg: cfg, deps: deps, store: rs, reg: reg, handler: router, vulndb: vdb,
+		rematch: &rematch.Rematcher{
+			JS: deps.JetStream, Store: rs, Options: ropts, DB: vdb.Current,
+			Concurrency: max(cfg.RematchConcurrency, 1), Log: log,
+		},
 		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "customs_results_reports_total", Help: "Report events by result (stored, stale).",
 		}, []string{"result"}),
@@ -142,8 +171,38 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		Backoff: func(n uint64) time.Duration { return min(queue.Backoff(n), 30*time.Second) },
 		Log:     s.deps.Log,
 	}
+	rcons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.RematchStream, jetstream.ConsumerConfig{
+		Durable:       queue.RematchConsumer,
+		Description:   "re-matches stored inventories against a new vulnerability database",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		MaxAckPending: 1,
+		FilterSubject: queue.RematchSubjectPrefix + ">",
+	}, s.deps.Log)
+	if err != nil {
+		return fmt.Errorf("results: create rematch consumer: %w", err)
+	}
+	rw := &queue.Worker{
+		Consumer: rcons,
+		Handler:  s.rematch.Handle,
+		Slots:    1,
+		AckWait:  s.cfg.AckWait,
+		Backoff:  func(n uint64) time.Duration { return min(queue.Backoff(n), 30*time.Second) },
+		Log:      s.deps.Log.With().Str("consumer", queue.RematchConsumer).Logger(),
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return w.Run(gctx) })
+	g.Go(func() error { return s.vulndb.Run(gctx) })
+	g.Go(func() error { return rw.Run(gctx) })
+	g.Go(func() error {
+		// Reports are matched up to the current database before they are
+		// stored; wait until it is known.
+		select {
+		case <-s.vulndb.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		return w.Run(gctx)
+	})
 	g.Go(func() error { return httpx.Serve(gctx, ln, s.handler, s.deps.Log) })
 	return g.Wait()
 }
@@ -186,10 +245,24 @@ func DecodeEvent(data []byte) (*report.Report, error) {
 	return &r, nil
 }
 
+func olderDB(r *report.Report, db *vulndb.DB) bool {
+	v := r.VulnerabilityDB
+	if v.Version == db.Version() {
+		return false
+	}
+	return v.BuiltAt == nil || v.BuiltAt.Before(db.Header().Built)
+}
+
 func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	r, err := DecodeEvent(msg.Data())
 	if err != nil {
 		return queue.Permanent(err)
+	}
+	// A scan matched against an older database than the current one (a
+	// worker that had not swapped yet, or had none) is brought up to date
+	// here, so a stored report never lags behind a finished re-match.
+	if db := s.vulndb.Current(); db != nil && olderDB(r, db) {
+		inspect.Rematch(r, db, s.rematch.Options)
 	}
 	stored, err := s.store.Put(ctx, r)
 	if err != nil {

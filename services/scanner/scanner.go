@@ -22,6 +22,7 @@ import (
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/services/scanner/internal/worker"
 )
 
@@ -88,6 +89,7 @@ type Deps struct {
 
 // Service is the scanner front door.
 type Service struct {
+	vulndb *vulndist.Watcher
 	cfg    Config
 	deps   Deps
 	reg    *prometheus.Registry
@@ -115,7 +117,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("scanner: %w", err)
 	}
 	log := deps.Log.With().Str("service", "scanner").Logger()
+	// The vulnerability database follows what is published to JetStream;
+	// each scan reads the current one once, so a swap never splits a scan.
+	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
 	iopts := engine.Options(scan.WithLimits(cfg.Limits.ScanLimits()))
+	iopts.VulnDB = vdb.Current
 	iopts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
 	w := worker.New(worker.Config{
 		Registries:         cfg.Registries,
@@ -124,7 +130,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,
 	}, deps.JetStream, deps.RemoteOptions, reg, deps.Log)
-	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w, engine: engine}, nil
+	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w, engine: engine, vulndb: vdb}, nil
 }
 
 // Run creates the durable consumer and works jobs until ctx is cancelled.
@@ -189,7 +195,18 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		checks["nats"] = s.deps.Ready
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return qw.Run(gctx) })
+	g.Go(func() error { return s.vulndb.Run(gctx) })
+	g.Go(func() error {
+		// Jobs wait until the published database (if any) is loaded: a
+		// scan right after start must not report "not checked" when a
+		// database exists.
+		select {
+		case <-s.vulndb.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		return qw.Run(gctx)
+	})
 	g.Go(func() error { return advWorker.Run(gctx) })
 	g.Go(func() error { return httpx.Serve(gctx, ln, httpx.NewRouter(s.reg, checks), log) })
 	err = g.Wait()

@@ -17,13 +17,17 @@ import (
 
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/services/customs"
+	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 	"github.com/customs-scan/customs/services/customs/internal/scancmd"
 )
 
 const usage = `usage:
-  customs up   [--data DIR] [--registry HOST:PORT] [--ingest-addr ADDR] [--results-addr ADDR] ...
-  customs scan [--format json|table] [--insecure] IMAGE-REF
+  customs up   [--data DIR] [--registry HOST:PORT] [--db FILE] [--ingest-addr ADDR] [--results-addr ADDR] ...
+  customs scan [--format json|table] [--insecure] [--db FILE] [--ignore FILE] IMAGE-REF
   customs scan [--format json|table] --input IMAGE.tar
+  customs db update --source URL|ZIP|DIR [--source ...] [--db FILE] [--publish NATS-URL]
+  customs db publish --nats NATS-URL [--db FILE]
+  customs db info [--db FILE]
 
 Run "customs up -h" or "customs scan -h" for every flag.`
 
@@ -49,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return up(ctx, args[1:], stderr)
 	case "scan":
 		return scanCmd(ctx, args[1:], stdout, stderr)
+	case "db":
+		return dbCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -77,6 +83,8 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	upScanners := fs.String("scanners", os.Getenv("CUSTOMS_SCANNERS"), "comma-separated: packages,malware,secrets,misconfig (default all)")
 	upHashes := fs.String("malware-hashes", os.Getenv("CUSTOMS_MALWARE_HASHES"), "comma-separated files of known-bad SHA-256s")
 	fs.StringVar(&cfg.Engine.ClamdAddr, "clamd", os.Getenv("CUSTOMS_CLAMD_ADDR"), "stream suspicious files to this clamd")
+	fs.StringVar(&cfg.DBPath, "db", "", "vulnerability database to publish to the scanners at start (default: $CUSTOMS_DB or the user cache dir; missing: none)")
+	upIgnore := fs.String("ignore", os.Getenv("CUSTOMS_IGNORE_FILES"), "comma-separated OpenVEX documents or ignore files")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -91,6 +99,7 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.Engine.YARARules = splitList(*upYara)
 	cfg.Engine.Scanners = splitList(*upScanners)
 	cfg.Engine.MalwareHashes = splitList(*upHashes)
+	cfg.Engine.IgnoreFiles = splitList(*upIgnore)
 	st, err := customs.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -116,6 +125,8 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	scanners := fs.String("scanners", os.Getenv("CUSTOMS_SCANNERS"), "comma-separated: packages,malware,secrets,misconfig (default all)")
 	hashes := fs.String("malware-hashes", os.Getenv("CUSTOMS_MALWARE_HASHES"), "comma-separated files of known-bad SHA-256s")
 	fs.StringVar(&opts.Engine.ClamdAddr, "clamd", os.Getenv("CUSTOMS_CLAMD_ADDR"), "stream suspicious files to this clamd (tcp://host:port or unix:///path)")
+	fs.StringVar(&opts.DBPath, "db", "", "vulnerability database (default: $CUSTOMS_DB or the user cache dir)")
+	ignoreFiles := fs.String("ignore", os.Getenv("CUSTOMS_IGNORE_FILES"), "comma-separated OpenVEX documents or ignore files")
 	lim := scan.DefaultLimits()
 	fs.Int64Var(&lim.MaxUncompressedBytes, "max-uncompressed-bytes", lim.MaxUncompressedBytes, "fail when the layers expand beyond this")
 	fs.Int64Var(&lim.MaxFiles, "max-files", lim.MaxFiles, "fail when the image holds more files")
@@ -138,7 +149,61 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts.Engine.YARARules = splitList(*yaraRules)
 	opts.Engine.Scanners = splitList(*scanners)
 	opts.Engine.MalwareHashes = splitList(*hashes)
+	opts.Engine.IgnoreFiles = splitList(*ignoreFiles)
+	opts.Stderr = stderr
 	return scancmd.Run(ctx, opts, stdout)
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, splitList(v)...)
+	return nil
+}
+
+func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return fmt.Errorf("%w: customs db needs a subcommand: update, publish or info", scancmd.ErrUsage)
+	}
+	fs := flag.NewFlagSet("customs db "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("db", "", "database file (default: $CUSTOMS_DB or <user cache dir>/customs/vulndb.gob.gz)")
+	switch args[0] {
+	case "update":
+		var sources listFlag
+		fs.Var(&sources, "source", "OSV source: an all.zip URL (https://osv-vulnerabilities.storage.googleapis.com/<ecosystem>/all.zip), a zip file or a directory of OSV JSON; repeatable")
+		publishURL := fs.String("publish", "", "also publish the database to this NATS server (a running customs up: nats://127.0.0.1:4222)")
+		progress := fs.Bool("progress", false, "show download progress even when stderr is not a terminal")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		sources = append(sources, fs.Args()...)
+		opts := dbcmd.UpdateOptions{Sources: sources, Path: *path, PublishURL: *publishURL}
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "progress" {
+				opts.Progress = progress
+			}
+		})
+		if len(sources) == 0 {
+			return fmt.Errorf("%w: customs db update needs --source", scancmd.ErrUsage)
+		}
+		return dbcmd.Update(ctx, opts, stdout, stderr)
+	case "publish":
+		natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server of the running Customs")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return dbcmd.Publish(ctx, *path, *natsURL, stdout)
+	case "info":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return dbcmd.Info(*path, stdout)
+	}
+	return fmt.Errorf("%w: unknown db subcommand %q (want update, publish or info)", scancmd.ErrUsage, args[0])
 }
 
 func splitList(s string) []string {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ import (
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/pkg/vulndb"
 )
 
 // Options for one scan.
@@ -30,6 +32,11 @@ type Options struct {
 	Limits   scan.Limits
 	Engine   inspect.EngineConfig
 	Remote   []remote.Option
+	// DBPath is the vulnerability database; empty: vulndb.DefaultPath(),
+	// where a missing file means "not checked" instead of an error.
+	DBPath string
+	// Stderr gets hints (nil: discarded).
+	Stderr io.Writer
 }
 
 // ErrUsage is wrapped by errors in how the command was called.
@@ -53,6 +60,11 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	}
 	defer engine.Close()
 	iopts := engine.Options(scan.WithLimits(opts.Limits))
+	db, err := openDB(opts)
+	if err != nil {
+		return err
+	}
+	iopts.VulnDB = func() *vulndb.DB { return db }
 	var reports []*report.Report
 	if opts.Input != "" {
 		reports, err = scanInput(ctx, opts.Input, iopts)
@@ -71,6 +83,27 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return enc.Encode(reports[0])
 	}
 	return enc.Encode(reports)
+}
+
+func openDB(opts Options) (*vulndb.DB, error) {
+	if opts.Engine.Scanners != nil && !slices.Contains(opts.Engine.Scanners, inspect.ScannerPackages) {
+		return nil, nil
+	}
+	path, explicit := opts.DBPath, opts.DBPath != ""
+	if !explicit {
+		var err error
+		if path, err = vulndb.DefaultPath(); err != nil {
+			return nil, err
+		}
+	}
+	db, err := vulndb.OpenFile(path)
+	if errors.Is(err, vulndb.ErrNoDatabase) && !explicit {
+		if opts.Stderr != nil {
+			fmt.Fprintf(opts.Stderr, "customs: no vulnerability database at %s: packages are listed but not checked (run `customs db update --source ...`)\n", path)
+		}
+		return nil, nil
+	}
+	return db, err
 }
 
 func scanRemote(ctx context.Context, opts Options, iopts inspect.Options) ([]*report.Report, error) {
@@ -184,6 +217,26 @@ func writeTable(out io.Writer, reports []*report.Report) error {
 			fmt.Fprintln(tw, "PACKAGE\tVERSION\tECOSYSTEM\tPATH")
 			for _, p := range pkgs {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Version, p.Ecosystem, p.Path)
+			}
+		}
+		switch r.VulnerabilityDB.Status {
+		case report.VulnDBChecked:
+			fmt.Fprintf(tw, "vulnerability db:\t%s\n", r.VulnerabilityDB.Version)
+		default:
+			if r.VulnerabilityDB.Note != "" {
+				fmt.Fprintf(tw, "vulnerabilities:\tNOT CHECKED (%s)\n", r.VulnerabilityDB.Note)
+			}
+		}
+		if len(r.Vulnerabilities) > 0 {
+			fmt.Fprintln(tw, "VULNERABILITY\tSEVERITY\tPACKAGE\tVERSION\tFIXED IN")
+			for _, v := range r.Vulnerabilities {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Severity, v.Package, v.Version, v.FixedVersion)
+			}
+		}
+		if len(r.IgnoredVulnerabilities) > 0 {
+			fmt.Fprintln(tw, "IGNORED\tSTATUS\tPACKAGE\tVERSION\tSOURCE")
+			for _, v := range r.IgnoredVulnerabilities {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Status, v.Package, v.Version, v.Source)
 			}
 		}
 		if len(r.Findings) > 0 {

@@ -38,6 +38,25 @@ func Mount(r chi.Router, s *reportstore.Store, log zerolog.Logger) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(raw)
 	})
+	r.Get("/v1/reports/{digest}/inventory", func(w http.ResponseWriter, req *http.Request) {
+		digest := chi.URLParam(req, "digest")
+		if !digestRE.MatchString(digest) {
+			httpx.WriteError(w, http.StatusBadRequest, "digest must look like sha256:<64 lowercase hex>")
+			return
+		}
+		raw, err := s.GetInventoryRaw(req.Context(), digest)
+		if errors.Is(err, store.ErrNotFound) {
+			httpx.WriteError(w, http.StatusNotFound, "no inventory for "+digest+" (not scanned yet, an index, or a failed scan)")
+			return
+		}
+		if err != nil {
+			log.Error().Err(err).Str("digest", digest).Msg("read inventory failed")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(raw)
+	})
 	r.Get("/v1/reports", func(w http.ResponseWriter, req *http.Request) {
 		repo := req.URL.Query().Get("repository")
 		if repo == "" {

@@ -1,6 +1,7 @@
 // Package reportstore lays reports out in a bucket:
 //
 //	reports/sha256/<hex>.json                      the latest report of a manifest
+//	inventories/sha256/<hex>.json                  its package inventory (what re-matching reads)
 //	repositories/<escaped repo>/<inv-time>-<hex>.json  a summary per scan, newest first in lexical order
 package reportstore
 
@@ -20,18 +21,20 @@ import (
 
 // Summary is what the repository listing returns per report.
 type Summary struct {
-	Registry   string    `json:"registry"`
-	Repository string    `json:"repository"`
-	Digest     string    `json:"digest"`
-	Tags       []string  `json:"tags"`
-	MediaType  string    `json:"media_type"`
-	Platform   string    `json:"platform"`
-	Status     string    `json:"status"`
-	Verdict    string    `json:"verdict"`
-	Packages   int       `json:"packages"`
-	Findings   int       `json:"findings"`
-	FinishedAt time.Time `json:"finished_at"`
-	Report     string    `json:"report"` // API path of the full report
+	Registry   string   `json:"registry"`
+	Repository string   `json:"repository"`
+	Digest     string   `json:"digest"`
+	Tags       []string `json:"tags"`
+	MediaType  string   `json:"media_type"`
+	Platform   string   `json:"platform"`
+	Status     string   `json:"status"`
+	Verdict    string   `json:"verdict"`
+	Packages   int      `json:"packages"`
+	// Vulnerabilities counts reported (not ignored) vulnerabilities.
+	Vulnerabilities int       `json:"vulnerabilities"`
+	Findings        int       `json:"findings"`
+	FinishedAt      time.Time `json:"finished_at"`
+	Report          string    `json:"report"` // API path of the full report
 }
 
 // Store reads and writes reports.
@@ -78,7 +81,8 @@ func (s *Store) Put(ctx context.Context, r *report.Report) (stored bool, err err
 		Registry: r.Artifact.Registry, Repository: r.Artifact.Repository, Digest: r.Artifact.Digest,
 		Tags: r.Artifact.Tags, MediaType: r.Artifact.MediaType, Platform: r.Artifact.Platform,
 		Status: r.Status, Verdict: r.Verdict, Packages: len(r.Packages), Findings: len(r.Findings),
-		FinishedAt: r.FinishedAt, Report: "/v1/reports/" + r.Artifact.Digest,
+		Vulnerabilities: len(r.Vulnerabilities),
+		FinishedAt:      r.FinishedAt, Report: "/v1/reports/" + r.Artifact.Digest,
 	}
 	sb, err := json.Marshal(sum)
 	if err != nil {
@@ -87,10 +91,73 @@ func (s *Store) Put(ctx context.Context, r *report.Report) (stored bool, err err
 	if err := s.b.Put(ctx, summaryKey(r), sb, "application/json"); err != nil {
 		return false, err
 	}
+	// The inventory goes before the report for the same reason: a report
+	// is never stored without the inventory a re-match needs.
+	if r.Status == report.StatusComplete && len(r.Manifests) == 0 {
+		inv, err := json.Marshal(InventoryOf(r))
+		if err != nil {
+			return false, fmt.Errorf("encode inventory: %w", err)
+		}
+		if err := s.b.Put(ctx, InventoryKey(r.Artifact.Digest), inv, "application/json"); err != nil {
+			return false, err
+		}
+	}
 	if err := s.b.Put(ctx, ReportKey(r.Artifact.Digest), body, "application/json"); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// InventoryPrefix holds every stored inventory.
+const InventoryPrefix = "inventories/"
+
+// InventoryKey is where the inventory of digest lives.
+func InventoryKey(digest string) string {
+	algo, hex, _ := strings.Cut(digest, ":")
+	return InventoryPrefix + algo + "/" + hex + ".json"
+}
+
+// Inventory is the package inventory (SBOM) of one scanned manifest: what
+// matching needs, without findings.
+type Inventory struct {
+	SchemaVersion string           `json:"schema_version"`
+	Artifact      report.Artifact  `json:"artifact"`
+	OS            report.OS        `json:"os"`
+	Layers        []report.Layer   `json:"layers"`
+	Packages      []report.Package `json:"packages"`
+	ScannedAt     time.Time        `json:"scanned_at"`
+	Scanner       report.Scanner   `json:"scanner"`
+}
+
+// InventoryOf extracts r's inventory.
+func InventoryOf(r *report.Report) Inventory {
+	return Inventory{
+		SchemaVersion: report.SchemaVersion, Artifact: r.Artifact, OS: r.OS,
+		Layers: r.Layers, Packages: r.Packages, ScannedAt: r.FinishedAt, Scanner: r.Scanner,
+	}
+}
+
+// GetInventory reads a stored inventory by key.
+func (s *Store) GetInventory(ctx context.Context, key string) (*Inventory, error) {
+	raw, err := s.b.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var inv Inventory
+	if err := json.Unmarshal(raw, &inv); err != nil {
+		return nil, fmt.Errorf("decode inventory %s: %w", key, err)
+	}
+	return &inv, nil
+}
+
+// InventoryKeys lists every stored inventory.
+func (s *Store) InventoryKeys(ctx context.Context) ([]string, error) {
+	return s.b.List(ctx, InventoryPrefix, 0)
+}
+
+// GetInventoryRaw returns the stored JSON of digest's inventory.
+func (s *Store) GetInventoryRaw(ctx context.Context, digest string) ([]byte, error) {
+	return s.b.Get(ctx, InventoryKey(digest))
 }
 
 // GetRaw returns the stored JSON of digest's report.

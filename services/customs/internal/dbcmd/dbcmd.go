@@ -1,0 +1,165 @@
+// Package dbcmd implements `customs db`: build the vulnerability database
+// from OSV sources, show it, and publish it to a running Customs.
+package dbcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/customs-scan/customs/pkg/natsconn"
+	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/pkg/vulndist"
+)
+
+// UpdateOptions for `customs db update`.
+type UpdateOptions struct {
+	// Sources are OSV zips (URL or file) or directories.
+	Sources []string
+	// Path is the database file (default vulndb.DefaultPath()).
+	Path string
+	// PublishURL, when set, publishes the built database to the NATS
+	// server of a running Customs.
+	PublishURL string
+	// Progress forces (true) or suppresses (false) download progress; nil
+	// shows it when stderr is a terminal.
+	Progress *bool
+}
+
+// Update builds the database from the sources and writes it.
+func Update(ctx context.Context, opts UpdateOptions, stdout, stderr io.Writer) error {
+	if len(opts.Sources) == 0 {
+		return errors.New("give at least one --source (an OSV all.zip URL, a zip file or a directory of OSV JSON)")
+	}
+	path, err := resolvePath(opts.Path)
+	if err != nil {
+		return err
+	}
+	show := isTerminal(stderr)
+	if opts.Progress != nil {
+		show = *opts.Progress
+	}
+	b := vulndb.NewBuilder()
+	start := time.Now()
+	for _, src := range opts.Sources {
+		fmt.Fprintf(stderr, "reading %s\n", src)
+		if show {
+			b.Progress = progressPrinter(stderr)
+		}
+		err := b.AddSource(ctx, src, vulndb.Limits{})
+		if show {
+			fmt.Fprintln(stderr)
+		}
+		if err != nil {
+			return fmt.Errorf("source %s: %w", src, err)
+		}
+	}
+	db := b.Build()
+	st := b.Stats()
+	if st.Entries == 0 {
+		return fmt.Errorf("the sources held no usable OSV records (%d read, %d invalid, %d withdrawn): database not written", st.Records, st.Invalid, st.Withdrawn)
+	}
+	if err := db.WriteFile(path); err != nil {
+		return err
+	}
+	fi, _ := os.Stat(path)
+	var size int64
+	if fi != nil {
+		size = fi.Size()
+	}
+	fmt.Fprintf(stdout, "wrote %s\n  version:    %s\n  advisories: %d (%d package entries; %d records read, %d withdrawn, %d invalid, %d entries without a usable range)\n  size:       %d bytes, built in %s\n",
+		path, db.Version(), db.Header().Advisories, st.Entries, st.Records, st.Withdrawn, st.Invalid, st.Dropped, size, time.Since(start).Round(time.Millisecond))
+	if opts.PublishURL != "" {
+		return publish(ctx, opts.PublishURL, db, stdout)
+	}
+	return nil
+}
+
+// Publish sends the database file to a running Customs' NATS.
+func Publish(ctx context.Context, path, natsURL string, stdout io.Writer) error {
+	path, err := resolvePath(path)
+	if err != nil {
+		return err
+	}
+	db, err := vulndb.OpenFile(path)
+	if err != nil {
+		return err
+	}
+	return publish(ctx, natsURL, db, stdout)
+}
+
+func publish(ctx context.Context, natsURL string, db *vulndb.DB, stdout io.Writer) error {
+	nc, js, err := natsconn.Connect(ctx, natsconn.Config{URL: natsURL}, "customs-db", zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	p, changed, err := vulndist.Publish(ctx, js, db)
+	if errors.Is(err, vulndist.ErrStale) {
+		fmt.Fprintf(stdout, "not published: %v\n", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !changed {
+		fmt.Fprintf(stdout, "already current on %s: %s\n", natsURL, p.Version)
+		return nil
+	}
+	fmt.Fprintf(stdout, "published %s to %s: scanners swap to it, stored reports are re-matched\n", p.Version, natsURL)
+	return nil
+}
+
+// Info prints what a database file holds.
+func Info(path string, stdout io.Writer) error {
+	path, err := resolvePath(path)
+	if err != nil {
+		return err
+	}
+	db, err := vulndb.OpenFile(path)
+	if err != nil {
+		return err
+	}
+	h := db.Header()
+	fmt.Fprintf(stdout, "%s\n  version:    %s\n  built:      %s\n  advisories: %d (%d package entries)\n",
+		path, db.Version(), h.Built.Format(time.RFC3339), h.Advisories, h.Entries)
+	return nil
+}
+
+func resolvePath(p string) (string, error) {
+	if p != "" {
+		return p, nil
+	}
+	return vulndb.DefaultPath()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// progressPrinter rewrites one line with the bytes downloaded, at most
+// every 100 ms.
+func progressPrinter(w io.Writer) func(done, total int64) {
+	var last time.Time
+	return func(done, total int64) {
+		if now := time.Now(); now.Sub(last) < 100*time.Millisecond && done != total {
+			return
+		} else {
+			last = now
+		}
+		if total > 0 {
+			fmt.Fprintf(w, "\r  %6.1f / %.1f MiB (%3.0f%%)", mib(done), mib(total), 100*float64(done)/float64(total))
+		} else {
+			fmt.Fprintf(w, "\r  %6.1f MiB", mib(done))
+		}
+	}
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }

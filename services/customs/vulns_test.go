@@ -1,0 +1,251 @@
+package customs_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan/scantest"
+	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/pkg/vulndist"
+	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+)
+
+// osvDir is the real OSV records of pkg/vulndb's tests.
+const osvDir = "../../pkg/vulndb/testdata/osv"
+
+// buildDB builds a database from OSV records (paths under osvDir).
+func buildDB(t *testing.T, built time.Time, files ...string) *vulndb.DB {
+	t.Helper()
+	b := vulndb.NewBuilder()
+	b.Now = func() time.Time { return built }
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(osvDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.AddJSON(data)
+	}
+	return b.Build()
+}
+
+func writeDB(t *testing.T, db *vulndb.DB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vulndb.gob.gz")
+	if err := db.WriteFile(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func findVuln(r *report.Report, id string) *report.Vulnerability {
+	for i := range r.Vulnerabilities {
+		if r.Vulnerabilities[i].ID == id {
+			return &r.Vulnerabilities[i]
+		}
+	}
+	return nil
+}
+
+// A user's view of issue 3: push an image, read its vulnerabilities; a
+// database update re-matches the stored inventory without pulling the
+// image again, rewrites the report and announces what is new; scanners
+// use the new database without a restart.
+func TestVulnerabilityDatabaseUpdateRematches(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	// v1: Go advisories only; v2 adds the lodash advisory.
+	v1 := buildDB(t, t0, "go/GO-2020-0015.json", "go/GO-2022-0969.json")
+	v2 := buildDB(t, t0.Add(24*time.Hour), "go/GO-2020-0015.json", "go/GO-2022-0969.json", "other/GHSA-35jh-r3h4-6jhm.json")
+
+	var registryRequests atomic.Int64
+	cfg := testConfig(t)
+	cfg.DBPath = writeDB(t, v1)
+	cfg.RegistryMiddleware = func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			registryRequests.Add(1)
+			next.ServeHTTP(w, r)
+		})
+	}
+	st := startStack(t, cfg)
+
+	// Listen for NewVulnerabilities events the way an alerting consumer would.
+	nc, err := nats.Connect(st.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	base := scantest.Layer(t, scantest.DebianRootfs(t)...)
+	npmLayer := scantest.Layer(t, scantest.Reg("srv/app/node_modules/lodash/package.json",
+		`{"name": "lodash", "version": "4.17.20", "license": "MIT"}`))
+	img := scantest.Image(t, base, npmLayer)
+	digest := push(t, st, "vendor/app:1", img)
+
+	r := waitReport(t, st.ResultsURL, digest)
+	if r.VulnerabilityDB.Status != report.VulnDBChecked || r.VulnerabilityDB.Version != v1.Version() {
+		t.Fatalf("vulnerability_db = %+v, want checked against %s", r.VulnerabilityDB, v1.Version())
+	}
+	if len(r.Vulnerabilities) != 0 || r.Verdict != report.VerdictPass {
+		t.Fatalf("v1 knows nothing about lodash: vulnerabilities %+v verdict %s", r.Vulnerabilities, r.Verdict)
+	}
+	if _, ok := pkgMap(r)["lodash"]; !ok {
+		t.Fatalf("lodash not in the inventory: %+v", r.Packages)
+	}
+
+	// Publish v2 the way `customs db update --publish` does.
+	before := registryRequests.Load()
+	if _, changed, err := vulndist.Publish(context.Background(), js, v2); err != nil || !changed {
+		t.Fatalf("publish v2: changed=%v err=%v", changed, err)
+	}
+
+	waitUntil(t, "the stored report to be re-matched against v2", 60*time.Second, func() bool {
+		r = waitReport(t, st.ResultsURL, digest)
+		return r.VulnerabilityDB.Version == v2.Version()
+	})
+	v := findVuln(r, "GHSA-35jh-r3h4-6jhm")
+	if v == nil {
+		t.Fatalf("re-matched report lacks GHSA-35jh-r3h4-6jhm: %+v", r.Vulnerabilities)
+	}
+	if v.Package != "lodash" || v.Version != "4.17.20" || v.FixedVersion != "4.17.21" || v.Severity != report.SeverityHigh ||
+		v.Ecosystem != "npm" || v.Layer != layerDigest(t, npmLayer) || !slices.Contains(v.Aliases, "CVE-2021-23337") {
+		t.Errorf("vulnerability = %+v", v)
+	}
+	if r.Verdict != report.VerdictWarn {
+		t.Errorf("verdict after a HIGH vulnerability appeared = %s (%s), want warn", r.Verdict, r.VerdictRule)
+	}
+	if n := registryRequests.Load() - before; n != 0 {
+		t.Errorf("the re-match made %d registry requests, want none", n)
+	}
+
+	// Exactly one event for the manifest, naming what is new.
+	cons, err := js.OrderedConsumer(context.Background(), queue.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{queue.NewVulnerabilitiesSubject + ">"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []*customsv1.NewVulnerabilities
+	waitUntil(t, "a NewVulnerabilities event", 30*time.Second, func() bool {
+		msgs, err := cons.Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			return false
+		}
+		for m := range msgs.Messages() {
+			ev := &customsv1.NewVulnerabilities{}
+			if err := proto.Unmarshal(m.Data(), ev); err != nil {
+				t.Fatal(err)
+			}
+			events = append(events, ev)
+		}
+		return len(events) > 0
+	})
+	ev := events[0]
+	if len(events) != 1 || ev.GetDigest() != digest || ev.GetRepository() != "vendor/app" ||
+		ev.GetDbVersion() != v2.Version() || ev.GetPreviousDbVersion() != v1.Version() ||
+		ev.GetVerdict() != report.VerdictWarn || ev.GetPreviousVerdict() != report.VerdictPass {
+		t.Fatalf("events = %v", events)
+	}
+	if nv := ev.GetNewVulnerabilities(); len(nv) != 1 || nv[0].GetId() != "GHSA-35jh-r3h4-6jhm" || nv[0].GetFixedVersion() != "4.17.21" {
+		t.Fatalf("new_vulnerabilities = %v", nv)
+	}
+
+	// The scanner swapped too: a new push is matched against v2 at once,
+	// without a restart.
+	img2 := scantest.Image(t, base, npmLayer, scantest.Layer(t, scantest.Reg("srv/app/VERSION", "2\n")))
+	digest2 := push(t, st, "vendor/app:2", img2)
+	r2 := waitReport(t, st.ResultsURL, digest2)
+	if r2.VulnerabilityDB.Version != v2.Version() || findVuln(r2, "GHSA-35jh-r3h4-6jhm") == nil {
+		t.Fatalf("new scan: db %+v vulnerabilities %+v", r2.VulnerabilityDB, r2.Vulnerabilities)
+	}
+
+	// The inventory the re-match read is served next to the report.
+	resp, err := http.Get(st.ResultsURL + "/v1/reports/" + digest + "/inventory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET inventory: %d", resp.StatusCode)
+	}
+}
+
+// With no database anywhere, reports list packages and say so.
+func TestNoDatabaseSaysNotChecked(t *testing.T) {
+	st := startStack(t, testConfig(t))
+	base := scantest.Layer(t, scantest.DebianRootfs(t)...)
+	digest := push(t, st, "testbed/nodb:1", scantest.Image(t, base))
+	r := waitReport(t, st.ResultsURL, digest)
+	if r.VulnerabilityDB.Status != report.VulnDBNotChecked || r.VulnerabilityDB.Note == "" || len(r.Packages) == 0 {
+		t.Fatalf("vulnerability_db = %+v, %d packages", r.VulnerabilityDB, len(r.Packages))
+	}
+}
+
+// An ignore file marks a vulnerability as not affecting a repository's
+// images: it is listed as ignored, with the reason, and the verdict
+// no longer counts it.
+func TestIgnoreFileListsIgnoredVulnerabilities(t *testing.T) {
+	db := buildDB(t, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), "other/GHSA-35jh-r3h4-6jhm.json")
+	ignoreFile := filepath.Join(t.TempDir(), "ignore.yaml")
+	if err := os.WriteFile(ignoreFile, []byte(`ignore:
+  - id: CVE-2021-23337
+    repository: "vendor/*"
+    reason: "template() is never called with user input"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.DBPath = writeDB(t, db)
+	cfg.Engine.IgnoreFiles = []string{ignoreFile}
+	st := startStack(t, cfg)
+
+	base := scantest.Layer(t, scantest.DebianRootfs(t)...)
+	img := scantest.Image(t, base, scantest.Layer(t, scantest.Reg("srv/app/node_modules/lodash/package.json",
+		`{"name": "lodash", "version": "4.17.20"}`)))
+	vendored := push(t, st, "vendor/app:1", img)
+	// A different image (one report per digest) in a repository the entry
+	// does not cover.
+	img2 := scantest.Image(t, base, scantest.Layer(t, scantest.Reg("opt/x/node_modules/lodash/package.json",
+		`{"name": "lodash", "version": "4.17.20"}`)))
+	teamDigest := push(t, st, "team/app:2", img2)
+	rv := waitReport(t, st.ResultsURL, vendored)
+	rt := waitReport(t, st.ResultsURL, teamDigest)
+	if len(rv.Vulnerabilities) != 0 || len(rv.IgnoredVulnerabilities) != 1 {
+		t.Fatalf("vendor/app: vulnerabilities %+v ignored %+v", rv.Vulnerabilities, rv.IgnoredVulnerabilities)
+	}
+	ig := rv.IgnoredVulnerabilities[0]
+	if ig.ID != "GHSA-35jh-r3h4-6jhm" || ig.Reason != "template() is never called with user input" || ig.Source == "" || ig.Status == "" {
+		t.Errorf("ignored = %+v", ig)
+	}
+	if rv.Verdict != report.VerdictPass {
+		t.Errorf("verdict with the only vulnerability ignored = %s", rv.Verdict)
+	}
+	if findVuln(rt, "GHSA-35jh-r3h4-6jhm") == nil || len(rt.IgnoredVulnerabilities) != 0 {
+		t.Fatalf("team/app is not covered by the ignore entry: vulnerabilities %+v ignored %+v", rt.Vulnerabilities, rt.IgnoredVulnerabilities)
+	}
+}
