@@ -183,7 +183,7 @@ func (m *Rematcher) One(ctx context.Context, key string, db *vulndb.DB) (Result,
 			return Skipped, err
 		}
 	}
-	stored, err := m.Store.Put(ctx, r)
+	stored, err := m.Store.Update(ctx, r)
 	if err != nil {
 		return Skipped, err
 	}

@@ -62,6 +62,16 @@ func summaryKey(r *report.Report) string {
 // Put stores r idempotently: writing the same report twice leaves the same
 // objects, and an older report never replaces a newer one.
 func (s *Store) Put(ctx context.Context, r *report.Report) (stored bool, err error) {
+	return s.put(ctx, r, true)
+}
+
+// Update stores a re-matched report: as Put, but the inventory (which a
+// re-match reads and does not change) is not written again.
+func (s *Store) Update(ctx context.Context, r *report.Report) (stored bool, err error) {
+	return s.put(ctx, r, false)
+}
+
+func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (stored bool, err error) {
 	r.Normalize()
 	if old, err := s.Get(ctx, r.Artifact.Digest); err == nil {
 		if old.FinishedAt.After(r.FinishedAt) {
@@ -93,7 +103,7 @@ func (s *Store) Put(ctx context.Context, r *report.Report) (stored bool, err err
 	}
 	// The inventory goes before the report for the same reason: a report
 	// is never stored without the inventory a re-match needs.
-	if r.Status == report.StatusComplete && len(r.Manifests) == 0 {
+	if withInventory && r.Status == report.StatusComplete && len(r.Manifests) == 0 {
 		inv, err := json.Marshal(InventoryOf(r))
 		if err != nil {
 			return false, fmt.Errorf("encode inventory: %w", err)
