@@ -326,25 +326,44 @@ func dbRank(path string) int {
 	return len(dbPaths)
 }
 
-// Ecosystem maps an OS to the OSV ecosystem name of its RPM packages:
+// Ecosystem maps an OS to the OSV ecosystem name of its RPM packages
+// (https://ossf.github.io/osv-schema/, ecosystems of the "affected"
+// package), as vulndb compares it (see vulndb's normalizeEcosystem):
 //
-//	rhel                          → Red Hat (OSV's ":<CPE>" stream suffix is not knowable from os-release)
 //	almalinux VERSION_ID=9.3      → AlmaLinux:9
 //	rocky     VERSION_ID=8.9      → Rocky Linux:8
+//	rhel      VERSION_ID=9.3      → Red Hat:enterprise_linux:9
 //	sles…     PRETTY_NAME="SUSE Linux Enterprise Server 15 SP5" → SUSE:Linux Enterprise Server 15 SP5
+//	sl-micro  PRETTY_NAME="SUSE Linux Micro 6.0"                → SUSE:Linux Micro 6.0
 //	opensuse… PRETTY_NAME="openSUSE Leap 15.5"                  → openSUSE:Leap 15.5
-//	photon    VERSION_ID=5.0      → Photon OS:5.0
+//	openEuler PRETTY_NAME="openEuler 22.03 (LTS-SP1)"           → openEuler:22.03-LTS-SP1
+//	azurelinux VERSION_ID=3.0     → Azure Linux:3
+//	mariner   VERSION_ID=2.0      → Azure Linux:2 (CBL-Mariner 2.0, published under Azure Linux)
 //	mageia    VERSION_ID=9        → Mageia:9
-//	anything else (fedora, centos, amzn, ol, azurelinux, …) or no OS → RPM
+//	photon    VERSION_ID=5.0      → Photon OS:5.0
+//	anything else or no OS        → RPM
 //
-// OSV (ossf/osv-schema ecosystems.json) names the SUSE and openSUSE
+// Red Hat's OSV records are scoped to a product stream, a CPE such as
+// "enterprise_linux:9::appstream" naming the repository an RPM ships in;
+// os-release cannot tell which, so a RHEL image gets the major release
+// only and vulndb reduces the records' streams to the same form (an
+// approximation documented there). OSV names the SUSE and openSUSE
 // releases after PRETTY_NAME without the vendor word; when PRETTY_NAME is
 // missing the release is rebuilt from VERSION_ID ("15.5" → "15 SP5").
+// SUSE files SLE 15 base packages under modules ("SUSE:Linux Enterprise
+// Module for Basesystem 15 SP5"), which vulndb folds into the image's
+// release. openEuler names its releases "22.03-LTS-SP1", as the
+// parenthesised part of PRETTY_NAME says.
+//
 // "RPM" is not an OSV ecosystem: it marks RPM packages of distributions
-// OSV does not cover.
+// OSV has no ecosystem for (the osv-schema list has none for Fedora,
+// CentOS and CentOS Stream, Amazon Linux or Oracle Linux), which are
+// listed but never matched.
 func Ecosystem(os report.OS) string {
 	major, _, _ := strings.Cut(os.Version, ".")
 	switch id := os.ID; {
+	case id == "rhel" && major != "":
+		return "Red Hat:enterprise_linux:" + major
 	case id == "rhel":
 		return "Red Hat"
 	case id == "almalinux" && major != "":
@@ -355,13 +374,15 @@ func Ecosystem(os report.OS) string {
 		return "Rocky Linux:" + major
 	case id == "rocky":
 		return "Rocky Linux"
-	case id == "sles" || id == "sled" || id == "sles_sap" || id == "sle-micro" || id == "sle_hpc":
+	case id == "sles" || id == "sled" || id == "sles_sap" || id == "sle-micro" || id == "sle_hpc" || id == "sl-micro":
 		if rel, ok := strings.CutPrefix(os.Name, "SUSE "); ok && rel != "" {
 			return "SUSE:" + rel
 		}
 		if id == "sles" && os.Version != "" {
 			v, sp, hasSP := strings.Cut(os.Version, ".")
-			if hasSP && sp != "0" {
+			if n, err := strconv.Atoi(v); err == nil && n >= 16 {
+				v = os.Version // SLES 16 is "16.0": no service packs
+			} else if hasSP && sp != "0" {
 				v += " SP" + sp
 			}
 			return "SUSE:Linux Enterprise Server " + v
@@ -378,12 +399,40 @@ func Ecosystem(os report.OS) string {
 			return "openSUSE:Tumbleweed"
 		}
 		return "openSUSE"
+	case strings.EqualFold(id, "openeuler"):
+		if rel := openEulerRelease(os); rel != "" {
+			return "openEuler:" + rel
+		}
+		return "openEuler"
+	case (id == "azurelinux" || id == "mariner") && major != "":
+		return "Azure Linux:" + major
+	case id == "azurelinux" || id == "mariner":
+		return "Azure Linux"
 	case id == "photon" && os.Version != "":
 		return "Photon OS:" + os.Version
 	case id == "mageia" && os.Version != "":
 		return "Mageia:" + os.Version
 	}
 	return "RPM"
+}
+
+// openEulerRelease returns an openEuler release as OSV writes it:
+// PRETTY_NAME "openEuler 22.03 (LTS-SP1)" → "22.03-LTS-SP1", "openEuler
+// 24.03 (LTS)" → "24.03-LTS", "openEuler 23.09" → "23.09"; else VERSION_ID.
+func openEulerRelease(os report.OS) string {
+	if rest, ok := strings.CutPrefix(os.Name, "openEuler "); ok {
+		ver, qual, hasQual := strings.Cut(rest, " ")
+		qual = strings.TrimSuffix(strings.TrimPrefix(qual, "("), ")")
+		if ver != "" && !strings.ContainsAny(ver, "()") {
+			if hasQual && qual != "" && !strings.ContainsAny(qual, " ()") {
+				return ver + "-" + qual
+			}
+			if !hasQual {
+				return ver
+			}
+		}
+	}
+	return os.Version
 }
 
 // namespace returns the purl namespace and distro qualifier for an OS:

@@ -42,20 +42,35 @@ func TestEcosystem(t *testing.T) {
 		os   report.OS
 		want string
 	}{
-		{report.OS{ID: "rhel", Version: "9.3"}, "Red Hat"},
+		{report.OS{ID: "rhel", Version: "9.3"}, "Red Hat:enterprise_linux:9"},
+		{report.OS{ID: "rhel", Version: "10.0"}, "Red Hat:enterprise_linux:10"},
+		{report.OS{ID: "rhel"}, "Red Hat"},
 		{report.OS{ID: "almalinux", Version: "9.3"}, "AlmaLinux:9"},
 		{report.OS{ID: "rocky", Version: "8.9"}, "Rocky Linux:8"},
 		{report.OS{ID: "sles", Version: "15.5", Name: "SUSE Linux Enterprise Server 15 SP5"}, "SUSE:Linux Enterprise Server 15 SP5"},
 		{report.OS{ID: "sles", Version: "15.5"}, "SUSE:Linux Enterprise Server 15 SP5"},
 		{report.OS{ID: "sles", Version: "15"}, "SUSE:Linux Enterprise Server 15"},
+		{report.OS{ID: "sles", Version: "16.0"}, "SUSE:Linux Enterprise Server 16.0"},
+		{report.OS{ID: "sles", Version: "16.0", Name: "SUSE Linux Enterprise Server 16.0"}, "SUSE:Linux Enterprise Server 16.0"},
+		{report.OS{ID: "sl-micro", Version: "6.0", Name: "SUSE Linux Micro 6.0"}, "SUSE:Linux Micro 6.0"},
 		{report.OS{ID: "sle-micro", Version: "5.5", Name: "SUSE Linux Enterprise Micro 5.5"}, "SUSE:Linux Enterprise Micro 5.5"},
 		{report.OS{ID: "opensuse-leap", Version: "15.5", Name: "openSUSE Leap 15.5"}, "openSUSE:Leap 15.5"},
 		{report.OS{ID: "opensuse-leap", Version: "15.6"}, "openSUSE:Leap 15.6"},
 		{report.OS{ID: "opensuse-tumbleweed", Version: "20240101", Name: "openSUSE Tumbleweed"}, "openSUSE:Tumbleweed"},
 		{report.OS{ID: "photon", Version: "5.0"}, "Photon OS:5.0"},
 		{report.OS{ID: "mageia", Version: "9"}, "Mageia:9"},
+		{report.OS{ID: "openEuler", Version: "22.03", Name: "openEuler 22.03 (LTS-SP1)"}, "openEuler:22.03-LTS-SP1"},
+		{report.OS{ID: "openEuler", Version: "24.03", Name: "openEuler 24.03 (LTS)"}, "openEuler:24.03-LTS"},
+		{report.OS{ID: "openEuler", Version: "23.09", Name: "openEuler 23.09"}, "openEuler:23.09"},
+		{report.OS{ID: "openEuler", Version: "22.03"}, "openEuler:22.03"},
+		{report.OS{ID: "openEuler"}, "openEuler"},
+		{report.OS{ID: "azurelinux", Version: "3.0", Name: "Microsoft Azure Linux 3.0"}, "Azure Linux:3"},
+		{report.OS{ID: "mariner", Version: "2.0", Name: "CBL-Mariner/Linux"}, "Azure Linux:2"},
+		// No OSV ecosystem: listed, never matched.
 		{report.OS{ID: "fedora", Version: "39"}, "RPM"},
+		{report.OS{ID: "centos", Version: "9"}, "RPM"},
 		{report.OS{ID: "amzn", Version: "2023"}, "RPM"},
+		{report.OS{ID: "ol", Version: "9.5"}, "RPM"},
 		{report.OS{}, "RPM"},
 	} {
 		if got := rpm.Ecosystem(c.os); got != c.want {
