@@ -25,9 +25,10 @@ import (
 	"time"
 )
 
-// FormatVersion is bumped whenever the on-disk layout changes; Read
+// FormatVersion is bumped whenever the on-disk layout or what a build keeps
+// changes (2: RPM ranges, "related" ids as aliases); Read
 // rejects other versions.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // Entry is one affected package of one advisory, reduced to what matching
 // needs. Events of each range are sorted by the ecosystem's ordering when
@@ -150,10 +151,11 @@ func (b *Builder) Build() *DB {
 	var entries []*Entry
 	b.stats.Entries, b.stats.Dropped = 0, 0
 	for _, rec := range b.records {
-		// Distribution records (DEBIAN-CVE-…, UBUNTU-CVE-…, ALPINE-CVE-…)
-		// name their CVE in "upstream" rather than "aliases"; report
-		// both so the CVE id is visible.
-		aliases := append(append([]string{}, rec.Aliases...), rec.Upstream...)
+		// Distribution records name their CVE in "upstream"
+		// (DEBIAN-CVE-…, UBUNTU-CVE-…) or "related" (DSA-…, ALSA-…)
+		// rather than "aliases"; report all so the CVE id is visible and
+		// ignore rules written against CVE ids apply.
+		aliases := append(append(append([]string{}, rec.Aliases...), rec.Upstream...), rec.Related...)
 		sort.Strings(aliases)
 		aliases = slices.Compact(aliases)
 		for i := range rec.Affected {
@@ -354,7 +356,7 @@ func Read(r io.Reader) (*DB, error) {
 		return nil, fmt.Errorf("vulndb: read header: %w", err)
 	}
 	if h.Format != FormatVersion {
-		return nil, fmt.Errorf("vulndb: database format %d, want %d", h.Format, FormatVersion)
+		return nil, fmt.Errorf("vulndb: database format %d, this Customs reads %d: rebuild it with `customs db update`", h.Format, FormatVersion)
 	}
 	entries := make([]*Entry, 0, min(h.Entries, 1<<20))
 	for {

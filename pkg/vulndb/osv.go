@@ -19,6 +19,7 @@ type osvRecord struct {
 	Withdrawn        *time.Time      `json:"withdrawn"`
 	Aliases          []string        `json:"aliases"`
 	Upstream         []string        `json:"upstream"`
+	Related          []string        `json:"related"`
 	Severity         []osvSeverity   `json:"severity"`
 	Affected         []osvAffected   `json:"affected"`
 	DatabaseSpecific json.RawMessage `json:"database_specific"`

@@ -28,16 +28,6 @@ func loadRPMTestDB(t testing.TB) *DB {
 	return db
 }
 
-func sign(n int) int {
-	switch {
-	case n < 0:
-		return -1
-	case n > 0:
-		return 1
-	}
-	return 0
-}
-
 func TestRPMVersionOrdering(t *testing.T) {
 	for _, c := range []struct {
 		a, b string

@@ -11,7 +11,6 @@ import (
 	pep440 "github.com/aquasecurity/go-pep440-version"
 	hcversion "github.com/hashicorp/go-version"
 	apk "github.com/knqyf263/go-apk-version"
-	deb "github.com/knqyf263/go-deb-version"
 	rpmversion "github.com/knqyf263/go-rpm-version"
 	mvn "github.com/masahiro331/go-mvn-version"
 	gosemver "golang.org/x/mod/semver"
@@ -306,18 +305,6 @@ func cmpMultipart(a, b string) (int, error) {
 		return 0, err
 	}
 	vb, err := hcversion.NewVersion(b)
-	if err != nil {
-		return 0, err
-	}
-	return va.Compare(vb), nil
-}
-
-func cmpDeb(a, b string) (int, error) {
-	va, err := deb.NewVersion(a)
-	if err != nil {
-		return 0, err
-	}
-	vb, err := deb.NewVersion(b)
 	if err != nil {
 		return 0, err
 	}
