@@ -10,6 +10,9 @@
 #
 # Environment:
 #   RUNS=3            runs per tool
+#   CUSTOMS=path      customs binary to measure (default: built from this tree)
+#   KEEP=DIR          keep the last run's reports as DIR/customs.json and
+#                     DIR/syft.json (for compare-packages.sh)
 #   SYFT=path         syft binary (default: syft on PATH, else $BENCH_CACHE/bin/syft)
 #   INSTALL_PEERS=1   go install syft v1.57.1 into $BENCH_CACHE/bin when missing
 #                     (a long compile: ~10+ minutes on 2 cores)
@@ -41,8 +44,14 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/customs-scan-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-echo "building customs..." >&2
-go build -o "$tmp/customs" ./services/customs/cmd/customs
+CUSTOMS=${CUSTOMS:-}
+[[ -z $CUSTOMS || $CUSTOMS = /* ]] || CUSTOMS="$OLDPWD/$CUSTOMS"
+[[ -z ${KEEP:-} || $KEEP = /* ]] || KEEP="$OLDPWD/$KEEP"
+if [[ -z $CUSTOMS ]]; then
+	echo "building customs..." >&2
+	go build -o "$tmp/customs" ./services/customs/cmd/customs
+	CUSTOMS=$tmp/customs
+fi
 
 SYFT=${SYFT:-}
 if [[ -z $SYFT ]]; then
@@ -109,7 +118,7 @@ echo "load:  $(uptime)"
 echo "cpus:  $(nproc)"
 echo
 
-measure customs "$tmp/customs.json" "$tmp/customs" scan --input "$IMAGE"
+measure customs "$tmp/customs.json" "$CUSTOMS" scan --input "$IMAGE"
 summary[-1]+="  packages $(count_packages "$tmp/customs.json" packages)"
 
 if [[ -n $SYFT ]]; then
@@ -120,6 +129,13 @@ if [[ -n $SYFT ]]; then
 	summary[-1]+="  packages $(count_packages "$tmp/syft.json" artifacts)  (syft $syft_version)"
 else
 	echo "(syft not found: SYFT=path, put it on PATH, or INSTALL_PEERS=1)"
+fi
+
+if [[ -n ${KEEP:-} ]]; then
+	mkdir -p "$KEEP"
+	cp "$tmp/customs.json" "$KEEP/customs.json"
+	[[ -f $tmp/syft.json ]] && cp "$tmp/syft.json" "$KEEP/syft.json"
+	echo "reports kept in $KEEP"
 fi
 
 echo

@@ -4,14 +4,23 @@
 //
 //	…/node_modules/<name>/package.json          one installed package
 //	…/node_modules/@<scope>/<name>/package.json one installed package
+//	usr/share/nodejs/<name>/package.json        one installed package (Debian's
+//	                                            node-* packages; also usr/lib/nodejs
+//	                                            and usr/lib/<triplet>/nodejs)
 //	package-lock.json, npm-shrinkwrap.json      v1 "dependencies" tree, v2/v3 "packages" map
 //	yarn.lock                                   classic (v1) and berry (v2+)
 //	pnpm-lock.yaml                              v5, v6 and v9 "packages" keys
 //
 // Lockfiles inside node_modules (libraries' own lockfiles, npm's hidden
 // node_modules/.package-lock.json) are ignored: they do not describe what
-// is installed. An application directory with both a lockfile and a
-// node_modules tree reports each package twice, with different Paths.
+// is installed. So are lockfiles inside another ecosystem's installed
+// libraries, where they are that library's development files too (the
+// VS Code extension under Ruby's bundled typeprof gem locks ~160 dev
+// tools): anywhere below an installed gem (…/gems/<gem>/…, the rule the
+// gem analyzer applies to Gemfile.lock), below Python's site-packages or
+// dist-packages, and under usr/share/doc. An application directory with
+// both a lockfile and a node_modules tree reports each package twice,
+// with different Paths.
 // Local (file:, link:, workspace:) and non-registry (git, tarball URL)
 // dependencies without a usable version are skipped; development
 // dependencies are reported like the others.
@@ -58,7 +67,7 @@ func New() *Analyzer { return &Analyzer{} }
 func (*Analyzer) Name() string { return "npm" }
 
 // Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 1 }
+func (*Analyzer) Version() int { return 2 }
 
 type kind int
 
@@ -86,7 +95,7 @@ func classify(path string) kind {
 	default:
 		return kindNone
 	}
-	if strings.HasPrefix(path, "node_modules/") || strings.Contains(path, "/node_modules/") {
+	if strings.HasPrefix(path, "node_modules/") || strings.Contains(path, "/node_modules/") || inLibrary(path) {
 		return kindNone
 	}
 	switch base {
@@ -99,8 +108,27 @@ func classify(path string) kind {
 	}
 }
 
+// inLibrary reports whether path lies inside the installed files of a
+// library of another ecosystem (or in documentation), where a lockfile
+// is the library's own development file: …/gems/<gem>/…,
+// …site-packages/…, …dist-packages/…, usr/share/doc/….
+func inLibrary(path string) bool {
+	if strings.HasPrefix(path, "usr/share/doc/") || strings.Contains(path, "/usr/share/doc/") ||
+		strings.Contains(path, "site-packages/") || strings.Contains(path, "dist-packages/") {
+		return true
+	}
+	rest := ""
+	if strings.HasPrefix(path, "gems/") {
+		rest = path[len("gems/"):]
+	} else if i := strings.Index(path, "/gems/"); i >= 0 {
+		rest = path[i+len("/gems/"):]
+	}
+	return strings.IndexByte(rest, '/') >= 0
+}
+
 // isInstalledPackageJSON reports whether path is
-// …node_modules/<name>/package.json or …node_modules/@scope/<name>/package.json.
+// …node_modules/<name>/package.json or …node_modules/@scope/<name>/package.json,
+// or the same below one of Debian's global module directories.
 func isInstalledPackageJSON(path string) bool {
 	dir, ok := strings.CutSuffix(path, "/package.json")
 	if !ok {
@@ -128,8 +156,23 @@ func isInstalledPackageJSON(path string) bool {
 	return isNodeModules(parent[:j])
 }
 
+// isNodeModules reports whether packages are installed directly in dir:
+// a node_modules directory, or a global module directory of Debian's
+// nodejs, where its node-* packages install (usr/share/nodejs,
+// usr/lib/nodejs, usr/lib/<triplet>/nodejs).
 func isNodeModules(dir string) bool {
-	return dir == "node_modules" || strings.HasSuffix(dir, "/node_modules")
+	if dir == "node_modules" || strings.HasSuffix(dir, "/node_modules") {
+		return true
+	}
+	switch dir {
+	case "usr/share/nodejs", "usr/lib/nodejs":
+		return true
+	}
+	if rest, ok := strings.CutPrefix(dir, "usr/lib/"); ok {
+		triplet, ok := strings.CutSuffix(rest, "/nodejs")
+		return ok && triplet != "" && strings.IndexByte(triplet, '/') < 0
+	}
+	return false
 }
 
 // Match implements analyzer.Analyzer.

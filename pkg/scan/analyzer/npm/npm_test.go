@@ -56,6 +56,43 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// TestMatchPlaces: Debian's global module directories hold installed
+// packages; lockfiles inside other ecosystems' installed libraries are
+// those libraries' development files.
+func TestMatchPlaces(t *testing.T) {
+	a := npm.New()
+	for path, want := range map[string]bool{
+		"usr/share/nodejs/ms/package.json":                                      true,
+		"usr/share/nodejs/@types/ms/package.json":                               true,
+		"usr/lib/nodejs/ms/package.json":                                        true,
+		"usr/lib/x86_64-linux-gnu/nodejs/ms/package.json":                       true,
+		"usr/share/nodejs/semver/functions/package.json":                        false,
+		"usr/share/nodejs/package.json":                                         false,
+		"usr/lib/a/b/nodejs/ms/package.json":                                    false,
+		"usr/lib/nodejs/package.json":                                           false,
+		"opt/usr/share/nodejs/ms/package.json":                                  false,
+		"usr/lib/ruby/gems/3.1.0/gems/typeprof-0.21.2/vscode/package-lock.json": false,
+		"usr/local/bundle/gems/x-1.0/yarn.lock":                                 false,
+		"gems/x-1.0/package-lock.json":                                          false,
+		"srv/gems/package-lock.json":                                            true,
+		"usr/lib/python3/dist-packages/x/static/yarn.lock":                      false,
+		"venv/lib/python3.12/site-packages/x/package-lock.json":                 false,
+		"usr/share/doc/x/examples/package-lock.json":                            false,
+	} {
+		if got := a.Match(path, 0o644, 100); got != want {
+			t.Errorf("Match(%q) = %v, want %v", path, got, want)
+		}
+	}
+	for _, p := range []string{
+		"usr/lib/x86_64-linux-gnu/nodejs/@types/ms/package.json",
+		"usr/lib/ruby/gems/3.1.0/gems/typeprof-0.21.2/vscode/package-lock.json",
+	} {
+		if n := testing.AllocsPerRun(100, func() { a.Match(p, 0o644, 100) }); n != 0 {
+			t.Errorf("Match(%q) allocates %v times", p, n)
+		}
+	}
+}
+
 func FuzzAnalyze(f *testing.F) {
 	paths := map[string]string{
 		"package.json":       "app/node_modules/x/package.json",
