@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -76,12 +79,12 @@ func findVuln(r *report.Report, id string) *report.Vulnerability {
 func TestVulnerabilityDatabaseUpdateRematches(t *testing.T) {
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	// v1: Go advisories only; v2 adds the lodash advisory.
-	v1 := buildDB(t, t0, "go/GO-2020-0015.json", "go/GO-2022-0969.json")
-	v2 := buildDB(t, t0.Add(24*time.Hour), "go/GO-2020-0015.json", "go/GO-2022-0969.json", "other/GHSA-35jh-r3h4-6jhm.json")
+	db1 := buildDB(t, t0, "go/GO-2020-0015.json", "go/GO-2022-0969.json")
+	db2 := buildDB(t, t0.Add(24*time.Hour), "go/GO-2020-0015.json", "go/GO-2022-0969.json", "other/GHSA-35jh-r3h4-6jhm.json")
 
 	var registryRequests atomic.Int64
 	cfg := testConfig(t)
-	cfg.DBPath = writeDB(t, v1)
+	cfg.DBPath = writeDB(t, db1)
 	cfg.RegistryMiddleware = func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			registryRequests.Add(1)
@@ -107,9 +110,22 @@ func TestVulnerabilityDatabaseUpdateRematches(t *testing.T) {
 	img := scantest.Image(t, base, npmLayer)
 	digest := push(t, st, "vendor/app:1", img)
 
+	// The same application as a two-platform index.
+	arm := withPlatform(t, scantest.Image(t, base, npmLayer), "arm64", "v8")
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: withPlatform(t, scantest.Image(t, base), "amd64", ""), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}},
+	)
+	idxDigest := pushIndex(t, st, "vendor/multi:1", idx)
+	if ri := waitReport(t, st.ResultsURL, idxDigest); ri.Verdict != report.VerdictPass || len(ri.Manifests) != 2 {
+		t.Fatalf("index before v2: verdict %s manifests %+v", ri.Verdict, ri.Manifests)
+	}
+	armDigest, _ := arm.Digest()
+	waitReport(t, st.ResultsURL, armDigest.String())
+
 	r := waitReport(t, st.ResultsURL, digest)
-	if r.VulnerabilityDB.Status != report.VulnDBChecked || r.VulnerabilityDB.Version != v1.Version() {
-		t.Fatalf("vulnerability_db = %+v, want checked against %s", r.VulnerabilityDB, v1.Version())
+	if r.VulnerabilityDB.Status != report.VulnDBChecked || r.VulnerabilityDB.Version != db1.Version() {
+		t.Fatalf("vulnerability_db = %+v, want checked against %s", r.VulnerabilityDB, db1.Version())
 	}
 	if len(r.Vulnerabilities) != 0 || r.Verdict != report.VerdictPass {
 		t.Fatalf("v1 knows nothing about lodash: vulnerabilities %+v verdict %s", r.Vulnerabilities, r.Verdict)
@@ -120,13 +136,13 @@ func TestVulnerabilityDatabaseUpdateRematches(t *testing.T) {
 
 	// Publish v2 the way `customs db update --publish` does.
 	before := registryRequests.Load()
-	if _, changed, err := vulndist.Publish(context.Background(), js, v2); err != nil || !changed {
+	if _, changed, err := vulndist.Publish(context.Background(), js, db2); err != nil || !changed {
 		t.Fatalf("publish v2: changed=%v err=%v", changed, err)
 	}
 
 	waitUntil(t, "the stored report to be re-matched against v2", 60*time.Second, func() bool {
 		r = waitReport(t, st.ResultsURL, digest)
-		return r.VulnerabilityDB.Version == v2.Version()
+		return r.VulnerabilityDB.Version == db2.Version()
 	})
 	v := findVuln(r, "GHSA-35jh-r3h4-6jhm")
 	if v == nil {
@@ -143,7 +159,25 @@ func TestVulnerabilityDatabaseUpdateRematches(t *testing.T) {
 		t.Errorf("the re-match made %d registry requests, want none", n)
 	}
 
-	// Exactly one event for the manifest, naming what is new.
+	// The index follows its arm64 platform, which gained the vulnerability.
+	waitUntil(t, "the index report to be refreshed", 30*time.Second, func() bool {
+		return waitReport(t, st.ResultsURL, idxDigest).VulnerabilityDB.Version == db2.Version()
+	})
+	ri := waitReport(t, st.ResultsURL, idxDigest)
+	if ri.Verdict != report.VerdictWarn {
+		t.Errorf("index verdict after v2 = %s, want warn (its arm64 image has a HIGH vulnerability): %+v", ri.Verdict, ri.Manifests)
+	}
+	for _, m := range ri.Manifests {
+		want := report.VerdictPass
+		if m.Digest == armDigest.String() {
+			want = report.VerdictWarn
+		}
+		if m.Verdict != want {
+			t.Errorf("index lists %s (%s) as %s, want %s", m.Digest, m.Platform, m.Verdict, want)
+		}
+	}
+
+	// Exactly one event per manifest that gained something, naming what is new.
 	cons, err := js.OrderedConsumer(context.Background(), queue.EventsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{queue.NewVulnerabilitiesSubject + ">"},
 	})
@@ -151,7 +185,7 @@ func TestVulnerabilityDatabaseUpdateRematches(t *testing.T) {
 		t.Fatal(err)
 	}
 	var events []*customsv1.NewVulnerabilities
-	waitUntil(t, "a NewVulnerabilities event", 30*time.Second, func() bool {
+	waitUntil(t, "NewVulnerabilities events", 30*time.Second, func() bool {
 		msgs, err := cons.Fetch(10, jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
 			return false
@@ -163,11 +197,21 @@ func TestVulnerabilityDatabaseUpdateRematches(t *testing.T) {
 			}
 			events = append(events, ev)
 		}
-		return len(events) > 0
+		return len(events) >= 2
 	})
-	ev := events[0]
-	if len(events) != 1 || ev.GetDigest() != digest || ev.GetRepository() != "vendor/app" ||
-		ev.GetDbVersion() != v2.Version() || ev.GetPreviousDbVersion() != v1.Version() ||
+	byDigest := map[string]*customsv1.NewVulnerabilities{}
+	for _, ev := range events {
+		if byDigest[ev.GetDigest()] != nil {
+			t.Fatalf("two events for %s", ev.GetDigest())
+		}
+		byDigest[ev.GetDigest()] = ev
+	}
+	if byDigest[armDigest.String()] == nil {
+		t.Errorf("no event for the arm64 platform image: %v", events)
+	}
+	ev := byDigest[digest]
+	if len(events) != 2 || ev == nil || ev.GetDigest() != digest || ev.GetRepository() != "vendor/app" ||
+		ev.GetDbVersion() != db2.Version() || ev.GetPreviousDbVersion() != db1.Version() ||
 		ev.GetVerdict() != report.VerdictWarn || ev.GetPreviousVerdict() != report.VerdictPass {
 		t.Fatalf("events = %v", events)
 	}
@@ -180,7 +224,7 @@ func TestVulnerabilityDatabaseUpdateRematches(t *testing.T) {
 	img2 := scantest.Image(t, base, npmLayer, scantest.Layer(t, scantest.Reg("srv/app/VERSION", "2\n")))
 	digest2 := push(t, st, "vendor/app:2", img2)
 	r2 := waitReport(t, st.ResultsURL, digest2)
-	if r2.VulnerabilityDB.Version != v2.Version() || findVuln(r2, "GHSA-35jh-r3h4-6jhm") == nil {
+	if r2.VulnerabilityDB.Version != db2.Version() || findVuln(r2, "GHSA-35jh-r3h4-6jhm") == nil {
 		t.Fatalf("new scan: db %+v vulnerabilities %+v", r2.VulnerabilityDB, r2.Vulnerabilities)
 	}
 

@@ -137,7 +137,51 @@ func (m *Rematcher) All(ctx context.Context, db *vulndb.DB) (Stats, error) {
 		})
 	}
 	err = g.Wait()
-	return Stats{Inventories: int(inv.Load()), Updated: int(upd.Load()), Gained: int(gained.Load()), Skipped: int(skipped.Load())}, err
+	st := Stats{Inventories: int(inv.Load()), Updated: int(upd.Load()), Gained: int(gained.Load()), Skipped: int(skipped.Load())}
+	if err != nil {
+		return st, err
+	}
+	return st, m.refreshIndexes(ctx, db)
+}
+
+// refreshIndexes brings index reports in line with their platforms'
+// re-matched reports: each child's verdict, and the index verdict (the
+// worst child's) decided again.
+func (m *Rematcher) refreshIndexes(ctx context.Context, db *vulndb.DB) error {
+	digests, err := m.Store.IndexDigests(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range digests {
+		r, err := m.Store.Get(ctx, d)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if r.VulnerabilityDB.Version == db.Version() {
+			continue
+		}
+		for i, c := range r.Manifests {
+			child, err := m.Store.Get(ctx, c.Digest)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			r.Manifests[i].Verdict = child.Verdict
+		}
+		built, now := db.Header().Built.UTC(), time.Now().UTC()
+		r.VulnerabilityDB = report.VulnerabilityDB{Status: report.VulnDBChecked, Version: db.Version(), BuiltAt: &built, MatchedAt: &now}
+		r.Verdict, r.VerdictRule, r.VerdictReason = "", "", ""
+		m.Options.Policy.Apply(r)
+		if _, err := m.Store.Update(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Result of one manifest.

@@ -2,6 +2,7 @@
 //
 //	reports/sha256/<hex>.json                      the latest report of a manifest
 //	inventories/sha256/<hex>.json                  its package inventory (what re-matching reads)
+//	indexes/sha256/<hex>                           marks an index report (re-matching refreshes its children's verdicts)
 //	repositories/<escaped repo>/<inv-time>-<hex>.json  a summary per scan, newest first in lexical order
 package reportstore
 
@@ -103,6 +104,11 @@ func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (
 	}
 	// The inventory goes before the report for the same reason: a report
 	// is never stored without the inventory a re-match needs.
+	if withInventory && len(r.Manifests) > 0 {
+		if err := s.b.Put(ctx, IndexKey(r.Artifact.Digest), []byte(r.Artifact.Digest), "text/plain"); err != nil {
+			return false, err
+		}
+	}
 	if withInventory && r.Status == report.StatusComplete && len(r.Manifests) == 0 {
 		inv, err := json.Marshal(InventoryOf(r))
 		if err != nil {
@@ -116,6 +122,31 @@ func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (
 		return false, err
 	}
 	return true, nil
+}
+
+// IndexPrefix holds a marker per stored index report.
+const IndexPrefix = "indexes/"
+
+// IndexKey is the marker of the index report of digest.
+func IndexKey(digest string) string {
+	algo, hex, _ := strings.Cut(digest, ":")
+	return IndexPrefix + algo + "/" + hex
+}
+
+// IndexDigests lists the digests of stored index reports.
+func (s *Store) IndexDigests(ctx context.Context) ([]string, error) {
+	keys, err := s.b.List(ctx, IndexPrefix, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		rest := strings.TrimPrefix(k, IndexPrefix)
+		if algo, hex, ok := strings.Cut(rest, "/"); ok {
+			out = append(out, algo+":"+hex)
+		}
+	}
+	return out, nil
 }
 
 // InventoryPrefix holds every stored inventory.
