@@ -11,6 +11,12 @@
 // followed. OCI whiteouts are applied bottom-up, and each package is
 // attributed to the layer that added it.
 //
+// With WithLayerCache, a layer whose diff_id was scanned before (same
+// analyzers, configuration and per-layer limits, and a compressed digest
+// seen to decompress to that diff_id) is not fetched at all: its
+// contribution is read from the cache, and merged exactly as a streamed
+// layer's (cache.go).
+//
 // Every failure caused by the image itself wraps ErrRejected (limits also
 // ErrLimitExceeded) with a message a person understands; registry and
 // network failures don't (retry those); a cancelled context returns
@@ -148,6 +154,8 @@ type options struct {
 	concurrency    int
 	progress       func()
 	rejectAbsolute bool
+	cache          LayerCache
+	cacheErrors    func(error)
 }
 
 // WithLimits sets the limits (see Limits for zero and negative fields).
@@ -180,6 +188,18 @@ func WithProgress(fn func()) Option { return func(o *options) { o.progress = fn 
 // hostile (strict mode). Names escaping the root with ".." are rejected
 // either way.
 func WithAbsolutePaths(allow bool) Option { return func(o *options) { o.rejectAbsolute = !allow } }
+
+// WithLayerCache makes Image reuse what earlier scans found in a layer
+// (same diff_id, same analyzers and configuration, same per-layer
+// limits) instead of downloading it again, and store what it finds in
+// layers it did stream. See LayerCache. A nil c turns the cache off.
+func WithLayerCache(c LayerCache) Option { return func(o *options) { o.cache = c } }
+
+// WithCacheErrors sets a callback for layer cache failures, which never
+// fail a scan: Get and Put errors and entries that cannot be decoded
+// (such a layer is streamed as if it were not cached). Calls are
+// serialized; fn must not block.
+func WithCacheErrors(fn func(error)) Option { return func(o *options) { o.cacheErrors = fn } }
 
 // DefaultAnalyzers returns a fresh instance of every built-in analyzer.
 func DefaultAnalyzers() []Analyzer {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
@@ -35,6 +36,11 @@ type scanner struct {
 	mem          *semaphore.Weighted
 
 	progressMu sync.Mutex
+
+	// cacheFP is the layer cache key suffix, "" when the scan does not
+	// use the cache.
+	cacheFP    string
+	cacheErrMu sync.Mutex
 }
 
 func newScanner(o *options) *scanner {
@@ -78,6 +84,12 @@ func (s *scanner) scan(ctx context.Context, img v1.Image) (*Result, error) {
 			return nil, fmt.Errorf("scan: two analyzers are named %q", a.Name())
 		}
 		seen[a.Name()] = true
+	}
+	if s.o.cache != nil {
+		var ok bool
+		if s.cacheFP, ok = cacheFingerprint(s.o); !ok {
+			zerolog.Ctx(ctx).Debug().Msg("scan: layer cache not used: an analyzer's output cannot be cached")
+		}
 	}
 
 	m, err := img.Manifest()

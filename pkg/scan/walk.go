@@ -85,6 +85,11 @@ type layerWalk struct {
 	head    [analyzer.SniffLen]byte
 	buf     []byte
 	matched []int
+
+	// nEntries counts the layer's tar entries (as MaxFiles does); rec,
+	// when the layer is to be cached, collects its paths.
+	nEntries int64
+	rec      *layerRecord
 }
 
 func (s *scanner) walkLayer(ctx context.Context, m *layerMeta) (*layerOut, error) {
@@ -100,31 +105,54 @@ func (s *scanner) walkLayer(ctx context.Context, m *layerMeta) (*layerOut, error
 		lw.out.whiteouts = map[uint64]struct{}{}
 		lw.out.opaques = map[uint64]struct{}{}
 	}
-	if err := lw.run(); err != nil {
+	// These checks come first so that a cached layer is refused exactly
+	// as a streamed one would be.
+	digestHash, diffHash, err := lw.check()
+	if err != nil {
+		return nil, err
+	}
+	var prev *cachedLayer
+	if s.cacheFP != "" {
+		var out *layerOut
+		if out, prev, err = s.cacheGet(ctx, lw); err != nil || out != nil {
+			return out, err
+		}
+		lw.rec = &layerRecord{}
+	}
+	if err := lw.run(digestHash, diffHash); err != nil {
 		return nil, err
 	}
 	slices.Sort(lw.out.entries)
+	if lw.rec != nil {
+		s.cachePut(ctx, lw, prev)
+	}
 	return lw.out, nil
 }
 
-func (lw *layerWalk) run() error {
+// check refuses what cannot be scanned and returns the hashes verifying
+// the digest and the diff_id.
+func (lw *layerWalk) check() (digestHash, diffHash hash.Hash, err error) {
 	m := lw.m
 	mt, err := m.layer.MediaType()
 	if err != nil {
-		return lw.fetchErr("media type", err)
+		return nil, nil, lw.fetchErr("media type", err)
 	}
 	if !supportedMediaType(mt) {
-		return lw.reject(nil, "unsupported layer media type %q", mt)
+		return nil, nil, lw.reject(nil, "unsupported layer media type %q", mt)
 	}
 	digestHash, ok := newHasher(m.digest)
 	if !ok {
-		return lw.reject(nil, "unsupported digest algorithm %q", m.digest.Algorithm)
+		return nil, nil, lw.reject(nil, "unsupported digest algorithm %q", m.digest.Algorithm)
 	}
-	diffHash, ok := newHasher(m.diffID)
+	diffHash, ok = newHasher(m.diffID)
 	if !ok {
-		return lw.reject(nil, "unsupported diff_id algorithm %q", m.diffID.Algorithm)
+		return nil, nil, lw.reject(nil, "unsupported diff_id algorithm %q", m.diffID.Algorithm)
 	}
+	return digestHash, diffHash, nil
+}
 
+func (lw *layerWalk) run(digestHash, diffHash hash.Hash) error {
+	m := lw.m
 	rc, err := m.layer.Compressed()
 	if err != nil {
 		if lw.ctx.Err() != nil {
@@ -210,7 +238,6 @@ func (lw *layerWalk) run() error {
 
 func (lw *layerWalk) walkTar(tr *tar.Reader) error {
 	s, lim := lw.s, &lw.s.lim
-	var n int
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -222,7 +249,7 @@ func (lw *layerWalk) walkTar(tr *tar.Reader) error {
 		if total := s.entries.Add(1); total > lim.MaxFiles {
 			return lw.limit("the image has more than %d tar entries", lim.MaxFiles)
 		}
-		if n++; n%progressEntries == 0 {
+		if lw.nEntries++; lw.nEntries%progressEntries == 0 {
 			if err := lw.ctx.Err(); err != nil {
 				return err
 			}
@@ -301,6 +328,9 @@ func cleanName(name string, allowAbsolute bool) (string, string) {
 func (lw *layerWalk) whiteout(raw, name, base string) error {
 	dir := path.Dir(name)
 	if base == ".wh..wh..opq" {
+		if lw.rec != nil {
+			lw.rec.opaques = append(lw.rec.opaques, dir)
+		}
 		if lw.out.opaques != nil {
 			lw.out.opaques[lw.hash(dir)] = struct{}{}
 		}
@@ -313,8 +343,12 @@ func (lw *layerWalk) whiteout(raw, name, base string) error {
 	if target == "" || target == "." || target == ".." {
 		return lw.reject(nil, "tar entry %q is an invalid whiteout", raw)
 	}
+	p := path.Join(dir, target)
+	if lw.rec != nil {
+		lw.rec.whiteouts = append(lw.rec.whiteouts, p)
+	}
 	if lw.out.whiteouts != nil {
-		lw.out.whiteouts[lw.hash(path.Join(dir, target))] = struct{}{}
+		lw.out.whiteouts[lw.hash(p)] = struct{}{}
 	}
 	return nil
 }
@@ -322,6 +356,13 @@ func (lw *layerWalk) whiteout(raw, name, base string) error {
 func (lw *layerWalk) hash(p string) uint64 { return maphash.String(lw.s.seed, p) }
 
 func (lw *layerWalk) addEntry(name string, dir bool) {
+	if r := lw.rec; r != nil {
+		if dir {
+			r.dirs = append(r.dirs, name)
+		} else {
+			r.paths = append(r.paths, name)
+		}
+	}
 	if lw.m.index == 0 {
 		return // nothing below the bottom layer to replace
 	}

@@ -49,7 +49,8 @@ type Analyzer interface {
 	// written into report.Package.Analyzer.
 	Name() string
 	// Version changes whenever the analyzer's output for the same input
-	// may change (a future per-layer result cache keys on it).
+	// may change: the per-layer result cache keys on it (configuration
+	// that changes the output goes into Fingerprinter instead).
 	Version() int
 	// Match reports whether the analyzer wants the regular file at path.
 	// path is cleaned, relative to the image root, without a leading
@@ -100,6 +101,25 @@ type ConfigAnalyzer interface {
 type Persistent interface {
 	KeepsDeleted() bool
 }
+
+// Fingerprinter is an optional Analyzer interface for analyzers whose
+// output depends on their configuration as well as on their code (rule
+// files, hash lists, size limits): the per-layer result cache keys on
+// Name, Version and Fingerprint together, so a configuration change never
+// serves results computed under another one.
+type Fingerprinter interface {
+	// Fingerprint identifies everything besides the code that changes the
+	// analyzer's per-file output (a hash of the rules' text, say). It is
+	// called once per scan, must be cheap and must not block: compute it
+	// in the constructor. Return Uncacheable when the output depends on
+	// state the analyzer cannot name (a remote engine's database).
+	Fingerprint() string
+}
+
+// Uncacheable is the Fingerprint of an analyzer whose output cannot be
+// reused across scans: while it takes part in a scan, no layer of that
+// scan is read from or written to the layer cache.
+const Uncacheable = "\x00uncacheable"
 
 // FatalError marks an Analyze error that must fail the whole scan instead
 // of skipping the file: an external engine that cannot answer (clamd

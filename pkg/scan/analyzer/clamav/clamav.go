@@ -83,8 +83,8 @@ func New(c Client, opts Options) *Analyzer {
 func (*Analyzer) Name() string { return Name }
 
 // Version implements analyzer.Analyzer. Detections also depend on
-// clamd's database, which a result cache must key on separately
-// (clamd.Client.Version).
+// clamd's database, which is why Fingerprint makes scans with this
+// analyzer uncacheable.
 func (*Analyzer) Version() int { return 1 }
 
 // KeepsDeleted implements analyzer.Persistent.

@@ -27,6 +27,9 @@ type Rules struct {
 	// skipped are the rules left out by CompileOptions.SkipUnsupported.
 	skipped []error
 	pool    sync.Pool // *env
+
+	// fp is a hash of the sources and options compiled (Fingerprint).
+	fp string
 }
 
 type rule struct {
@@ -174,6 +177,7 @@ func compileSources(srcs []namedSource, opts CompileOptions) (rs *Rules, err err
 		return nil, errors.New("yara: no rules")
 	}
 	rs.buildAtoms()
+	rs.fp = sourcesFingerprint(srcs, opts)
 	rs.pool.New = func() any {
 		return &env{hits: make([][]hit, len(rs.strs)), budget: make([]int, len(rs.strs)), rules: make([]bool, len(rs.rules))}
 	}

@@ -102,7 +102,7 @@ func (a *Analyzer) Rules() *Rules { return a.rules }
 func (*Analyzer) Name() string { return Name }
 
 // Version implements analyzer.Analyzer. The output also depends on the
-// rules: a result cache must key on them as well.
+// rules, which Fingerprint covers.
 func (*Analyzer) Version() int { return 1 }
 
 // KeepsDeleted implements analyzer.Persistent.

@@ -1,0 +1,33 @@
+package yara
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/customs-scan/customs/pkg/scan/analyzer"
+)
+
+var _ analyzer.Fingerprinter = (*Analyzer)(nil)
+
+// Fingerprint implements analyzer.Fingerprinter: the rules' text (every
+// file's content, in order), the compile options and which files are
+// scanned. A per-layer result cache keys on it, so editing a rule file
+// re-scans cached layers instead of serving findings of the old rules.
+func (a *Analyzer) Fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "rules %s\nmax %d all %t\n", a.rules.fp, a.max, a.all)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// sourcesFingerprint hashes what was compiled. File names are left out:
+// they appear in errors only, and the same rules deployed under another
+// path give the same findings.
+func sourcesFingerprint(srcs []namedSource, opts CompileOptions) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "skipUnsupported %t\n", opts.SkipUnsupported)
+	for _, s := range srcs {
+		fmt.Fprintf(h, "source %d\n%s\n", len(s.text), s.text)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
