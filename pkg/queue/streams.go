@@ -155,18 +155,28 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) erro
 // JetStream is unavailable (a server restarting, a leader election):
 // a service that starts during a NATS outage waits instead of exiting.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig, log zerolog.Logger) (jetstream.Consumer, error) {
+	return Ensure(ctx, "consumer "+cfg.Durable+" on "+stream, log, func(ctx context.Context) (jetstream.Consumer, error) {
+		return js.CreateOrUpdateConsumer(ctx, stream, cfg)
+	})
+}
+
+// Ensure calls create until it succeeds or ctx ends, with capped
+// exponential backoff: for JetStream resources (consumers, KV buckets,
+// object stores) a service needs before it can work.
+func Ensure[T any](ctx context.Context, what string, log zerolog.Logger, create func(ctx context.Context) (T, error)) (T, error) {
 	wait := 250 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		cons, err := js.CreateOrUpdateConsumer(cctx, stream, cfg)
+		v, err := create(cctx)
 		cancel()
 		if err == nil {
-			return cons, nil
+			return v, nil
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, stream, err)
+			var zero T
+			return zero, fmt.Errorf("%s: %w", what, err)
 		}
-		log.Warn().Err(err).Str("stream", stream).Str("consumer", cfg.Durable).Dur("retry_in", wait).Msg("cannot create consumer yet; retrying")
+		log.Warn().Err(err).Str("resource", what).Dur("retry_in", wait).Msg("cannot create JetStream resource yet; retrying")
 		sleep(ctx, wait)
 		wait = min(wait*2, 5*time.Second)
 	}

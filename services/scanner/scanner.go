@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -20,11 +21,15 @@ import (
 
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/pkg/inspect"
+	"github.com/customs-scan/customs/pkg/layercache"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/services/scanner/internal/worker"
 )
+
+// ScannedBucket is the KV bucket of already scanned jobs.
+const ScannedBucket = "customs-scanned"
 
 // Config is read from the environment by cmd/scanner (and by `customs up`).
 type Config struct {
@@ -39,6 +44,13 @@ type Config struct {
 	MaxDeliver int `env:"CUSTOMS_SCANNER_MAX_DELIVER" envDefault:"6"`
 	// MaxAckPending bounds jobs in flight across all scanner processes.
 	MaxAckPending int `env:"CUSTOMS_SCANNER_MAX_ACK_PENDING" envDefault:"64"`
+	// ScannedTTL is how long a scanned registry/repository@digest is
+	// remembered: a job for it within that time (a registry retrying a
+	// webhook after JetStream's duplicate window, EventBridge's 24 h) is
+	// acknowledged without a second scan. New vulnerability data reaches
+	// such images by re-matching, not re-scanning. 0 means the default
+	// (7 days); negative turns it off.
+	ScannedTTL time.Duration `env:"CUSTOMS_SCANNED_TTL" envDefault:"168h"`
 	// ScanTimeout bounds one job.
 	ScanTimeout time.Duration `env:"CUSTOMS_SCAN_TIMEOUT" envDefault:"15m"`
 	// Registries, when set, is checked again here (defence in depth against
@@ -47,7 +59,19 @@ type Config struct {
 	InsecureRegistries []string `env:"CUSTOMS_INSECURE_REGISTRIES" envSeparator:","`
 	Limits             LimitsConfig
 	// Engine selects detection engines and the verdict policy.
-	Engine inspect.EngineConfig
+	Engine     inspect.EngineConfig
+	LayerCache LayerCacheConfig
+}
+
+// LayerCacheConfig sizes the per-layer result cache shared by all
+// scanners (a JetStream Object Store): an image whose base layers were
+// scanned before only downloads and analyzes its new layers.
+type LayerCacheConfig struct {
+	// TTL of an entry; 0 means the default, negative turns the cache off.
+	TTL time.Duration `env:"CUSTOMS_LAYER_CACHE_TTL" envDefault:"168h"`
+	// MaxBytes bounds the bucket; when full, new entries are not stored
+	// until old ones expire (scans go on uncached).
+	MaxBytes int64 `env:"CUSTOMS_LAYER_CACHE_MAX_BYTES" envDefault:"1073741824"`
 }
 
 // LimitsConfig bounds what one image may cost; exceeding a limit fails the
@@ -90,6 +114,7 @@ type Deps struct {
 // Service is the scanner front door.
 type Service struct {
 	vulndb *vulndist.Watcher
+	cache  *cacheSlot
 	cfg    Config
 	deps   Deps
 	reg    *prometheus.Registry
@@ -111,6 +136,15 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.ScanTimeout <= 0 {
 		cfg.ScanTimeout = 15 * time.Minute
 	}
+	if cfg.ScannedTTL == 0 {
+		cfg.ScannedTTL = 7 * 24 * time.Hour
+	}
+	if cfg.LayerCache.TTL == 0 {
+		cfg.LayerCache.TTL = 7 * 24 * time.Hour
+	}
+	if cfg.LayerCache.MaxBytes == 0 {
+		cfg.LayerCache.MaxBytes = 1 << 30
+	}
 	reg := httpx.NewRegistry()
 	engine, err := inspect.NewEngine(cfg.Engine)
 	if err != nil {
@@ -120,7 +154,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	// The vulnerability database follows what is published to JetStream;
 	// each scan reads the current one once, so a swap never splits a scan.
 	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
-	iopts := engine.Options(scan.WithLimits(cfg.Limits.ScanLimits()))
+	cache := &cacheSlot{}
+	cacheErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "customs_scanner_layer_cache_errors_total", Help: "Layer cache reads and writes that failed (the layer was scanned instead).",
+	})
+	reg.MustRegister(cacheErrors)
+	iopts := engine.Options(scan.WithLimits(cfg.Limits.ScanLimits()),
+		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }))
 	iopts.VulnDB = vdb.Current
 	iopts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
 	w := worker.New(worker.Config{
@@ -130,7 +170,29 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,
 	}, deps.JetStream, deps.RemoteOptions, reg, deps.Log)
-	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w, engine: engine, vulndb: vdb}, nil
+	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w, engine: engine, vulndb: vdb, cache: cache}, nil
+}
+
+// cacheSlot is the layer cache once Serve has bound the object store;
+// until then (or when turned off) every layer is a miss.
+type cacheSlot struct {
+	p atomic.Pointer[layercache.ObjectStore]
+}
+
+func (c *cacheSlot) set(s *layercache.ObjectStore) { c.p.Store(s) }
+
+func (c *cacheSlot) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if s := c.p.Load(); s != nil {
+		return s.Get(ctx, key)
+	}
+	return nil, false, nil
+}
+
+func (c *cacheSlot) Put(ctx context.Context, key string, data []byte) error {
+	if s := c.p.Load(); s != nil {
+		return s.Put(ctx, key, data)
+	}
+	return nil
 }
 
 // Run creates the durable consumer and works jobs until ctx is cancelled.
@@ -145,6 +207,31 @@ func (s *Service) Run(ctx context.Context) error {
 // Serve is Run with the metrics listener given.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	log := s.deps.Log.With().Str("service", "scanner").Logger()
+	if s.cfg.ScannedTTL > 0 {
+		kv, err := queue.Ensure(ctx, "kv "+ScannedBucket, log, func(ctx context.Context) (jetstream.KeyValue, error) {
+			return s.deps.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket:      ScannedBucket,
+				Description: "registry/repository@digest already scanned (duplicate webhooks beyond the duplicate window)",
+				TTL:         s.cfg.ScannedTTL,
+				Storage:     jetstream.FileStorage,
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("scanner: %w", err)
+		}
+		s.worker.SetScanned(kv)
+	}
+	if s.cfg.LayerCache.TTL > 0 {
+		objs, err := queue.Ensure(ctx, "object store "+layercache.DefaultBucket, log, func(ctx context.Context) (*layercache.ObjectStore, error) {
+			return layercache.NewObjectStore(ctx, s.deps.JetStream, layercache.Config{
+				TTL: s.cfg.LayerCache.TTL, MaxBytes: s.cfg.LayerCache.MaxBytes,
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("scanner: %w", err)
+		}
+		s.cache.set(objs)
+	}
 	cons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.JobsStream, jetstream.ConsumerConfig{
 		Durable:       queue.ScannerConsumer,
 		Description:   "scanner workers",

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,11 +35,25 @@ import (
 // flaky fronts a real registry (go-containerregistry's) and can fail the
 // next N requests with 503.
 type flaky struct {
-	fail503 atomic.Int32
-	h       http.Handler
+	fail503   atomic.Int32
+	manifests atomic.Int32 // manifest requests seen
+	mu        sync.Mutex
+	blobGETs  map[string]int // digest → GET requests
+	h         http.Handler
 }
 
 func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.URL.Path, "/manifests/") {
+		f.manifests.Add(1)
+	}
+	if i := strings.Index(r.URL.Path, "/blobs/"); i >= 0 && r.Method == http.MethodGet {
+		f.mu.Lock()
+		if f.blobGETs == nil {
+			f.blobGETs = map[string]int{}
+		}
+		f.blobGETs[r.URL.Path[i+len("/blobs/"):]]++
+		f.mu.Unlock()
+	}
 	if f.fail503.Load() > 0 && strings.Contains(r.URL.Path, "/manifests/") {
 		f.fail503.Add(-1)
 		http.Error(w, "try later", http.StatusServiceUnavailable)
@@ -351,5 +366,100 @@ func TestScannerRecoversFromNATSRestart(t *testing.T) {
 	ev, _ := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
 	if ev.GetDigest() != digest || ev.GetStatus() != report.StatusComplete {
 		t.Fatalf("event = %v", ev)
+	}
+}
+
+// A registry that retries a webhook after JetStream's duplicate window
+// (EventBridge retries for 24 h) must not cause a second scan; the same
+// digest in another repository is its own job.
+func TestRepeatedJobAfterDuplicateWindowIsNotRescanned(t *testing.T) {
+	e := start(t, scanner.Config{})
+	digest := e.push(t, "team/debian", scantest.Image(t, scantest.Layer(t, scantest.DebianRootfs(t)...)))
+	e.enqueue(t, "team/debian", digest)
+	events(t, e.js, queue.ReportsStream, 1)
+	waitJobs(t, e.js)
+	before := e.reg.manifests.Load()
+
+	// The same job under a new message id: JetStream's dedupe no longer helps.
+	job := &customsv1.ScanJob{JobId: e.host + "/team/debian@" + digest, Source: "test", Registry: e.host,
+		Repository: "team/debian", Digest: digest, Insecure: true}
+	data, _ := proto.Marshal(job)
+	if _, err := e.js.Publish(context.Background(), queue.JobsSubjectPrefix+"test", data, jetstream.WithMsgID("retry-after-window")); err != nil {
+		t.Fatal(err)
+	}
+	waitJobs(t, e.js)
+	if n := e.reg.manifests.Load() - before; n != 0 {
+		t.Fatalf("the repeated job made %d manifest requests: it was scanned again", n)
+	}
+
+	// Another repository holding the same digest is scanned.
+	ref, _ := name.ParseReference(e.host+"/other/debian@"+digest, name.Insecure)
+	src, _ := name.ParseReference(e.host+"/team/debian@"+digest, name.Insecure)
+	img, err := remote.Image(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	before = e.reg.manifests.Load()
+	e.enqueue(t, "other/debian", digest)
+	waitJobs(t, e.js)
+	if e.reg.manifests.Load() == before {
+		t.Fatal("a job for another repository was not scanned")
+	}
+}
+
+// waitJobs waits until the work queue is empty (every job acknowledged).
+func waitJobs(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for jobsLeft(t, js) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("jobs still queued after 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) gets(digest string) int {
+	e.reg.mu.Lock()
+	defer e.reg.mu.Unlock()
+	return e.reg.blobGETs[digest]
+}
+
+// Layers are cached by diff_id across images: the second image built on
+// the same base downloads only its own layer, and its report is what a
+// full scan gives.
+func TestSharedBaseLayerIsNotDownloadedAgain(t *testing.T) {
+	e := start(t, scanner.Config{})
+	base := scantest.Layer(t, scantest.DebianRootfs(t)...)
+	baseDigest, _ := base.Digest()
+	a := scantest.Image(t, base, scantest.Layer(t, scantest.Reg("srv/a/node_modules/left-pad/package.json", `{"name":"left-pad","version":"1.3.0"}`)))
+	own := scantest.Layer(t, scantest.Reg("srv/b/node_modules/lodash/package.json", `{"name":"lodash","version":"4.17.21"}`),
+		scantest.Whiteout("usr/share/doc"))
+	ownDigest, _ := own.Digest()
+	b := scantest.Image(t, base, own)
+
+	e.enqueue(t, "team/a", e.push(t, "team/a", a))
+	events(t, e.js, queue.ReportsStream, 1)
+	if n := e.gets(baseDigest.String()); n != 1 {
+		t.Fatalf("base layer fetched %d times for the first image", n)
+	}
+	e.enqueue(t, "team/b", e.push(t, "team/b", b))
+	msgs := events(t, e.js, queue.ReportsStream, 2)
+	if n := e.gets(baseDigest.String()); n != 1 {
+		t.Errorf("base layer fetched %d times in all: the second image downloaded it again", n)
+	}
+	if n := e.gets(ownDigest.String()); n != 1 {
+		t.Errorf("the second image's own layer fetched %d times", n)
+	}
+	_, r := decodeReport(t, msgs[1].Data)
+	names := map[string]string{}
+	for _, p := range r.Packages {
+		names[p.Name] = p.Layer
+	}
+	if names["bash"] != baseDigest.String() || names["lodash"] != ownDigest.String() || names["left-pad"] != "" || r.OS.ID != "debian" {
+		t.Fatalf("report of the second image: os %+v packages %v", r.OS, names)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +48,17 @@ type Worker struct {
 	remote  []remote.Option
 	log     zerolog.Logger
 	scans   *prometheus.HistogramVec
+	// scanned remembers finished jobs (nil: every job is scanned).
+	scanned jetstream.KeyValue
+}
+
+// SetScanned turns on skipping jobs already scanned, recorded in kv.
+func (w *Worker) SetScanned(kv jetstream.KeyValue) { w.scanned = kv }
+
+// scannedKey is a KV-safe key for a job (KV keys cannot hold ':' or '@').
+func scannedKey(job *customsv1.ScanJob) string {
+	sum := sha256.Sum256([]byte(job.GetRegistry() + "/" + job.GetRepository() + "@" + job.GetDigest()))
+	return hex.EncodeToString(sum[:])
 }
 
 // New builds a Worker and registers its metrics on reg.
@@ -101,6 +114,14 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if len(w.allowed) > 0 && !w.allowed[normalizeHost(job.GetRegistry())] {
 		return queue.Permanent(fmt.Errorf("registry %s is not configured for pulls", job.GetRegistry()))
 	}
+	if w.scanned != nil {
+		if e, err := w.scanned.Get(ctx, scannedKey(job)); err == nil {
+			log.Info().Str("digest", job.GetDigest()).Str("scanned_at", string(e.Value())).Msg("already scanned; duplicate job acknowledged")
+			return nil
+		}
+		// Not found, or the bucket is unreachable: scan (a second scan
+		// costs time; a skipped one would lose a report).
+	}
 	start := time.Now()
 	reports, err := w.scanJob(ctx, job)
 	status := "complete"
@@ -114,6 +135,12 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	for _, r := range reports {
 		if err := w.publish(ctx, job, r); err != nil {
 			return err
+		}
+	}
+	if w.scanned != nil {
+		if _, err := w.scanned.Put(ctx, scannedKey(job), []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+			// The reports are out; a later duplicate is merely scanned again.
+			log.Warn().Err(err).Msg("cannot record the scan; a duplicate job would scan again")
 		}
 	}
 	log.Info().Int("reports", len(reports)).Dur("took", time.Since(start)).Msg("scan complete")
