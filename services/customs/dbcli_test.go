@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/customs-scan/customs/pkg/report"
@@ -154,5 +155,47 @@ func TestDBUpdateThenScan(t *testing.T) {
 	}
 	if _, errOut, err := runCustoms(t, nil, "db", "update", "--db", badDB, "--source", srv.URL+"/missing/all.zip"); err == nil || !strings.Contains(errOut, "404") {
 		t.Fatalf("404 source: err=%v stderr=%s", err, errOut)
+	}
+}
+
+// --layer-cache: a second scan of an image sharing the cached layers gives
+// the same packages and findings.
+func TestScanLayerCacheDir(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "layers")
+	base := scantest.Layer(t, scantest.DebianRootfs(t)...)
+	scanOne := func(img v1.Image, file string) report.Report {
+		t.Helper()
+		tag, _ := name.NewTag("example.com/team/app:1")
+		p := filepath.Join(dir, file)
+		if err := tarball.WriteToFile(p, tag, img); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, err := runCustoms(t, nil, "scan", "--input", p, "--layer-cache", cache)
+		if err != nil {
+			t.Fatalf("scan: %v\n%s", err, errOut)
+		}
+		var r report.Report
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := scanOne(scantest.Image(t, base), "a.tar")
+	entries, _ := os.ReadDir(cache)
+	if len(entries) != 1 {
+		t.Fatalf("cache holds %d entries after one single-layer image", len(entries))
+	}
+	second := scanOne(scantest.Image(t, base, scantest.Layer(t, scantest.Reg("etc/motd", "hi\n"))), "b.tar")
+	if entries, _ = os.ReadDir(cache); len(entries) != 2 {
+		t.Fatalf("cache holds %d entries, want 2", len(entries))
+	}
+	if len(first.Packages) == 0 || len(first.Packages) != len(second.Packages) || second.OS != first.OS {
+		t.Fatalf("first %d packages %+v, second %d packages %+v", len(first.Packages), first.OS, len(second.Packages), second.OS)
+	}
+	for i := range first.Packages {
+		if first.Packages[i] != second.Packages[i] {
+			t.Errorf("package %d: %+v vs %+v", i, first.Packages[i], second.Packages[i])
+		}
 	}
 }

@@ -126,6 +126,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	hashes := fs.String("malware-hashes", os.Getenv("CUSTOMS_MALWARE_HASHES"), "comma-separated files of known-bad SHA-256s")
 	fs.StringVar(&opts.Engine.ClamdAddr, "clamd", os.Getenv("CUSTOMS_CLAMD_ADDR"), "stream suspicious files to this clamd (tcp://host:port or unix:///path)")
 	fs.StringVar(&opts.DBPath, "db", "", "vulnerability database (default: $CUSTOMS_DB or the user cache dir)")
+	fs.StringVar(&opts.LayerCacheDir, "layer-cache", os.Getenv("CUSTOMS_LAYER_CACHE_DIR"), "keep per-layer results in this directory and reuse them for shared layers")
 	ignoreFiles := fs.String("ignore", os.Getenv("CUSTOMS_IGNORE_FILES"), "comma-separated OpenVEX documents or ignore files")
 	lim := scan.DefaultLimits()
 	fs.Int64Var(&lim.MaxUncompressedBytes, "max-uncompressed-bytes", lim.MaxUncompressedBytes, "fail when the layers expand beyond this")

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/customs-scan/customs/pkg/inspect"
+	"github.com/customs-scan/customs/pkg/layercache"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndb"
@@ -37,6 +39,9 @@ type Options struct {
 	DBPath string
 	// Stderr gets hints (nil: discarded).
 	Stderr io.Writer
+	// LayerCacheDir, when set, keeps per-layer results there: a later scan
+	// of an image sharing layers analyzes only its new ones.
+	LayerCacheDir string
 }
 
 // ErrUsage is wrapped by errors in how the command was called.
@@ -59,7 +64,14 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return err
 	}
 	defer engine.Close()
-	iopts := engine.Options(scan.WithLimits(opts.Limits))
+	sopts := []scan.Option{scan.WithLimits(opts.Limits)}
+	if opts.LayerCacheDir != "" {
+		if err := os.MkdirAll(opts.LayerCacheDir, 0o755); err != nil {
+			return fmt.Errorf("layer cache: %w", err)
+		}
+		sopts = append(sopts, scan.WithLayerCache(layercache.Dir(opts.LayerCacheDir)))
+	}
+	iopts := engine.Options(sopts...)
 	db, err := openDB(opts)
 	if err != nil {
 		return err
