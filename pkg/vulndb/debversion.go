@@ -8,7 +8,9 @@ import (
 // Debian version comparison, written out rather than taken from
 // go-deb-version: that library splits versions with regular expressions
 // on every comparison, which made it most of the CPU time of re-matching
-// stored inventories (BenchmarkCmpDeb: ~25x faster here). It is checked
+// stored inventories (BenchmarkCmpDeb: 295 ns vs 5.6 µs per comparison;
+// BenchmarkRematch1000Inventories: 2.4 s vs 3.45 s per pass). The
+// library stays the test oracle. It is checked
 // against go-deb-version on real and generated versions
 // (TestDebCompareAgreesWithLibrary, FuzzDebCompare), with the same
 // validity rules except that non-ASCII letters are rejected, as Debian
