@@ -218,6 +218,7 @@ func writeTable(out io.Writer, reports []*report.Report) error {
 		fmt.Fprintf(tw, "layers:\t%d\tpackages:\t%d\tvulnerabilities:\t%d\tfindings:\t%d\n",
 			len(r.Layers), len(r.Packages), len(r.Vulnerabilities), len(r.Findings))
 		if len(r.Manifests) > 0 {
+			fmt.Fprintln(tw)
 			fmt.Fprintln(tw, "PLATFORM\tDIGEST\tVERDICT")
 			for _, m := range r.Manifests {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Platform, m.Digest, m.Verdict)
@@ -226,6 +227,7 @@ func writeTable(out io.Writer, reports []*report.Report) error {
 		if len(r.Packages) > 0 {
 			pkgs := append([]report.Package{}, r.Packages...)
 			sort.SliceStable(pkgs, func(a, b int) bool { return pkgs[a].Ecosystem+pkgs[a].Name < pkgs[b].Ecosystem+pkgs[b].Name })
+			fmt.Fprintln(tw)
 			fmt.Fprintln(tw, "PACKAGE\tVERSION\tECOSYSTEM\tPATH")
 			for _, p := range pkgs {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Version, p.Ecosystem, p.Path)
@@ -240,18 +242,21 @@ func writeTable(out io.Writer, reports []*report.Report) error {
 			}
 		}
 		if len(r.Vulnerabilities) > 0 {
+			fmt.Fprintln(tw)
 			fmt.Fprintln(tw, "VULNERABILITY\tSEVERITY\tPACKAGE\tVERSION\tFIXED IN")
 			for _, v := range r.Vulnerabilities {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Severity, v.Package, v.Version, v.FixedVersion)
 			}
 		}
 		if len(r.IgnoredVulnerabilities) > 0 {
+			fmt.Fprintln(tw)
 			fmt.Fprintln(tw, "IGNORED\tSTATUS\tPACKAGE\tVERSION\tSOURCE")
 			for _, v := range r.IgnoredVulnerabilities {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Status, v.Package, v.Version, v.Source)
 			}
 		}
 		if len(r.Findings) > 0 {
+			fmt.Fprintln(tw)
 			fmt.Fprintln(tw, "KIND\tSEVERITY\tRULE\tPATH")
 			for _, f := range r.Findings {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Kind, f.Severity, f.Rule, f.Path)
