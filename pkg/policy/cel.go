@@ -54,6 +54,9 @@ var newEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("packages", cel.ListType(obj("Package"))),
 		cel.Variable("vulnerabilities", cel.ListType(obj("Vulnerability"))),
 		cel.Variable("findings", cel.ListType(obj("Finding"))),
+		cel.Variable("ignored_vulnerabilities", cel.ListType(obj("Vulnerability"))),
+		cel.Variable("vulnerability_db_status", cel.StringType),
+		cel.Variable("vulnerability_db_version", cel.StringType),
 		cel.Function("severity_rank",
 			cel.Overload("severity_rank_string", []*cel.Type{cel.StringType}, cel.IntType,
 				cel.UnaryBinding(func(v ref.Val) ref.Val {
@@ -96,7 +99,20 @@ func activation(r *report.Report) map[string]any {
 		"packages":        nonNil(r.Packages),
 		"vulnerabilities": nonNil(r.Vulnerabilities),
 		"findings":        nonNil(r.Findings),
+		// Ignored matches are exposed as plain vulnerabilities: a rule
+		// may still refuse an image whose ignore list grew too long.
+		"ignored_vulnerabilities":  ignoredVulns(r.IgnoredVulnerabilities),
+		"vulnerability_db_status":  r.VulnerabilityDB.Status,
+		"vulnerability_db_version": r.VulnerabilityDB.Version,
 	}
+}
+
+func ignoredVulns(in []report.IgnoredVulnerability) []report.Vulnerability {
+	out := make([]report.Vulnerability, len(in))
+	for i, v := range in {
+		out[i] = v.Vulnerability
+	}
+	return out
 }
 
 func nonNil[T any](s []T) []T {

@@ -245,6 +245,8 @@ func TestExpressions(t *testing.T) {
 			r.Layers = []report.Layer{{Digest: "sha256:l1", Size: 10 << 20}}
 			r.Scanner = report.Scanner{Name: "customs", Version: "dev"}
 			r.Vulnerabilities[0].Aliases = []string{"GHSA-xxxx"}
+			r.VulnerabilityDB = report.VulnerabilityDB{Status: report.VulnDBChecked, Version: "sha256:abc@2026-11-01T00:00:00Z"}
+			r.IgnoredVulnerabilities = []report.IgnoredVulnerability{{Vulnerability: report.Vulnerability{ID: "CVE-2024-9"}, Status: "not_affected"}}
 		})
 	empty := img("prod/app")
 	tests := []struct {
@@ -268,6 +270,9 @@ func TestExpressions(t *testing.T) {
 		{`status == "complete" && scanner.name == "customs"`, true, false},
 		{`artifact.digest.lowerAscii().matches("^sha256:")`, true, true},
 		{`sets.contains(findings.map(f, f.rule), ["aws-access-token"])`, true, false},
+		{`vulnerability_db_status == "not_checked"`, false, true},
+		{`vulnerability_db_version.startsWith("sha256:")`, true, false},
+		{`ignored_vulnerabilities.exists(v, v.id == "CVE-2024-9")`, true, false},
 	}
 	for _, tc := range tests {
 		p := mustLoad(t, fmt.Sprintf("rules:\n  - name: t\n    when: %q\n    verdict: warn\n", tc.expr))
