@@ -69,15 +69,24 @@ func Rematch(r *report.Report, db *vulndb.DB, opts Options) (gained []report.Vul
 	if r.VulnerabilityDB.Note == NotePackagesOff {
 		return nil, false
 	}
+	// Known before: every id and alias per installed package, so a
+	// vulnerability that is merely renamed (a GO- record joining its
+	// GHSA- record) is not announced again.
 	before := map[string]bool{}
 	for _, v := range r.Vulnerabilities {
-		before[v.Key()] = true
+		for _, id := range append([]string{v.ID}, v.Aliases...) {
+			before[report.Vulnerability{ID: id, Package: v.Package, Version: v.Version}.Key()] = true
+		}
 	}
 	// A vulnerability that moved from ignored to reported is news too,
 	// but one that was only ignored before and is still ignored is not.
 	MatchVulnerabilities(r, db, opts.Ignore, opts.now())
 	for _, v := range r.Vulnerabilities {
-		if !before[v.Key()] {
+		known := false
+		for _, id := range append([]string{v.ID}, v.Aliases...) {
+			known = known || before[report.Vulnerability{ID: id, Package: v.Package, Version: v.Version}.Key()]
+		}
+		if !known {
 			gained = append(gained, v)
 		}
 	}

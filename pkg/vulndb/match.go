@@ -2,12 +2,14 @@ package vulndb
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/customs-scan/customs/pkg/report"
 )
 
 // Match returns the vulnerabilities affecting pkgs, sorted by package,
-// version and id, one per (id, package, version).
+// version and id, one per (vulnerability, package, version): records
+// that name each other as aliases are merged (see mergeAliases).
 //
 // Distribution packages (Debian, Ubuntu, Alpine) are matched on their
 // source package (SourceName/SourceVersion, falling back to Name/Version)
@@ -78,6 +80,7 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 	for _, v := range found {
 		out = append(out, *v)
 	}
+	out = mergeAliases(out)
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Package != b.Package {
@@ -89,6 +92,102 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 		return a.ID < b.ID
 	})
 	return out
+}
+
+// mergeAliases folds the records of one vulnerability from several
+// databases into one entry per installed package: osv.dev's dumps carry
+// both GO-… and GHSA-… for Go modules, PYSEC-… and GHSA-… for PyPI, and
+// each names the other in its aliases. Only direct references merge
+// (sharing an alias does not: a DSA relates to several CVEs). The entry
+// keeps the ecosystem's own id over a GHSA id, every other id as an
+// alias, the highest severity, and its own fixed version (the other's
+// when it has none).
+func mergeAliases(vs []report.Vulnerability) []report.Vulnerability {
+	type pv struct{ pkg, version string }
+	groups := map[pv][]int{}
+	for i, v := range vs {
+		k := pv{v.Package, v.Version}
+		groups[k] = append(groups[k], i)
+	}
+	parent := make([]int, len(vs))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	merged := false
+	for _, idx := range groups {
+		if len(idx) < 2 {
+			continue
+		}
+		byID := make(map[string]int, len(idx))
+		for _, i := range idx {
+			byID[vs[i].ID] = i
+		}
+		for _, i := range idx {
+			for _, a := range vs[i].Aliases {
+				if j, ok := byID[a]; ok && find(i) != find(j) {
+					parent[find(j)] = find(i)
+					merged = true
+				}
+			}
+		}
+	}
+	if !merged {
+		return vs
+	}
+	members := map[int][]int{}
+	for i := range vs {
+		members[find(i)] = append(members[find(i)], i)
+	}
+	out := make([]report.Vulnerability, 0, len(members))
+	for _, m := range members {
+		best := m[0]
+		for _, i := range m[1:] {
+			if preferID(vs[i].ID, vs[best].ID) {
+				best = i
+			}
+		}
+		v := vs[best]
+		ids := map[string]bool{}
+		for _, i := range m {
+			ids[vs[i].ID] = true
+			for _, a := range vs[i].Aliases {
+				ids[a] = true
+			}
+			if rank(vs[i].Severity) > rank(v.Severity) {
+				v.Severity = vs[i].Severity
+			}
+			if v.FixedVersion == "" {
+				v.FixedVersion = vs[i].FixedVersion
+			}
+		}
+		delete(ids, v.ID)
+		v.Aliases = make([]string, 0, len(ids))
+		for id := range ids {
+			v.Aliases = append(v.Aliases, id)
+		}
+		sort.Strings(v.Aliases)
+		out = append(out, v)
+	}
+	return out
+}
+
+// preferID reports whether a should name a merged vulnerability rather
+// than b: an ecosystem's own id (GO-, PYSEC-, RUSTSEC-, DSA-, …) before
+// a GitHub advisory id, then the smaller id.
+func preferID(a, b string) bool {
+	ga, gb := strings.HasPrefix(a, "GHSA-"), strings.HasPrefix(b, "GHSA-")
+	if ga != gb {
+		return gb
+	}
+	return a < b
 }
 
 func rank(sev string) int {

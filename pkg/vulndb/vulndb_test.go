@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -476,4 +477,36 @@ func BenchmarkBuildAndMatch1000(b *testing.B) {
 			}
 		}
 	})
+}
+
+// osv.dev's Go dump has both GO-2022-0969 and its GitHub advisory
+// GHSA-69cg-p879-7622 (each naming the other): one vulnerability of
+// golang.org/x/net, named by the Go id, with the GHSA's CVSS severity.
+func TestAliasRecordsMerge(t *testing.T) {
+	b := NewBuilder()
+	for _, f := range []string{"osv/go/GO-2022-0969.json", "osv-aliases/GHSA-69cg-p879-7622.json"} {
+		data, err := os.ReadFile(filepath.Join("testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.AddJSON(data)
+	}
+	db := b.Build()
+	got := db.Match([]report.Package{{Name: "golang.org/x/net", Version: "v0.0.0-20220722155237-a158d28d115b", Ecosystem: "Go"}})
+	if len(got) != 1 {
+		t.Fatalf("got %d vulnerabilities, want one merged: %+v", len(got), got)
+	}
+	v := got[0]
+	if v.ID != "GO-2022-0969" || v.Severity != SeverityHigh || v.FixedVersion != "0.0.0-20220906165146-f3363e06e74c" ||
+		!slices.Equal(v.Aliases, []string{"CVE-2022-27664", "GHSA-69cg-p879-7622"}) {
+		t.Fatalf("merged = %+v", v)
+	}
+	// Different packages are never merged.
+	got = db.Match([]report.Package{
+		{Name: "golang.org/x/net", Version: "v0.0.0-20220722155237-a158d28d115b", Ecosystem: "Go"},
+		{Name: "stdlib", Version: "1.18.5", Ecosystem: "Go"},
+	})
+	if len(got) != 2 || got[0].Package != "golang.org/x/net" || got[1].Package != "stdlib" || got[1].ID != "GO-2022-0969" {
+		t.Fatalf("two packages: %+v", got)
+	}
 }
