@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,6 +135,9 @@ func TestRematchOnDatabaseUpdate(t *testing.T) {
 	e.waitDB(t, c.Artifact.Digest, v1.Version())
 	if got := ids(ra.Vulnerabilities); len(got) != 1 || got[0] != "GHSA-p6mc-m468-83gw" {
 		t.Fatalf("a after v1: %v", got)
+	}
+	if code, body := e.get(t, "/v1/vulnerability-db"); code != 200 || !strings.Contains(string(body), v1.Version()) {
+		t.Fatalf("GET /v1/vulnerability-db: %d %s", code, body)
 	}
 	evs := e.events(t, cons, 1)
 	if ev := evs[a.Artifact.Digest]; len(ev) != 1 || ev[0].GetPreviousDbVersion() != "" || ev[0].GetDbVersion() != v1.Version() ||

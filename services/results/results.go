@@ -111,13 +111,21 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	rs := reportstore.New(deps.Bucket)
 	router := httpx.NewRouter(reg, checks)
-	api.Mount(router, rs, log)
 	ropts, err := inspect.RematchOptions(inspect.EngineConfig{PolicyFile: cfg.PolicyFile, IgnoreFiles: cfg.IgnoreFiles})
 	if err != nil {
 		return nil, fmt.Errorf("results: %w", err)
 	}
 	ropts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
 	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
+	api.Mount(router, rs, func() api.DBInfo {
+		db := vdb.Current()
+		if db == nil {
+			return api.DBInfo{Status: "none"}
+		}
+		h := db.Header()
+		built := h.Built.UTC()
+		return api.DBInfo{Status: "loaded", Version: db.Version(), BuiltAt: &built, Advisories: h.Advisories, Entries: h.Entries}
+	}, log)
 	// Every results process asks; the request's message id makes it one.
 	vdb.OnSwap = func(ctx context.Context, _, db *vulndb.DB) {
 		if err := rematch.Request(ctx, deps.JetStream, db.Version()); err != nil {
@@ -134,6 +142,12 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(s.stored)
+	rematched := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "customs_results_rematched_total",
+		Help: "Stored manifests re-matched after a vulnerability database update, by result (updated, gained: a NewVulnerabilities event was published, skipped).",
+	}, []string{"result"})
+	reg.MustRegister(rematched)
+	s.rematch.Observe = func(r rematch.Result) { rematched.WithLabelValues(r.String()).Inc() }
 	return s, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
@@ -17,8 +18,23 @@ import (
 
 var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 
-// Mount adds the report routes to r.
-func Mount(r chi.Router, s *reportstore.Store, log zerolog.Logger) {
+// DBInfo describes the vulnerability database results matches against.
+type DBInfo struct {
+	Status     string     `json:"status"` // "loaded" or "none"
+	Version    string     `json:"version,omitempty"`
+	BuiltAt    *time.Time `json:"built_at,omitempty"`
+	Advisories int        `json:"advisories,omitempty"`
+	Entries    int        `json:"entries,omitempty"`
+}
+
+// Mount adds the report routes to r. db reports the current
+// vulnerability database (nil: the route is not served).
+func Mount(r chi.Router, s *reportstore.Store, db func() DBInfo, log zerolog.Logger) {
+	if db != nil {
+		r.Get("/v1/vulnerability-db", func(w http.ResponseWriter, req *http.Request) {
+			httpx.WriteJSON(w, http.StatusOK, db())
+		})
+	}
 	r.Get("/v1/reports/{digest}", func(w http.ResponseWriter, req *http.Request) {
 		digest := chi.URLParam(req, "digest")
 		if !digestRE.MatchString(digest) {

@@ -44,6 +44,8 @@ type Rematcher struct {
 	// dominate, so more than the CPU count helps).
 	Concurrency int
 	Log         zerolog.Logger
+	// Observe, when set, sees each manifest's result (metrics).
+	Observe func(Result)
 }
 
 // Stats count one pass.
@@ -123,6 +125,9 @@ func (m *Rematcher) All(ctx context.Context, db *vulndb.DB) (Stats, error) {
 			if err != nil {
 				return err
 			}
+			if m.Observe != nil {
+				m.Observe(res)
+			}
 			inv.Add(1)
 			switch res {
 			case Updated:
@@ -186,6 +191,16 @@ func (m *Rematcher) refreshIndexes(ctx context.Context, db *vulndb.DB) error {
 
 // Result of one manifest.
 type Result int
+
+func (r Result) String() string {
+	switch r {
+	case Updated:
+		return "updated"
+	case Gained:
+		return "gained"
+	}
+	return "skipped"
+}
 
 // Results of One.
 const (

@@ -27,6 +27,7 @@ import (
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/pkg/vulndb"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
 
@@ -185,6 +186,12 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report
 		MediaType:  string(desc.MediaType),
 	}
 	iopts := w.cfg.Inspect
+	if get := iopts.VulnDB; get != nil {
+		// One database for the whole job: an index's platforms are all
+		// matched against the same version even if a swap happens mid-job.
+		db := get()
+		iopts.VulnDB = func() *vulndb.DB { return db }
+	}
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
