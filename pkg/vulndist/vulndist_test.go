@@ -3,8 +3,6 @@ package vulndist_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,22 +12,16 @@ import (
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/testing/natstest"
 	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/pkg/vulndb/vulndbtest"
 	"github.com/customs-scan/customs/pkg/vulndist"
 )
 
-// buildDB builds a database from real OSV records of pkg/vulndb's testdata.
-func buildDB(t *testing.T, built time.Time, files ...string) *vulndb.DB {
+func build(t *testing.T, built time.Time, files ...string) *vulndb.DB {
 	t.Helper()
-	b := vulndb.NewBuilder()
-	b.Now = func() time.Time { return built }
-	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join("..", "vulndb", "testdata", "osv", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.AddJSON(data)
+	for i := range files {
+		files[i] = "osv/" + files[i]
 	}
-	return b.Build()
+	return vulndbtest.Build(t, built, files...)
 }
 
 var lodash = report.Package{Name: "lodash", Version: "4.17.20", Ecosystem: "npm", PURL: "pkg:npm/lodash@4.17.20"}
@@ -52,8 +44,8 @@ func TestPublishAndHotSwap(t *testing.T) {
 	defer cancel()
 
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	v1 := buildDB(t, t0, "go/GO-2020-0015.json")
-	v2 := buildDB(t, t0.Add(time.Hour), "go/GO-2020-0015.json", "other/GHSA-35jh-r3h4-6jhm.json")
+	v1 := build(t, t0, "go/GO-2020-0015.json")
+	v2 := build(t, t0.Add(time.Hour), "go/GO-2020-0015.json", "other/GHSA-35jh-r3h4-6jhm.json")
 
 	w := vulndist.NewWatcher(js, nil, zerolog.Nop())
 	var mu sync.Mutex
@@ -92,10 +84,10 @@ func TestPublishAndHotSwap(t *testing.T) {
 	}
 
 	// Same content again: no change. Older build: refused.
-	if _, changed, err := vulndist.Publish(ctx, js, buildDB(t, t0.Add(2*time.Hour), "go/GO-2020-0015.json", "other/GHSA-35jh-r3h4-6jhm.json")); err != nil || changed {
+	if _, changed, err := vulndist.Publish(ctx, js, build(t, t0.Add(2*time.Hour), "go/GO-2020-0015.json", "other/GHSA-35jh-r3h4-6jhm.json")); err != nil || changed {
 		t.Fatalf("same content: changed=%v err=%v", changed, err)
 	}
-	if _, _, err := vulndist.Publish(ctx, js, buildDB(t, t0.Add(-time.Hour), "go/GO-2021-0113.json")); !errors.Is(err, vulndist.ErrStale) {
+	if _, _, err := vulndist.Publish(ctx, js, build(t, t0.Add(-time.Hour), "go/GO-2021-0113.json")); !errors.Is(err, vulndist.ErrStale) {
 		t.Fatalf("older build: err=%v, want ErrStale", err)
 	}
 
@@ -127,7 +119,7 @@ func TestConcurrentPublish(t *testing.T) {
 	files := []string{"go/GO-2020-0015.json", "go/GO-2021-0113.json", "go/GO-2022-0617.json", "go/GO-2022-0969.json", "go/GO-2022-1059.json"}
 	dbs := make([]*vulndb.DB, len(files))
 	for i, f := range files {
-		dbs[i] = buildDB(t, t0.Add(time.Duration(i)*time.Minute), f)
+		dbs[i] = build(t, t0.Add(time.Duration(i)*time.Minute), f)
 	}
 	var wg sync.WaitGroup
 	for _, db := range dbs {
@@ -165,8 +157,8 @@ func TestWatcherAcrossRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	v1 := buildDB(t, t0, "go/GO-2020-0015.json")
-	v2 := buildDB(t, t0.Add(time.Hour), "go/GO-2021-0113.json")
+	v1 := build(t, t0, "go/GO-2020-0015.json")
+	v2 := build(t, t0.Add(time.Hour), "go/GO-2021-0113.json")
 	if _, _, err := vulndist.Publish(ctx, js, v1); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +181,7 @@ func TestPrune(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	files := []string{"go/GO-2020-0015.json", "go/GO-2021-0113.json", "go/GO-2022-0617.json", "go/GO-2022-0969.json"}
 	for i, f := range files {
-		if _, _, err := vulndist.Publish(ctx, js, buildDB(t, t0.Add(time.Duration(i)*time.Minute), f)); err != nil {
+		if _, _, err := vulndist.Publish(ctx, js, build(t, t0.Add(time.Duration(i)*time.Minute), f)); err != nil {
 			t.Fatal(err)
 		}
 	}

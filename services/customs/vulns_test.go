@@ -21,27 +21,13 @@ import (
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/pkg/vulndb/vulndbtest"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
 
 // osvDir is the real OSV records of pkg/vulndb's tests.
-const osvDir = "../../pkg/vulndb/testdata/osv"
-
-// buildDB builds a database from OSV records (paths under osvDir).
-func buildDB(t *testing.T, built time.Time, files ...string) *vulndb.DB {
-	t.Helper()
-	b := vulndb.NewBuilder()
-	b.Now = func() time.Time { return built }
-	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join(osvDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.AddJSON(data)
-	}
-	return b.Build()
-}
+var osvDir = filepath.Join(vulndbtest.TestData(), "osv")
 
 func writeDB(t *testing.T, db *vulndb.DB) string {
 	t.Helper()
@@ -79,8 +65,8 @@ func findVuln(r *report.Report, id string) *report.Vulnerability {
 func TestVulnerabilityDatabaseUpdateRematches(t *testing.T) {
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	// v1: Go advisories only; v2 adds the lodash advisory.
-	db1 := buildDB(t, t0, "go/GO-2020-0015.json", "go/GO-2022-0969.json")
-	db2 := buildDB(t, t0.Add(24*time.Hour), "go/GO-2020-0015.json", "go/GO-2022-0969.json", "other/GHSA-35jh-r3h4-6jhm.json")
+	db1 := vulndbtest.Build(t, t0, "osv/go/GO-2020-0015.json", "osv/go/GO-2022-0969.json")
+	db2 := vulndbtest.Build(t, t0.Add(24*time.Hour), "osv/go/GO-2020-0015.json", "osv/go/GO-2022-0969.json", "osv/other/GHSA-35jh-r3h4-6jhm.json")
 
 	var registryRequests atomic.Int64
 	cfg := testConfig(t)
@@ -254,7 +240,7 @@ func TestNoDatabaseSaysNotChecked(t *testing.T) {
 // images: it is listed as ignored, with the reason, and the verdict
 // no longer counts it.
 func TestIgnoreFileListsIgnoredVulnerabilities(t *testing.T) {
-	db := buildDB(t, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), "other/GHSA-35jh-r3h4-6jhm.json")
+	db := vulndbtest.Build(t, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), "osv/other/GHSA-35jh-r3h4-6jhm.json")
 	ignoreFile := filepath.Join(t.TempDir(), "ignore.yaml")
 	if err := os.WriteFile(ignoreFile, []byte(`ignore:
   - id: CVE-2021-23337

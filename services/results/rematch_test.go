@@ -2,8 +2,6 @@ package results_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -14,24 +12,10 @@ import (
 
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
-	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/pkg/vulndb/vulndbtest"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
-
-func buildDB(t *testing.T, built time.Time, files ...string) *vulndb.DB {
-	t.Helper()
-	b := vulndb.NewBuilder()
-	b.Now = func() time.Time { return built }
-	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join("../../pkg/vulndb/testdata/osv/other", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.AddJSON(data)
-	}
-	return b.Build()
-}
 
 func withPackages(r *report.Report, pkgs ...report.Package) *report.Report {
 	r.Packages = pkgs
@@ -126,7 +110,7 @@ func TestRematchOnDatabaseUpdate(t *testing.T) {
 	}
 
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	v1 := buildDB(t, t0, "GHSA-p6mc-m468-83gw.json")
+	v1 := vulndbtest.Build(t, t0, "osv/other/GHSA-p6mc-m468-83gw.json")
 	if _, _, err := vulndist.Publish(ctx, e.js, v1); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +131,7 @@ func TestRematchOnDatabaseUpdate(t *testing.T) {
 
 	// v2 is published while S3 is down: the re-match waits it out.
 	e.s3.down.Store(true)
-	v2 := buildDB(t, t0.Add(24*time.Hour), "GHSA-p6mc-m468-83gw.json", "GHSA-35jh-r3h4-6jhm.json", "GHSA-jfh8-c2jp-5v3q.json", "GHSA-w596-4wvx-j9j6.json")
+	v2 := vulndbtest.Build(t, t0.Add(24*time.Hour), "osv/other/GHSA-p6mc-m468-83gw.json", "osv/other/GHSA-35jh-r3h4-6jhm.json", "osv/other/GHSA-jfh8-c2jp-5v3q.json", "osv/other/GHSA-w596-4wvx-j9j6.json")
 	if _, _, err := vulndist.Publish(ctx, e.js, v2); err != nil {
 		t.Fatal(err)
 	}
