@@ -31,6 +31,25 @@ func DefaultPath() (string, error) {
 	return filepath.Join(dir, "customs", "vulndb.gob.gz"), nil
 }
 
+// OpenOptional opens the database a command should use: path when given
+// (a missing file is then an error), else DefaultPath, where a missing
+// file means "no database" (nil, no error). It returns the path it read.
+func OpenOptional(path string) (*DB, string, error) {
+	if path != "" {
+		db, err := OpenFile(path)
+		return db, path, err
+	}
+	path, err := DefaultPath()
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := OpenFile(path)
+	if errors.Is(err, ErrNoDatabase) {
+		return nil, path, nil
+	}
+	return db, path, err
+}
+
 // OpenFile reads a database file written by WriteFile. A missing file is
 // ErrNoDatabase.
 func OpenFile(path string) (*DB, error) {

@@ -281,20 +281,13 @@ func Up(ctx context.Context, cfg UpConfig) error {
 // publishDB makes the database file current in the embedded NATS unless
 // a newer one was published there before.
 func publishDB(ctx context.Context, js jetstream.JetStream, path string, log zerolog.Logger) error {
-	explicit := path != ""
-	if !explicit {
-		var err error
-		if path, err = vulndb.DefaultPath(); err != nil {
-			return err
-		}
-	}
-	db, err := vulndb.OpenFile(path)
-	if errors.Is(err, vulndb.ErrNoDatabase) && !explicit {
-		log.Warn().Str("path", path).Msg("no vulnerability database: reports will say vulnerabilities were not checked (run customs db update)")
-		return nil
-	}
+	db, path, err := vulndb.OpenOptional(path)
 	if err != nil {
 		return err
+	}
+	if db == nil {
+		log.Warn().Str("path", path).Msg("no vulnerability database: reports will say vulnerabilities were not checked (run customs db update)")
+		return nil
 	}
 	p, changed, err := vulndist.Publish(ctx, js, db)
 	switch {

@@ -101,19 +101,9 @@ func openDB(opts Options) (*vulndb.DB, error) {
 	if opts.Engine.Scanners != nil && !slices.Contains(opts.Engine.Scanners, inspect.ScannerPackages) {
 		return nil, nil
 	}
-	path, explicit := opts.DBPath, opts.DBPath != ""
-	if !explicit {
-		var err error
-		if path, err = vulndb.DefaultPath(); err != nil {
-			return nil, err
-		}
-	}
-	db, err := vulndb.OpenFile(path)
-	if errors.Is(err, vulndb.ErrNoDatabase) && !explicit {
-		if opts.Stderr != nil {
-			fmt.Fprintf(opts.Stderr, "customs: no vulnerability database at %s: packages are listed but not checked (run `customs db update --source ...`)\n", path)
-		}
-		return nil, nil
+	db, path, err := vulndb.OpenOptional(opts.DBPath)
+	if err == nil && db == nil && opts.Stderr != nil {
+		fmt.Fprintf(opts.Stderr, "customs: no vulnerability database at %s: packages are listed but not checked (run `customs db update --source ...`)\n", path)
 	}
 	return db, err
 }
