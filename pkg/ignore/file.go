@@ -7,6 +7,7 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -150,14 +151,11 @@ func (e *entry) matches(art report.Artifact, v report.Vulnerability, now time.Ti
 	if !e.expires.IsZero() && !now.Before(e.expires) {
 		return false
 	}
-	if e.pkg != "" && e.pkg != v.Package {
+	if e.pkg != "" && e.pkg != v.Package && e.pkg != v.SourceName {
 		return false
 	}
-	if e.purl != "" {
-		pkg, ok := barePURL(v.PURL)
-		if !ok || !vex.PurlMatches(e.purl, pkg) {
-			return false
-		}
+	if e.purl != "" && !slices.ContainsFunc(packagePURLs(v), func(pkg string) bool { return vex.PurlMatches(e.purl, pkg) }) {
+		return false
 	}
 	if e.repository != "" {
 		if ok, _ := path.Match(e.repository, art.Repository); !ok {

@@ -427,3 +427,41 @@ func TestIgnoreFileAsJSON(t *testing.T) {
 		t.Errorf("not ignored")
 	}
 }
+
+// Distributions name source packages in advisories and VEX documents:
+// an entry or statement for openssl covers libssl3 built from it.
+func TestSourcePackageMatches(t *testing.T) {
+	libssl := deb("DSA-5532-1", "libssl3", "3.0.11-1~deb12u1", "CVE-2023-5363")
+	libssl.SourceName, libssl.SourceVersion = "openssl", "3.0.11-1~deb12u1"
+	vexDoc := func(sub string) string {
+		return `{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://vex.example.com/1",
+  "author": "Debian-ish <sec@example.com>", "timestamp": "2026-01-01T00:00:00Z", "version": 1,
+  "statements": [{"vulnerability": {"name": "CVE-2023-5363"},
+    "products": [{"@id": "pkg:oci/app@` + strings.ReplaceAll(digestV1, ":", "%3A") + `", "subcomponents": [{"@id": "` + sub + `"}]}],
+    "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"}]}`
+	}
+	for _, tc := range []struct {
+		name, file string
+		data       string
+		ignored    bool
+	}{
+		{"yaml package names the source", "i.yaml", "ignore:\n  - id: CVE-2023-5363\n    package: openssl\n    reason: r\n", true},
+		{"yaml purl of the source", "i.yaml", "ignore:\n  - id: CVE-2023-5363\n    purl: pkg:deb/debian/openssl\n    reason: r\n", true},
+		{"yaml other package", "i.yaml", "ignore:\n  - id: CVE-2023-5363\n    package: libssl-dev\n    reason: r\n", false},
+		{"vex source purl", "v.json", vexDoc("pkg:deb/debian/openssl"), true},
+		{"vex source purl and version", "v.json", vexDoc("pkg:deb/debian/openssl@3.0.11-1~deb12u1"), true},
+		{"vex source purl, other version", "v.json", vexDoc("pkg:deb/debian/openssl@3.0.13-1~deb12u1"), false},
+		{"vex binary purl", "v.json", vexDoc("pkg:deb/debian/libssl3"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := LoadBytes(tc.file, []byte(tc.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept, ignored := r.Apply(appV1, []report.Vulnerability{libssl}, now)
+			if got := len(ignored) == 1; got != tc.ignored || len(kept)+len(ignored) != 1 {
+				t.Fatalf("ignored=%v kept=%v, want ignored %v", ignored, kept, tc.ignored)
+			}
+		})
+	}
+}

@@ -218,16 +218,44 @@ func namesRepository(ref string, art report.Artifact) bool {
 // Without a purl on either side nothing matches, so the vulnerability is
 // kept.
 func subcomponentIsPackage(c *vex.Component, v report.Vulnerability) bool {
-	pkg, ok := barePURL(v.PURL)
-	if !ok {
-		return false
-	}
+	pkgs := packagePURLs(v)
 	for _, id := range []string{c.ID, c.Identifiers[vex.PURL]} {
-		if sub, ok := barePURL(id); ok && vex.PurlMatches(sub, pkg) {
-			return true
+		sub, ok := barePURL(id)
+		if !ok {
+			continue
+		}
+		for _, pkg := range pkgs {
+			if vex.PurlMatches(sub, pkg) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// packagePURLs are the bare purls v's package answers to: its own and,
+// for a distribution binary package built from another source package,
+// the source's (pkg:deb/debian/openssl@3.0.11-1 for libssl3), which is
+// what distributions' VEX documents name.
+func packagePURLs(v report.Vulnerability) []string {
+	own, ok := barePURL(v.PURL)
+	if !ok {
+		return nil
+	}
+	out := []string{own}
+	if v.SourceName == "" {
+		return out
+	}
+	p, err := packageurl.FromString(own)
+	if err != nil {
+		return out
+	}
+	p.Name = v.SourceName
+	p.Version = v.SourceVersion
+	if src := p.ToString(); src != own {
+		out = append(out, src)
+	}
+	return out
 }
 
 // barePURL returns s without qualifiers and subpath.

@@ -113,6 +113,11 @@ type Vulnerability struct {
 	PURL      string `json:"purl,omitempty"`
 	Path      string `json:"path,omitempty"`
 	Layer     string `json:"layer,omitempty"`
+	// SourceName and SourceVersion are the source package the advisory
+	// names, when it differs from the installed package (libssl3 is built
+	// from openssl): distributions' advisories and VEX documents use it.
+	SourceName    string `json:"source_name,omitempty"`
+	SourceVersion string `json:"source_version,omitempty"`
 }
 
 // Key identifies a vulnerability of one installed package version, for

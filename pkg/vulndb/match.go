@@ -63,6 +63,9 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 					Path:      p.Path,
 					Layer:     p.Layer,
 				}
+				if name != p.Name || version != p.Version {
+					v.SourceName, v.SourceVersion = name, version
+				}
 				found[k] = v
 			} else if rank(e.Severity) > rank(v.Severity) {
 				v.Severity = e.Severity

@@ -510,3 +510,31 @@ func TestAliasRecordsMerge(t *testing.T) {
 		t.Fatalf("two packages: %+v", got)
 	}
 }
+
+// A distribution match names the source package it was matched on when
+// that differs from the installed one; other matches don't.
+func TestMatchRecordsSourcePackage(t *testing.T) {
+	db, _, err := Load(context.Background(), filepath.Join("testdata", "osv", "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := db.Match([]report.Package{
+		{Name: "libssl3", Version: "3.0.11-1~deb12u1+b1", SourceName: "openssl", SourceVersion: "3.0.11-1~deb12u1", Ecosystem: "Debian:12"},
+		{Name: "lodash", Version: "4.17.20", Ecosystem: "npm"},
+	})
+	for _, v := range got {
+		switch v.Package {
+		case "libssl3":
+			if v.SourceName != "openssl" || v.SourceVersion != "3.0.11-1~deb12u1" || v.Version != "3.0.11-1~deb12u1+b1" {
+				t.Errorf("%s: %+v", v.ID, v)
+			}
+		case "lodash":
+			if v.SourceName != "" || v.SourceVersion != "" {
+				t.Errorf("%s: %+v", v.ID, v)
+			}
+		}
+	}
+	if len(got) < 3 {
+		t.Fatalf("got %+v", got)
+	}
+}

@@ -281,5 +281,6 @@ func ToProto(v report.Vulnerability) *customsv1.Vulnerability {
 	return &customsv1.Vulnerability{
 		Id: v.ID, Aliases: v.Aliases, Package: v.Package, Version: v.Version,
 		FixedVersion: v.FixedVersion, Severity: v.Severity, Ecosystem: v.Ecosystem, Purl: v.PURL,
+		SourceName: v.SourceName, SourceVersion: v.SourceVersion,
 	}
 }

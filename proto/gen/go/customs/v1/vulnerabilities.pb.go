@@ -41,7 +41,12 @@ type Vulnerability struct {
 	// OSV ecosystem of the package, e.g. "npm", "Debian:12".
 	Ecosystem string `protobuf:"bytes,7,opt,name=ecosystem,proto3" json:"ecosystem,omitempty"`
 	// Package URL of the installed package.
-	Purl          string `protobuf:"bytes,8,opt,name=purl,proto3" json:"purl,omitempty"`
+	Purl string `protobuf:"bytes,8,opt,name=purl,proto3" json:"purl,omitempty"`
+	// Source package the advisory names, when it differs from the
+	// installed package (distributions: libssl3 is built from openssl).
+	SourceName string `protobuf:"bytes,9,opt,name=source_name,json=sourceName,proto3" json:"source_name,omitempty"`
+	// Version of that source package.
+	SourceVersion string `protobuf:"bytes,10,opt,name=source_version,json=sourceVersion,proto3" json:"source_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -128,6 +133,20 @@ func (x *Vulnerability) GetEcosystem() string {
 func (x *Vulnerability) GetPurl() string {
 	if x != nil {
 		return x.Purl
+	}
+	return ""
+}
+
+func (x *Vulnerability) GetSourceName() string {
+	if x != nil {
+		return x.SourceName
+	}
+	return ""
+}
+
+func (x *Vulnerability) GetSourceVersion() string {
+	if x != nil {
+		return x.SourceVersion
 	}
 	return ""
 }
@@ -313,7 +332,7 @@ var File_customs_v1_vulnerabilities_proto protoreflect.FileDescriptor
 const file_customs_v1_vulnerabilities_proto_rawDesc = "" +
 	"\n" +
 	" customs/v1/vulnerabilities.proto\x12\n" +
-	"customs.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe0\x01\n" +
+	"customs.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x02\n" +
 	"\rVulnerability\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaliases\x18\x02 \x03(\tR\aaliases\x12\x18\n" +
@@ -322,7 +341,11 @@ const file_customs_v1_vulnerabilities_proto_rawDesc = "" +
 	"\rfixed_version\x18\x05 \x01(\tR\ffixedVersion\x12\x1a\n" +
 	"\bseverity\x18\x06 \x01(\tR\bseverity\x12\x1c\n" +
 	"\tecosystem\x18\a \x01(\tR\tecosystem\x12\x12\n" +
-	"\x04purl\x18\b \x01(\tR\x04purl\"\x83\x03\n" +
+	"\x04purl\x18\b \x01(\tR\x04purl\x12\x1f\n" +
+	"\vsource_name\x18\t \x01(\tR\n" +
+	"sourceName\x12%\n" +
+	"\x0esource_version\x18\n" +
+	" \x01(\tR\rsourceVersion\"\x83\x03\n" +
 	"\x12NewVulnerabilities\x12\x1a\n" +
 	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1e\n" +
 	"\n" +
