@@ -5,7 +5,10 @@
 // Normalize before encoding.
 package report
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // SchemaVersion is written into every report.
 const SchemaVersion = "v1"
@@ -50,6 +53,73 @@ type Report struct {
 	VerdictRule   string        `json:"verdict_rule,omitempty"`
 	VerdictReason string        `json:"verdict_reason,omitempty"`
 	Manifests     []ManifestRef `json:"manifests"`
+	// RequestedAt is when the push that caused this scan was received:
+	// listings order by it (a slow scan of an older push must not list as
+	// newest).
+	RequestedAt *time.Time `json:"requested_at,omitempty"`
+	// FindingsOmitted counts findings left out of Findings by the per-rule
+	// cap (each capped rule ends with an entry saying how many more). The
+	// verdict was decided on all of them.
+	FindingsOmitted int `json:"findings_omitted,omitempty"`
+	// LatestAttempt is set on a complete report when a later scan of the
+	// same digest failed: the failure is shown next to the verdict, never
+	// instead of it.
+	LatestAttempt *Attempt `json:"latest_attempt,omitempty"`
+}
+
+// Attempt records a failed scan of a digest that already has a complete
+// report.
+type Attempt struct {
+	Status     string    `json:"status"`
+	Error      string    `json:"error"`
+	Registry   string    `json:"registry"`
+	Repository string    `json:"repository"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// CapFindings keeps at most perRule findings of each (kind, rule) and
+// replaces the rest by one entry per rule saying how many were left out: a
+// hostile image with 150,000 planted tokens gets a report of bounded size
+// that still shows every rule it tripped. Call it after the verdict.
+func (r *Report) CapFindings(perRule int) {
+	if perRule <= 0 || len(r.Findings) <= perRule {
+		return
+	}
+	type key struct{ kind, rule string }
+	seen := map[key]int{}
+	kept := r.Findings[:0:0]
+	var order []key
+	for _, f := range r.Findings {
+		k := key{f.Kind, f.Rule}
+		n := seen[k]
+		if n == 0 {
+			order = append(order, k)
+		}
+		seen[k] = n + 1
+		if n < perRule {
+			kept = append(kept, f)
+		}
+	}
+	omitted := 0
+	for _, k := range order {
+		if extra := seen[k] - perRule; extra > 0 {
+			omitted += extra
+			var sev string
+			for _, f := range kept {
+				if f.Kind == k.kind && f.Rule == k.rule {
+					sev = f.Severity
+					break
+				}
+			}
+			kept = append(kept, Finding{
+				Kind: k.kind, Rule: k.rule, Severity: sev,
+				Title: fmt.Sprintf("… and %d more %s findings of rule %s (not listed)", extra, k.kind, k.rule),
+				Path:  "(omitted)",
+			})
+		}
+	}
+	r.Findings = kept
+	r.FindingsOmitted += omitted
 }
 
 // Artifact identifies what was scanned. Digest is always the manifest (or

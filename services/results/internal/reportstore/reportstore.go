@@ -3,7 +3,8 @@
 //	reports/sha256/<hex>.json                      the latest report of a manifest
 //	inventories/sha256/<hex>.json                  its package inventory (what re-matching reads)
 //	indexes/sha256/<hex>                           marks an index report (re-matching refreshes its children's verdicts)
-//	repositories/<escaped repo>/<inv-time>-<hex>.json  a summary per scan, newest first in lexical order
+//	repositories/<escaped repo>/<inv-time>-<hex>.json  a summary per scan, newest push first in lexical order
+//	attempts/sha256/<hex>/<inv-time>.json          failed scans of a digest that has a complete report
 package reportstore
 
 import (
@@ -35,7 +36,9 @@ type Summary struct {
 	Vulnerabilities int       `json:"vulnerabilities"`
 	Findings        int       `json:"findings"`
 	FinishedAt      time.Time `json:"finished_at"`
-	Report          string    `json:"report"` // API path of the full report
+	// RequestedAt is when the push was received (listings order by it).
+	RequestedAt *time.Time `json:"requested_at,omitempty"`
+	Report      string     `json:"report"` // API path of the full report
 }
 
 // Store reads and writes reports.
@@ -54,74 +57,185 @@ func repoPrefix(repository string) string {
 	return "repositories/" + url.PathEscape(repository) + "/"
 }
 
+// invTime orders keys newest first in lexical order.
+func invTime(t time.Time) string { return fmt.Sprintf("%019d", uint64(math.MaxInt64-t.UnixNano())) }
+
+// pushedAt is when the push behind r was received; reports from scanners
+// that did not say fall back to when the scan finished.
+func pushedAt(r *report.Report) time.Time {
+	if r.RequestedAt != nil && !r.RequestedAt.IsZero() {
+		return *r.RequestedAt
+	}
+	return r.FinishedAt
+}
+
 func summaryKey(r *report.Report) string {
-	inv := uint64(math.MaxInt64 - r.FinishedAt.UnixNano())
 	_, hex, _ := strings.Cut(r.Artifact.Digest, ":")
-	return fmt.Sprintf("%s%019d-%s.json", repoPrefix(r.Artifact.Repository), inv, hex)
+	return repoPrefix(r.Artifact.Repository) + invTime(pushedAt(r)) + "-" + hex + ".json"
+}
+
+// AttemptKey is where a failed scan of digest, kept beside its complete
+// report, is recorded.
+func AttemptKey(digest string, finished time.Time) string {
+	algo, hex, _ := strings.Cut(digest, ":")
+	return "attempts/" + algo + "/" + hex + "/" + invTime(finished) + ".json"
+}
+
+// PutResult says what Put did with a report.
+type PutResult int
+
+const (
+	// Stale: a newer report of the digest is stored; nothing changed.
+	Stale PutResult = iota
+	// Stored: the report is now the digest's report.
+	Stored
+	// Attempt: a failed scan of a digest with a complete report, kept as an
+	// attempt record and noted on the report (whose verdict stands).
+	Attempt
+)
+
+func (p PutResult) String() string {
+	switch p {
+	case Stored:
+		return "stored"
+	case Attempt:
+		return "attempt"
+	default:
+		return "stale"
+	}
 }
 
 // Put stores r idempotently: writing the same report twice leaves the same
-// objects, and an older report never replaces a newer one.
-func (s *Store) Put(ctx context.Context, r *report.Report) (stored bool, err error) {
+// objects, an older report never replaces a newer one, and a failed scan
+// never replaces a complete report (a quarantine verdict cannot be erased
+// by a later 404, timeout or refused redirect).
+func (s *Store) Put(ctx context.Context, r *report.Report) (PutResult, error) {
 	return s.put(ctx, r, true)
 }
 
 // Update stores a re-matched report: as Put, but the inventory (which a
 // re-match reads and does not change) is not written again.
 func (s *Store) Update(ctx context.Context, r *report.Report) (stored bool, err error) {
-	return s.put(ctx, r, false)
+	res, err := s.put(ctx, r, false)
+	return res == Stored, err
 }
 
-func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (stored bool, err error) {
+func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (PutResult, error) {
 	r.Normalize()
 	if old, err := s.Get(ctx, r.Artifact.Digest); err == nil {
+		if r.Status == report.StatusFailed && old.Status == report.StatusComplete {
+			return s.putAttempt(ctx, old, r)
+		}
 		if old.FinishedAt.After(r.FinishedAt) {
-			return false, nil
+			return Stale, nil
+		}
+		if r.LatestAttempt == nil && old.LatestAttempt != nil && old.LatestAttempt.FinishedAt.After(r.FinishedAt) {
+			r.LatestAttempt = old.LatestAttempt
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return false, err
+		return Stale, err
 	}
 	body, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return false, fmt.Errorf("encode report: %w", err)
+		return Stale, fmt.Errorf("encode report: %w", err)
 	}
 	// The summary goes first: a crash between the two writes leaves a
 	// listing entry whose report is the previous one, never a report that
 	// is missing from the listing.
-	sum := Summary{
-		Registry: r.Artifact.Registry, Repository: r.Artifact.Repository, Digest: r.Artifact.Digest,
-		Tags: r.Artifact.Tags, MediaType: r.Artifact.MediaType, Platform: r.Artifact.Platform,
-		Status: r.Status, Verdict: r.Verdict, Packages: len(r.Packages), Findings: len(r.Findings),
-		Vulnerabilities: len(r.Vulnerabilities),
-		FinishedAt:      r.FinishedAt, Report: "/v1/reports/" + r.Artifact.Digest,
-	}
-	sb, err := json.Marshal(sum)
-	if err != nil {
-		return false, fmt.Errorf("encode summary: %w", err)
-	}
-	if err := s.b.Put(ctx, summaryKey(r), sb, "application/json"); err != nil {
-		return false, err
+	if err := s.putSummary(ctx, r); err != nil {
+		return Stale, err
 	}
 	// The inventory goes before the report for the same reason: a report
 	// is never stored without the inventory a re-match needs.
 	if withInventory && len(r.Manifests) > 0 {
 		if err := s.b.Put(ctx, IndexKey(r.Artifact.Digest), []byte(r.Artifact.Digest), "text/plain"); err != nil {
-			return false, err
+			return Stale, err
 		}
 	}
 	if withInventory && r.Status == report.StatusComplete && len(r.Manifests) == 0 {
 		inv, err := json.Marshal(InventoryOf(r))
 		if err != nil {
-			return false, fmt.Errorf("encode inventory: %w", err)
+			return Stale, fmt.Errorf("encode inventory: %w", err)
 		}
 		if err := s.b.Put(ctx, InventoryKey(r.Artifact.Digest), inv, "application/json"); err != nil {
-			return false, err
+			return Stale, err
 		}
 	}
 	if err := s.b.Put(ctx, ReportKey(r.Artifact.Digest), body, "application/json"); err != nil {
-		return false, err
+		return Stale, err
 	}
-	return true, nil
+	return Stored, nil
+}
+
+func (s *Store) putSummary(ctx context.Context, r *report.Report) error {
+	sum := Summary{
+		Registry: r.Artifact.Registry, Repository: r.Artifact.Repository, Digest: r.Artifact.Digest,
+		Tags: r.Artifact.Tags, MediaType: r.Artifact.MediaType, Platform: r.Artifact.Platform,
+		Status: r.Status, Verdict: r.Verdict, Packages: len(r.Packages), Findings: len(r.Findings) + r.FindingsOmitted,
+		Vulnerabilities: len(r.Vulnerabilities),
+		FinishedAt:      r.FinishedAt, RequestedAt: r.RequestedAt, Report: "/v1/reports/" + r.Artifact.Digest,
+	}
+	sb, err := json.Marshal(sum)
+	if err != nil {
+		return fmt.Errorf("encode summary: %w", err)
+	}
+	return s.b.Put(ctx, summaryKey(r), sb, "application/json")
+}
+
+// putAttempt keeps failed beside the complete report old: recorded under
+// attempts/, noted as old's LatestAttempt, and listed in its own
+// repository when that is not old's (the push there did fail).
+func (s *Store) putAttempt(ctx context.Context, old, failed *report.Report) (PutResult, error) {
+	body, err := json.MarshalIndent(failed, "", "  ")
+	if err != nil {
+		return Stale, fmt.Errorf("encode attempt: %w", err)
+	}
+	if err := s.b.Put(ctx, AttemptKey(failed.Artifact.Digest, failed.FinishedAt), body, "application/json"); err != nil {
+		return Stale, err
+	}
+	if failed.Artifact.Repository != old.Artifact.Repository {
+		if err := s.putSummary(ctx, failed); err != nil {
+			return Stale, err
+		}
+	}
+	if old.LatestAttempt != nil && !failed.FinishedAt.After(old.LatestAttempt.FinishedAt) {
+		return Attempt, nil // the same or an older attempt: already noted
+	}
+	old.LatestAttempt = &report.Attempt{
+		Status: failed.Status, Error: failed.Error, Registry: failed.Artifact.Registry,
+		Repository: failed.Artifact.Repository, FinishedAt: failed.FinishedAt,
+	}
+	ob, err := json.MarshalIndent(old, "", "  ")
+	if err != nil {
+		return Stale, fmt.Errorf("encode report: %w", err)
+	}
+	if err := s.b.Put(ctx, ReportKey(old.Artifact.Digest), ob, "application/json"); err != nil {
+		return Stale, err
+	}
+	return Attempt, nil
+}
+
+// Attempts returns the failed scans recorded beside digest's complete
+// report, newest first.
+func (s *Store) Attempts(ctx context.Context, digest string, limit int) ([]*report.Report, error) {
+	algo, hex, _ := strings.Cut(digest, ":")
+	keys, err := s.b.List(ctx, "attempts/"+algo+"/"+hex+"/", limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*report.Report, 0, len(keys))
+	for _, k := range keys {
+		raw, err := s.b.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		var r report.Report
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return nil, fmt.Errorf("decode attempt %s: %w", k, err)
+		}
+		out = append(out, &r)
+	}
+	return out, nil
 }
 
 // IndexPrefix holds a marker per stored index report.
@@ -230,6 +344,9 @@ func (s *Store) List(ctx context.Context, repository string, limit int) ([]Summa
 	}
 	out := []Summary{}
 	seen := map[string]bool{}
+	// A tag points at one digest: the newest push that named it. Older
+	// entries keep their other tags.
+	tagged := map[string]bool{}
 	for _, k := range keys {
 		if limit > 0 && len(out) >= limit {
 			break
@@ -247,6 +364,14 @@ func (s *Store) List(ctx context.Context, repository string, limit int) ([]Summa
 		if err := json.Unmarshal(raw, &sum); err != nil {
 			return nil, fmt.Errorf("decode summary %s: %w", k, err)
 		}
+		tags := []string{}
+		for _, t := range sum.Tags {
+			if !tagged[t] {
+				tagged[t] = true
+				tags = append(tags, t)
+			}
+		}
+		sum.Tags = tags
 		out = append(out, sum)
 	}
 	return out, nil

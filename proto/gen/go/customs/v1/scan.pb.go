@@ -176,7 +176,18 @@ type ScanCompleted struct {
 	// Encoding of report: "gzip", or "" for plain JSON.
 	ReportEncoding string `protobuf:"bytes,9,opt,name=report_encoding,json=reportEncoding,proto3" json:"report_encoding,omitempty"`
 	// When the scan finished (successfully or not).
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// Name of the object in the JetStream Object Store "customs-report-bodies"
+	// holding the report (encoded as report_encoding) when it is too large for
+	// a message; report is then empty. A verdict never depends on the report's
+	// size fitting a message.
+	ReportObject string `protobuf:"bytes,11,opt,name=report_object,json=reportObject,proto3" json:"report_object,omitempty"`
+	// SHA-256 (hex) of the encoded report bytes, inline or in the object:
+	// covered by the event's signature, so the object cannot be swapped.
+	ReportSha256 string `protobuf:"bytes,12,opt,name=report_sha256,json=reportSha256,proto3" json:"report_sha256,omitempty"`
+	// When the push that caused the scan was received (the job's
+	// requested_at): listings order by it, not by when the scan finished.
+	RequestedAt   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +292,27 @@ func (x *ScanCompleted) GetFinishedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ScanCompleted) GetReportObject() string {
+	if x != nil {
+		return x.ReportObject
+	}
+	return ""
+}
+
+func (x *ScanCompleted) GetReportSha256() string {
+	if x != nil {
+		return x.ReportSha256
+	}
+	return ""
+}
+
+func (x *ScanCompleted) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
 // DeadLetter wraps a ScanJob that could not be processed after retries.
 type DeadLetter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -374,7 +406,7 @@ const file_customs_v1_scan_proto_rawDesc = "" +
 	"\binsecure\x18\b \x01(\bR\binsecure\x12=\n" +
 	"\frequested_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12\x19\n" +
 	"\bevent_id\x18\n" +
-	" \x01(\tR\aeventId\"\xc0\x02\n" +
+	" \x01(\tR\aeventId\"\xc9\x03\n" +
 	"\rScanCompleted\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1a\n" +
 	"\bregistry\x18\x02 \x01(\tR\bregistry\x12\x1e\n" +
@@ -389,7 +421,10 @@ const file_customs_v1_scan_proto_rawDesc = "" +
 	"\x0freport_encoding\x18\t \x01(\tR\x0ereportEncoding\x12;\n" +
 	"\vfinished_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"\xa4\x01\n" +
+	"finishedAt\x12#\n" +
+	"\rreport_object\x18\v \x01(\tR\freportObject\x12#\n" +
+	"\rreport_sha256\x18\f \x01(\tR\freportSha256\x12=\n" +
+	"\frequested_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\"\xa4\x01\n" +
 	"\n" +
 	"DeadLetter\x12%\n" +
 	"\x03job\x18\x01 \x01(\v2\x13.customs.v1.ScanJobR\x03job\x12\x16\n" +
@@ -421,13 +456,14 @@ var file_customs_v1_scan_proto_goTypes = []any{
 var file_customs_v1_scan_proto_depIdxs = []int32{
 	3, // 0: customs.v1.ScanJob.requested_at:type_name -> google.protobuf.Timestamp
 	3, // 1: customs.v1.ScanCompleted.finished_at:type_name -> google.protobuf.Timestamp
-	0, // 2: customs.v1.DeadLetter.job:type_name -> customs.v1.ScanJob
-	3, // 3: customs.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	3, // 2: customs.v1.ScanCompleted.requested_at:type_name -> google.protobuf.Timestamp
+	0, // 3: customs.v1.DeadLetter.job:type_name -> customs.v1.ScanJob
+	3, // 4: customs.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_customs_v1_scan_proto_init() }
