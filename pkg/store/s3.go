@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -41,12 +44,26 @@ type S3Config struct {
 	SecretAccessKey string
 	// CreateBucket creates the bucket when missing (dev and all-in-one).
 	CreateBucket bool
+	// ReadTimeout bounds one Get, List or Ping including the SDK's
+	// retries; WriteTimeout one Put. A frozen server (accepts connections,
+	// never answers) then costs a bounded wait, never a hung worker or API
+	// request. Zero means 10 s and 60 s.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
 }
+
+// Connection-level bounds of the default HTTP client.
+const (
+	dialTimeout           = 5 * time.Second
+	responseHeaderTimeout = 15 * time.Second
+)
 
 // S3 is a Bucket backed by aws-sdk-go-v2.
 type S3 struct {
-	client *s3.Client
-	bucket string
+	client       *s3.Client
+	bucket       string
+	readTimeout  time.Duration
+	writeTimeout time.Duration
 }
 
 var _ Bucket = (*S3)(nil)
@@ -72,6 +89,19 @@ func NewS3(ctx context.Context, cfg S3Config, httpClient *http.Client) (*S3, err
 	}
 	if httpClient != nil {
 		opts = append(opts, awsconfig.WithHTTPClient(httpClient))
+	} else {
+		opts = append(opts, awsconfig.WithHTTPClient(awshttp.NewBuildableClient().
+			WithDialerOptions(func(d *net.Dialer) { d.Timeout = dialTimeout }).
+			WithTransportOptions(func(t *http.Transport) {
+				t.ResponseHeaderTimeout = responseHeaderTimeout
+				t.TLSHandshakeTimeout = dialTimeout
+			})))
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = time.Minute
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -83,7 +113,7 @@ func NewS3(ctx context.Context, cfg S3Config, httpClient *http.Client) (*S3, err
 		}
 		o.UsePathStyle = cfg.PathStyle
 	})
-	b := &S3{client: client, bucket: cfg.Bucket}
+	b := &S3{client: client, bucket: cfg.Bucket, readTimeout: cfg.ReadTimeout, writeTimeout: cfg.WriteTimeout}
 	if cfg.CreateBucket {
 		if err := b.ensureBucket(ctx); err != nil {
 			return nil, err
@@ -93,6 +123,8 @@ func NewS3(ctx context.Context, cfg S3Config, httpClient *http.Client) (*S3, err
 }
 
 func (b *S3) ensureBucket(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.writeTimeout)
+	defer cancel()
 	if _, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.bucket}); err == nil {
 		return nil
 	}
@@ -107,6 +139,8 @@ func (b *S3) ensureBucket(ctx context.Context) error {
 
 // Put writes body under key, replacing any object there.
 func (b *S3) Put(ctx context.Context, key string, body []byte, contentType string) error {
+	ctx, cancel := context.WithTimeout(ctx, b.writeTimeout)
+	defer cancel()
 	_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        &b.bucket,
 		Key:           &key,
@@ -122,6 +156,8 @@ func (b *S3) Put(ctx context.Context, key string, body []byte, contentType strin
 
 // Get reads the object at key; ErrNotFound when there is none.
 func (b *S3) Get(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.readTimeout)
+	defer cancel()
 	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key})
 	if err != nil {
 		if isNotFound(err) {
@@ -139,6 +175,8 @@ func (b *S3) Get(ctx context.Context, key string) ([]byte, error) {
 
 // List returns up to limit keys under prefix, in lexical order.
 func (b *S3) List(ctx context.Context, prefix string, limit int) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.readTimeout)
+	defer cancel()
 	var keys []string
 	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix})
 	for p.HasMorePages() && (limit <= 0 || len(keys) < limit) {
@@ -158,6 +196,8 @@ func (b *S3) List(ctx context.Context, prefix string, limit int) ([]string, erro
 
 // Ping checks the bucket exists and answers.
 func (b *S3) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.readTimeout)
+	defer cancel()
 	if _, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.bucket}); err != nil {
 		return fmt.Errorf("s3: head bucket %s: %w", b.bucket, err)
 	}

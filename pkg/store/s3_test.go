@@ -3,7 +3,10 @@ package store_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/customs-scan/customs/pkg/store"
 	"github.com/customs-scan/customs/pkg/testing/s3test"
@@ -58,5 +61,44 @@ func TestS3Unreachable(t *testing.T) {
 	}
 	if err := b.Put(ctx, "k", []byte("v"), "text/plain"); err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Put to a dead endpoint = %v, want a connection error", err)
+	}
+}
+
+// A frozen S3 accepts connections and never answers: every operation must
+// end within its timeout instead of hanging the caller.
+func TestS3FrozenServerTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	frozen := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); frozen.Close() })
+	ctx := context.Background()
+	b, err := store.NewS3(ctx, store.S3Config{
+		Bucket: "reports", Endpoint: frozen.URL, PathStyle: true, AccessKeyID: "k", SecretAccessKey: "s",
+		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]func() error{
+		"get":  func() error { _, err := b.Get(ctx, "k"); return err },
+		"list": func() error { _, err := b.List(ctx, "a/", 0); return err },
+		"put":  func() error { return b.Put(ctx, "k", []byte("v"), "text/plain") },
+		"ping": func() error { return b.Ping(ctx) },
+	}
+	for name, op := range ops {
+		done := make(chan error, 1)
+		go func() { done <- op() }()
+		select {
+		case err := <-done:
+			if err == nil || errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s on a frozen server = %v, want a timeout", name, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s on a frozen server still hangs after a minute", name)
+		}
 	}
 }
