@@ -9,10 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime/debug"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/report"
@@ -65,6 +67,16 @@ type Options struct {
 	PackagesOff bool
 	// Now is the clock (tests).
 	Now func() time.Time
+	// MaxManifestBytes bounds each platform manifest of an index (the
+	// caller checks the top-level one before reading it); 0: unbounded.
+	MaxManifestBytes int64
+	// JobMaxBytes and JobMaxFiles bound decompressed bytes and tar entries
+	// across all platforms of an index together (≤ 0: unbounded).
+	JobMaxBytes, JobMaxFiles int64
+	// OnReport, when set, receives each platform's report of an index as
+	// soon as it is done (published before the index's own report, so a
+	// later failure cannot take finished platforms with it).
+	OnReport func(ctx context.Context, r *report.Report) error
 }
 
 func (o Options) now() time.Time {
@@ -142,11 +154,10 @@ func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Opt
 		idxReport.Artifact.MediaType = string(im.MediaType)
 	}
 	idxReport.Artifact.Platform = ""
+	// One budget for the whole job: per-image limits alone would let every
+	// platform spend a full image's worth.
+	opts.Scan = append(append([]scan.Option{}, opts.Scan...), scan.WithBudget(scan.NewBudget(opts.JobMaxBytes, opts.JobMaxFiles)))
 	for _, d := range children {
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("read image %s of index %s: %w", d.Digest, art.Digest, err)
-		}
 		childArt := report.Artifact{
 			Registry:   art.Registry,
 			Repository: art.Repository,
@@ -157,24 +168,71 @@ func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Opt
 		if d.Platform != nil {
 			childArt.Platform = d.Platform.String()
 		}
-		r, err := Image(ctx, childArt, img, opts)
+		r, err := indexChild(ctx, idx, d, childArt, opts)
 		if err != nil {
-			return nil, err
+			if !childFailure(err) {
+				return nil, err // transient: the job is retried whole
+			}
+			// One bad platform must not hide the good ones: it gets a failed
+			// report of its own, listed in the index's with the reason.
+			r = Failed(childArt, opts.now(), err.Error(), Rejected(err))
+		}
+		if opts.OnReport != nil {
+			if err := opts.OnReport(ctx, r); err != nil {
+				return nil, err
+			}
 		}
 		reports = append(reports, r)
-		idxReport.Manifests = append(idxReport.Manifests, report.ManifestRef{
-			Digest: r.Artifact.Digest, Platform: r.Artifact.Platform, Verdict: r.Verdict,
-		})
+		ref := report.ManifestRef{Digest: r.Artifact.Digest, Platform: r.Artifact.Platform, Verdict: r.Verdict}
+		if r.Status == report.StatusFailed {
+			ref.Status, ref.Error = r.Status, r.Error
+		}
+		idxReport.Manifests = append(idxReport.Manifests, ref)
 	}
 	// The index itself has no packages: it records the database its
 	// platforms were matched against.
-	if len(reports) > 0 {
-		idxReport.VulnerabilityDB = reports[0].VulnerabilityDB
+	for _, r := range reports {
+		if r.Status == report.StatusComplete {
+			idxReport.VulnerabilityDB = r.VulnerabilityDB
+			break
+		}
 	}
 	idxReport.FinishedAt = opts.now()
 	idxReport.Normalize()
 	opts.decide(idxReport)
 	return append(reports, idxReport), nil
+}
+
+// indexChild scans one platform image of an index, refusing a child
+// manifest over the manifest size limit before it is read.
+func indexChild(ctx context.Context, idx v1.ImageIndex, d v1.Descriptor, art report.Artifact, opts Options) (*report.Report, error) {
+	if limit := opts.MaxManifestBytes; limit > 0 && d.Size > limit {
+		return nil, fmt.Errorf("%w: manifest %s is %d bytes, more than the limit of %d", scan.ErrLimitExceeded, d.Digest, d.Size, limit)
+	}
+	img, err := idx.Image(d.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("read image %s: %w", d.Digest, err)
+	}
+	if limit := opts.MaxManifestBytes; limit > 0 {
+		// The descriptor's size is the index's claim; check what came.
+		if raw, err := img.RawManifest(); err != nil {
+			return nil, fmt.Errorf("read manifest %s: %w", d.Digest, err)
+		} else if int64(len(raw)) > limit {
+			return nil, fmt.Errorf("%w: manifest %s is %d bytes, more than the limit of %d", scan.ErrLimitExceeded, d.Digest, len(raw), limit)
+		}
+	}
+	return Image(ctx, art, img, opts)
+}
+
+// childFailure says whether a platform's error is about that platform
+// (rejected content, over a limit, missing from the registry) rather than
+// something a retry of the whole job could fix.
+func childFailure(err error) bool {
+	if Rejected(err) {
+		return true
+	}
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
 func isAttestation(d v1.Descriptor) bool {

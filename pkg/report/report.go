@@ -271,6 +271,9 @@ type ManifestRef struct {
 	Digest   string `json:"digest"`
 	Platform string `json:"platform"`
 	Verdict  string `json:"verdict,omitempty"`
+	// Status and Error are set when this platform's scan failed.
+	Status string `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Normalize replaces nil slices by empty ones so they encode as [].

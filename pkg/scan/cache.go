@@ -224,6 +224,9 @@ func (s *scanner) cacheGet(ctx context.Context, lw *layerWalk) (*layerOut, *cach
 	if total := s.uncompressed.Add(c.Bytes); total > s.lim.MaxUncompressedBytes {
 		return nil, nil, lw.limit("uncompressed size exceeds limit of %d bytes", s.lim.MaxUncompressedBytes)
 	}
+	if b := s.o.budget; b != nil && (b.files.Add(c.Entries) > b.MaxFiles || b.bytes.Add(c.Bytes) > b.MaxBytes) {
+		return nil, nil, lw.limit("the job's images together exceed %d tar entries or %d uncompressed bytes", b.MaxFiles, b.MaxBytes)
+	}
 	zerolog.Ctx(ctx).Debug().Str("layer", m.digest.String()).Msg("scan: layer results from the cache")
 	return out, nil, nil
 }

@@ -25,7 +25,9 @@ package scan
 
 import (
 	"context"
+	"math"
 	"runtime"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -156,7 +158,35 @@ type options struct {
 	rejectAbsolute bool
 	cache          LayerCache
 	cacheErrors    func(error)
+	budget         *Budget
 }
+
+// Budget bounds what several Image calls cost together: the images of one
+// index are one job, and per-image limits alone would let 64 platforms each
+// spend a full image's budget. Share one Budget between the calls.
+type Budget struct {
+	// MaxBytes bounds decompressed layer bytes across all the images.
+	MaxBytes int64
+	// MaxFiles bounds tar entries across all the images.
+	MaxFiles int64
+
+	bytes, files atomic.Int64
+}
+
+// NewBudget returns a budget of the given totals (≤ 0: unbounded).
+func NewBudget(maxBytes, maxFiles int64) *Budget {
+	if maxBytes <= 0 {
+		maxBytes = math.MaxInt64
+	}
+	if maxFiles <= 0 {
+		maxFiles = math.MaxInt64
+	}
+	return &Budget{MaxBytes: maxBytes, MaxFiles: maxFiles}
+}
+
+// WithBudget charges the scan's bytes and entries to b as well as to the
+// image's own limits.
+func WithBudget(b *Budget) Option { return func(o *options) { o.budget = b } }
 
 // WithLimits sets the limits (see Limits for zero and negative fields).
 func WithLimits(l Limits) Option { return func(o *options) { o.limits = l } }

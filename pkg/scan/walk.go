@@ -249,6 +249,9 @@ func (lw *layerWalk) walkTar(tr *tar.Reader) error {
 		if total := s.entries.Add(1); total > lim.MaxFiles {
 			return lw.limit("the image has more than %d tar entries", lim.MaxFiles)
 		}
+		if b := s.o.budget; b != nil && b.files.Add(1) > b.MaxFiles {
+			return lw.limit("the job has more than %d tar entries across its images", b.MaxFiles)
+		}
 		if lw.nEntries++; lw.nEntries%progressEntries == 0 {
 			if err := lw.ctx.Err(); err != nil {
 				return err
@@ -585,6 +588,10 @@ func (c *contentReader) Read(p []byte) (int, error) {
 	lim := &c.lw.s.lim
 	if total := c.lw.s.uncompressed.Add(int64(n)); total > lim.MaxUncompressedBytes {
 		c.err = c.lw.limit("uncompressed size exceeds limit of %d bytes", lim.MaxUncompressedBytes)
+		return 0, c.err
+	}
+	if b := c.lw.s.o.budget; b != nil && b.bytes.Add(int64(n)) > b.MaxBytes {
+		c.err = c.lw.limit("the job's images together exceed %d uncompressed bytes", b.MaxBytes)
 		return 0, c.err
 	}
 	if r := lim.MaxLayerRatio; r > 0 && c.n > ratioFloor && c.n/r > c.lw.src.n {
