@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,17 +41,27 @@ func Connect(ctx context.Context, cfg Config, name string, log zerolog.Logger, e
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 	}
 	opts = append(opts, extra...)
+	where := Redact(cfg.URL)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("nats connect %s: %w", cfg.URL, err)
+		return nil, nil, fmt.Errorf("nats connect %s: %w", where, err)
 	}
 	// RetryOnFailedConnect returns at once; wait for the first connection so
 	// stream setup does not fail spuriously at start-up.
 	for !nc.IsConnected() {
+		// The client gives up by itself on a repeated authorization error;
+		// that is a configuration mistake, not a server still starting.
+		if nc.IsClosed() {
+			err := nc.LastError()
+			if err == nil {
+				err = nats.ErrConnectionClosed
+			}
+			return nil, nil, fmt.Errorf("nats connect %s: %w", where, err)
+		}
 		select {
 		case <-ctx.Done():
 			nc.Close()
-			return nil, nil, fmt.Errorf("nats connect %s: %w", cfg.URL, ctx.Err())
+			return nil, nil, fmt.Errorf("nats connect %s: %w", where, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -59,6 +71,18 @@ func Connect(ctx context.Context, cfg Config, name string, log zerolog.Logger, e
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return nc, js, nil
+}
+
+// Redact hides the passwords of nats://user:password@host URLs (a
+// comma-separated list, as nats.Connect takes) for logs and errors.
+func Redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // Ready is a readiness check: the connection is up.

@@ -27,12 +27,20 @@ type Env struct {
 }
 
 // Run parses cfg from the environment (cfg must embed or hold the NATS
-// settings returned by natsOf), connects, ensures the streams, and calls
-// serve until it returns or a signal arrives.
+// settings returned by natsOf), validates it when *C has a Validate()
+// error method, connects, ensures the streams, and calls serve until it
+// returns or a signal arrives.
 func Run[C any](name string, natsOf func(*C) natsconn.Config, serve func(ctx context.Context, cfg *C, e Env) error) error {
 	var cfg C
 	if err := env.Parse(&cfg); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	// A configuration the service would refuse fails here, before waiting
+	// for NATS, which may take forever.
+	if v, ok := any(&cfg).(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
 	}
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/customs-scan/customs/pkg/apiauth"
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/natsconn"
@@ -48,9 +49,15 @@ type UpConfig struct {
 	// RegistryAddr, when set, starts an embedded registry there whose push
 	// notifications go to ingest.
 	RegistryAddr string
-	// WebhookToken guards the webhooks; generated when a registry is
-	// embedded and none is given.
-	WebhookToken       string
+	// WebhookToken guards the webhooks; generated when none is given.
+	WebhookToken string
+	// APITokensFile and AdminToken guard the report API (see pkg/apiauth);
+	// without either, reads are served without a token when the API
+	// listens on loopback, and Start refuses any other address.
+	APITokensFile string
+	AdminToken    string
+	// APIAuth "off" serves the report API to anyone (CUSTOMS_API_AUTH).
+	APIAuth            string
 	Registries         []string
 	InsecureRegistries []string
 	// Workers is how many images are scanned at once; 0 runs no scanner
@@ -87,12 +94,23 @@ func DefaultUpConfig() UpConfig {
 
 // Stack is a running all-in-one Customs.
 type Stack struct {
-	IngestURL    string
-	ResultsURL   string
-	NATSURL      string
-	S3URL        string
-	RegistryAddr string // empty without an embedded registry
+	IngestURL  string
+	ResultsURL string
+	// NATSURL carries the generated credentials (nats://user:pass@host:port):
+	// what `customs db publish --nats` and out-of-process scanners dial.
+	NATSURL string
+	S3URL   string
+	// S3AccessKeyID and S3SecretAccessKey are the embedded S3's generated
+	// key pair; it refuses any other request.
+	S3AccessKeyID, S3SecretAccessKey string
+	RegistryAddr                     string // empty without an embedded registry
+	// WebhookToken is the given or generated webhook token.
 	WebhookToken string
+	// WebhookTokenGenerated says WebhookToken was made up at start.
+	WebhookTokenGenerated bool
+	// OpenReads: the report API serves reads without a token (loopback, no
+	// tokens configured).
+	OpenReads bool
 	// InsecureRegistries are the plain-HTTP hosts scanners may pull from
 	// (the embedded registry under each of its loopback names).
 	InsecureRegistries []string
@@ -106,22 +124,42 @@ type Stack struct {
 func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	log := cfg.Log
 	st = &Stack{}
+	// Error returns set st to nil; close what was started through a copy.
+	started := st
 	defer func() {
 		if err != nil {
-			st.close()
+			started.close()
 		}
 	}()
+	// The embedded servers hold every report and job: loopback only, and
+	// even there only for the generated credentials.
+	for flag, addr := range map[string]string{"--nats-addr": cfg.NATSAddr, "--s3-addr": cfg.S3Addr} {
+		if !isLoopback(addr) {
+			return nil, fmt.Errorf("%s %s: the embedded servers listen on loopback only (127.0.0.1, ::1, localhost); run NATS and S3 separately to share them", flag, addr)
+		}
+	}
+	apiTokens := cfg.APITokensFile != "" || cfg.AdminToken != ""
+	apiOff, err := apiauth.Switch("CUSTOMS_API_AUTH", cfg.APIAuth)
+	if err != nil {
+		return nil, err
+	}
+	st.OpenReads = !apiTokens && !apiOff
+	if st.OpenReads && !isLoopback(cfg.ResultsAddr) {
+		return nil, fmt.Errorf("--results-addr %s is not loopback: give --api-tokens FILE (or CUSTOMS_ADMIN_TOKEN) so reports are not served to anyone who can reach it", cfg.ResultsAddr)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	ns, err := embedded.StartNATS(cfg.NATSAddr, filepath.Join(cfg.DataDir, "nats"))
+	natsPassword := randomToken()
+	ns, err := embedded.StartNATS(cfg.NATSAddr, filepath.Join(cfg.DataDir, "nats"), "customs", natsPassword)
 	if err != nil {
 		return nil, err
 	}
 	st.cleanup = append(st.cleanup, ns.Close)
-	st.NATSURL = ns.URL()
+	st.NATSURL = ns.AuthURL()
 
-	s3srv, err := embedded.StartS3(cfg.S3Addr, filepath.Join(cfg.DataDir, "s3.db"))
+	st.S3AccessKeyID, st.S3SecretAccessKey = "customs-"+randomToken()[:12], randomToken()
+	s3srv, err := embedded.StartS3(cfg.S3Addr, filepath.Join(cfg.DataDir, "s3.db"), st.S3AccessKeyID, st.S3SecretAccessKey)
 	if err != nil {
 		return nil, err
 	}
@@ -152,10 +190,12 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 
 	insecure := append([]string{}, cfg.InsecureRegistries...)
 	st.WebhookToken = cfg.WebhookToken
+	if st.WebhookToken == "" {
+		// Nothing open by default: registries other than the embedded one
+		// get this token from the start output.
+		st.WebhookToken, st.WebhookTokenGenerated = randomToken(), true
+	}
 	if cfg.RegistryAddr != "" {
-		if st.WebhookToken == "" {
-			st.WebhookToken = randomToken()
-		}
 		reg, err := embedded.StartRegistry(ctx, embedded.RegistryConfig{
 			Addr:      cfg.RegistryAddr,
 			RootDir:   filepath.Join(cfg.DataDir, "registry"),
@@ -198,7 +238,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	}
 	bucket, err := store.NewS3(ctx, store.S3Config{
 		Bucket: "customs-reports", Region: "us-east-1", Endpoint: st.S3URL, PathStyle: true,
-		AccessKeyID: "customs", SecretAccessKey: "customs", CreateBucket: true,
+		AccessKeyID: st.S3AccessKeyID, SecretAccessKey: st.S3SecretAccessKey, CreateBucket: true,
 	}, nil)
 	if err != nil {
 		return nil, err
@@ -221,7 +261,8 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		return nil, err
 	}
 	res, err := results.New(results.Config{Workers: 4, AckWait: 30 * time.Second, RematchConcurrency: 8,
-		PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles},
+		PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles,
+		APITokensFile: cfg.APITokensFile, AdminToken: cfg.AdminToken, APIAuth: cfg.APIAuth, AnonymousReads: st.OpenReads},
 		results.Deps{JetStream: js("results"), Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})
 	if err != nil {
 		return nil, err
@@ -238,7 +279,11 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	}
 	g.Go(func() error { return res.Serve(gctx, lnResults) })
 	st.group = g
-	log.Info().Str("ingest", st.IngestURL).Str("results", st.ResultsURL).Str("nats", st.NATSURL).
+	if st.OpenReads {
+		log.Warn().Str("results", st.ResultsURL).
+			Msg("report API serves reads without a token (loopback only); --api-tokens FILE or CUSTOMS_API_TOKENS closes it")
+	}
+	log.Info().Str("ingest", st.IngestURL).Str("results", st.ResultsURL).Str("nats", ns.URL()).
 		Str("s3", st.S3URL).Str("registry", st.RegistryAddr).Msg("customs is up")
 	return st, nil
 }
@@ -317,6 +362,19 @@ func loopbackAliases(addr string) []string {
 		}
 	}
 	return out
+}
+
+// isLoopback reports whether addr's host is a loopback address or localhost.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func randomToken() string {

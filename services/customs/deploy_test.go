@@ -471,6 +471,16 @@ func TestDeployCompose(t *testing.T) {
 	if res.DependsOn["minio"].Condition != "service_healthy" {
 		t.Error("results must wait for minio to be healthy (it creates the bucket at start-up)")
 	}
+
+	// Both front doors start with the compose settings: nothing is open by default.
+	if err := (ingest.Config{WebhookToken: ing.Environment["CUSTOMS_WEBHOOK_TOKEN"], WebhookAuth: ing.Environment["CUSTOMS_WEBHOOK_AUTH"]}).Validate(); err != nil {
+		t.Errorf("ingest would refuse to start: %v", err)
+	}
+	if res.Environment["CUSTOMS_API_TOKENS"] != "" {
+		t.Error("results CUSTOMS_API_TOKENS names a path inside the container, which this test cannot check; extend it")
+	} else if err := (results.Config{AdminToken: res.Environment["CUSTOMS_ADMIN_TOKEN"], APIAuth: res.Environment["CUSTOMS_API_AUTH"]}).Validate(); err != nil {
+		t.Errorf("results would refuse to start: %v", err)
+	}
 }
 
 // ---- Dockerfile ----

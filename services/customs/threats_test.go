@@ -149,7 +149,7 @@ func TestThreatsAreReportedAndSecretsNeverStored(t *testing.T) {
 
 	ctx := context.Background()
 	bucket, err := store.NewS3(ctx, store.S3Config{Bucket: "customs-reports", Endpoint: st.S3URL, PathStyle: true,
-		AccessKeyID: "customs", SecretAccessKey: "customs"}, nil)
+		AccessKeyID: st.S3AccessKeyID, SecretAccessKey: st.S3SecretAccessKey}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

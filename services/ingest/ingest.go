@@ -8,12 +8,15 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/customs-scan/customs/pkg/apiauth"
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/services/ingest/internal/webhookapi"
 )
@@ -21,8 +24,13 @@ import (
 // Config is read from the environment by cmd/ingest (and by `customs up`).
 type Config struct {
 	Addr string `env:"CUSTOMS_INGEST_ADDR" envDefault:"127.0.0.1:8081"`
-	// WebhookToken, when set, must arrive as "Authorization: Bearer <token>".
+	// WebhookToken must arrive as "Authorization: Bearer <token>"
+	// (scheme case-insensitive). Required unless WebhookAuth is "off".
 	WebhookToken string `env:"CUSTOMS_WEBHOOK_TOKEN"`
+	// WebhookAuth "off" accepts webhooks without a token. It must be said
+	// explicitly (nothing is open by default) and is warned about every
+	// minute while it lasts.
+	WebhookAuth string `env:"CUSTOMS_WEBHOOK_AUTH"`
 	// Registries are the hosts (host[:port]) Customs may pull from; an event
 	// naming any other host is acknowledged and dropped (SSRF guard).
 	Registries []string `env:"CUSTOMS_REGISTRIES" envSeparator:","`
@@ -30,6 +38,23 @@ type Config struct {
 	InsecureRegistries []string `env:"CUSTOMS_INSECURE_REGISTRIES" envSeparator:","`
 	// MaxBodyBytes bounds a webhook body.
 	MaxBodyBytes int64 `env:"CUSTOMS_WEBHOOK_MAX_BYTES" envDefault:"1048576"`
+}
+
+// Validate refuses a configuration that would accept webhooks from anyone
+// without saying so explicitly.
+func (c Config) Validate() error {
+	off, err := apiauth.Switch("CUSTOMS_WEBHOOK_AUTH", c.WebhookAuth)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	switch {
+	case c.WebhookToken == "" && !off:
+		return errors.New("ingest: CUSTOMS_WEBHOOK_TOKEN is not set: set it to the bearer token your registries send, " +
+			"or set CUSTOMS_WEBHOOK_AUTH=off to accept webhooks from anyone who can reach ingest")
+	case c.WebhookToken != "" && off:
+		return errors.New("ingest: CUSTOMS_WEBHOOK_AUTH=off and CUSTOMS_WEBHOOK_TOKEN are both set; unset one")
+	}
+	return nil
 }
 
 // Deps are the connections ingest uses.
@@ -45,6 +70,8 @@ type Service struct {
 	cfg     Config
 	log     zerolog.Logger
 	handler http.Handler
+	// authOffEvery is how often "webhook authentication is off" is logged.
+	authOffEvery time.Duration
 }
 
 // New validates cfg and builds the HTTP handler.
@@ -54,6 +81,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	reg := httpx.NewRegistry()
 	checks := map[string]httpx.Check{}
@@ -68,7 +98,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 	}, deps.JetStream, reg, deps.Log)
 	api.Mount(router)
-	return &Service{cfg: cfg, log: deps.Log, handler: router}, nil
+	return &Service{cfg: cfg, log: deps.Log, handler: router, authOffEvery: time.Minute}, nil
 }
 
 // Handler is the HTTP API (webhooks, health, metrics).
@@ -85,5 +115,27 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Serve serves on ln until ctx is cancelled.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
-	return httpx.Serve(ctx, ln, s.handler, s.log.With().Str("service", "ingest").Logger())
+	log := s.log.With().Str("service", "ingest").Logger()
+	if s.cfg.WebhookToken == "" {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go warnAuthOff(ctx, log, s.authOffEvery)
+	}
+	return httpx.Serve(ctx, ln, s.handler, log)
+}
+
+// warnAuthOff repeats the warning so an "off" meant for a quick test does
+// not go unnoticed in the logs for months.
+func warnAuthOff(ctx context.Context, log zerolog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		log.Warn().Str("setting", "CUSTOMS_WEBHOOK_AUTH=off").
+			Msg("webhook authentication is off: anyone who can reach ingest can queue scans; set CUSTOMS_WEBHOOK_TOKEN")
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

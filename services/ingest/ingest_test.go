@@ -53,8 +53,13 @@ type env struct {
 	js  jetstream.JetStream
 }
 
+// start runs ingest with cfg; without a token, webhook authentication is
+// turned off explicitly (the tests that don't exercise it post no token).
 func start(t *testing.T, cfg ingest.Config) *env {
 	t.Helper()
+	if cfg.WebhookToken == "" {
+		cfg.WebhookAuth = "off"
+	}
 	ns := natstest.Start(t)
 	ctx := context.Background()
 	nc, js, err := natsconn.Connect(ctx, natsconn.Config{URL: ns.URL()}, "test-ingest", zerolog.Nop())
@@ -260,7 +265,39 @@ func TestAuthentication(t *testing.T) {
 	if code, resp := e.post(t, "/v1/webhooks/distribution", v1Events, "Bearer s3cret", body); code != http.StatusAccepted {
 		t.Fatalf("right token: status %d, body %s", code, resp)
 	}
+	// The scheme is case-insensitive (RFC 7235).
+	for _, auth := range []string{"bearer s3cret", "BEARER s3cret"} {
+		if code, resp := e.post(t, "/v1/webhooks/distribution", v1Events, auth, body); code != http.StatusAccepted {
+			t.Errorf("Authorization %q: status %d, body %s", auth, code, resp)
+		}
+	}
 }
+
+// Nothing is open by default: no token is a refusal to start, unless
+// authentication is turned off explicitly.
+func TestNoTokenRefusesToStart(t *testing.T) {
+	deps := ingest.Deps{JetStream: &jetstreamStub{}, Log: zerolog.Nop()}
+	cases := []struct {
+		cfg  ingest.Config
+		want string // "" = starts
+	}{
+		{ingest.Config{}, "CUSTOMS_WEBHOOK_TOKEN is not set"},
+		{ingest.Config{WebhookAuth: "on"}, "CUSTOMS_WEBHOOK_AUTH=off"},
+		{ingest.Config{WebhookAuth: "no"}, `CUSTOMS_WEBHOOK_AUTH="no"`},
+		{ingest.Config{WebhookAuth: "off", WebhookToken: "t"}, "both set"},
+		{ingest.Config{WebhookAuth: "OFF"}, ""},
+		{ingest.Config{WebhookToken: "t"}, ""},
+	}
+	for _, c := range cases {
+		_, err := ingest.New(c.cfg, deps)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("New(auth %q, token %q): %v; want error mentioning %q", c.cfg.WebhookAuth, c.cfg.WebhookToken, err, c.want)
+		}
+	}
+}
+
+// jetstreamStub is never published to: New only needs a publisher.
+type jetstreamStub struct{ jetstream.Publisher }
 
 func TestMalformedRequestsGet4xxWithReason(t *testing.T) {
 	e := start(t, ingest.Config{Registries: []string{"localhost:5000"}, MaxBodyBytes: 4096})

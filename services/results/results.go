@@ -50,6 +50,16 @@ type Config struct {
 	// re-decides verdicts and re-applies ignore rules.
 	PolicyFile  string   `env:"CUSTOMS_POLICY_FILE"`
 	IgnoreFiles []string `env:"CUSTOMS_IGNORE_FILES" envSeparator:","`
+	// APITokensFile lists the API's tokens, hashed (see pkg/apiauth).
+	APITokensFile string `env:"CUSTOMS_API_TOKENS"`
+	// AdminToken is one more API token, in plain, with the admin role.
+	AdminToken string `env:"CUSTOMS_ADMIN_TOKEN"`
+	// APIAuth "off" serves the API to anyone. Without tokens and without
+	// it, New refuses: nothing is open by default.
+	APIAuth string `env:"CUSTOMS_API_AUTH"`
+	// AnonymousReads serves the read routes without a token (admin routes
+	// still need one): `customs up` on loopback. Not from the environment.
+	AnonymousReads bool
 }
 
 // S3Config is the bucket part of the environment (used by cmd/results).
@@ -117,7 +127,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	ropts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
 	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
-	api.Mount(router, rs, func() api.DBInfo {
+	auth, err := newAuth(cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	api.Mount(router, rs, auth, func() api.DBInfo {
 		db := vdb.Current()
 		if db == nil {
 			return api.DBInfo{Status: "none"}

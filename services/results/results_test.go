@@ -52,7 +52,15 @@ type env struct {
 	s3  *flakyS3
 }
 
+// testToken is the admin token every test API call carries.
+const testToken = "test-admin-token"
+
 func start(t *testing.T) *env {
+	t.Helper()
+	return startWith(t, results.Config{Workers: 2, AckWait: 5 * time.Second, AdminToken: testToken})
+}
+
+func startWith(t *testing.T, cfg results.Config) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ns := natstest.Start(t)
@@ -70,8 +78,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := results.New(results.Config{Workers: 2, AckWait: 5 * time.Second},
-		results.Deps{JetStream: js, Bucket: bucket, Log: zerolog.Nop()})
+	svc, err := results.New(cfg, results.Deps{JetStream: js, Bucket: bucket, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +132,20 @@ func (e *env) publish(t *testing.T, r *report.Report) {
 
 func (e *env) get(t *testing.T, path string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get(e.api.URL + path)
+	return e.getAs(t, testToken, path)
+}
+
+// getAs calls the API with token ("" for none).
+func (e *env) getAs(t *testing.T, token, path string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.api.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,8 @@ const usage = `usage:
   customs db update --source URL|ZIP|DIR [--source ...] [--db FILE] [--publish NATS-URL]
   customs db publish --nats NATS-URL [--db FILE]
   customs db info [--db FILE]
+  customs token new --name NAME [--role read|admin] [--repositories PATTERN,...]
+  customs token hash < TOKEN
 
 Run "customs up -h" or "customs scan -h" for every flag.`
 
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return scanCmd(ctx, args[1:], stdout, stderr)
 	case "db":
 		return dbCmd(ctx, args[1:], stdout, stderr)
+	case "token":
+		return tokenCmd(args[1:], os.Stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -74,7 +78,8 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.ScannerAddr, "scanner-addr", cfg.ScannerAddr, "scanner health/metrics address")
 	fs.StringVar(&cfg.NATSAddr, "nats-addr", cfg.NATSAddr, "embedded NATS client address")
 	fs.StringVar(&cfg.S3Addr, "s3-addr", cfg.S3Addr, "embedded S3 address")
-	fs.StringVar(&cfg.WebhookToken, "webhook-token", os.Getenv("CUSTOMS_WEBHOOK_TOKEN"), "bearer token webhooks must carry (generated with --registry when empty)")
+	fs.StringVar(&cfg.WebhookToken, "webhook-token", os.Getenv("CUSTOMS_WEBHOOK_TOKEN"), "bearer token webhooks must carry (generated and printed when empty)")
+	fs.StringVar(&cfg.APITokensFile, "api-tokens", os.Getenv("CUSTOMS_API_TOKENS"), "YAML file of hashed report API tokens (see customs token new); without it reads are open on loopback")
 	registries := fs.String("registries", os.Getenv("CUSTOMS_REGISTRIES"), "comma-separated registry hosts Customs may pull from")
 	insecure := fs.String("insecure-registries", os.Getenv("CUSTOMS_INSECURE_REGISTRIES"), "comma-separated registry hosts reached over plain HTTP")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "images scanned at once (0: no scanner in this process)")
@@ -94,6 +99,9 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: --log-level: %w", scancmd.ErrUsage, err)
 	}
 	cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(lvl).With().Timestamp().Logger()
+	// Secrets come from the environment only, never from flags (ps shows those).
+	cfg.AdminToken = os.Getenv("CUSTOMS_ADMIN_TOKEN")
+	cfg.APIAuth = os.Getenv("CUSTOMS_API_AUTH")
 	cfg.Registries = splitList(*registries)
 	cfg.InsecureRegistries = splitList(*insecure)
 	cfg.Engine.YARARules = splitList(*upYara)
@@ -106,6 +114,17 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "\nCustoms is up.\n  webhooks: %s/v1/webhooks/{distribution,harbor,ecr}\n  reports:  %s/v1/reports/{digest}\n",
 		st.IngestURL, st.ResultsURL)
+	if st.WebhookTokenGenerated {
+		fmt.Fprintf(stderr, "  webhook token (generated; --webhook-token sets one): Authorization: Bearer %s\n", st.WebhookToken)
+	}
+	if st.OpenReads {
+		fmt.Fprintln(stderr, "  report API: reads open without a token on loopback (--api-tokens FILE closes it)")
+	} else {
+		fmt.Fprintln(stderr, "  report API: Authorization: Bearer <token> required")
+	}
+	// Generated per start; the embedded NATS and S3 refuse anonymous clients.
+	fmt.Fprintf(stderr, "  nats:     %s  (customs db publish --nats <this URL>)\n", st.NATSURL)
+	fmt.Fprintf(stderr, "  s3:       %s  (access key %s, secret %s)\n", st.S3URL, st.S3AccessKeyID, st.S3SecretAccessKey)
 	if st.RegistryAddr != "" {
 		fmt.Fprintf(stderr, "  registry: %s  (try: crane push --insecure image.tar %s/demo:latest)\n", st.RegistryAddr, st.RegistryAddr)
 	}
@@ -176,7 +195,7 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "update":
 		var sources listFlag
 		fs.Var(&sources, "source", "OSV source: an all.zip URL (https://osv-vulnerabilities.storage.googleapis.com/<ecosystem>/all.zip), a zip file or a directory of OSV JSON; repeatable")
-		publishURL := fs.String("publish", "", "also publish the database to this NATS server (a running customs up: nats://127.0.0.1:4222)")
+		publishURL := fs.String("publish", "", "also publish the database to this NATS server (a running customs up: the nats://customs:…@127.0.0.1:4222 URL it printed)")
 		progress := fs.Bool("progress", false, "show download progress even when stderr is not a terminal")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -193,7 +212,7 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return dbcmd.Update(ctx, opts, stdout, stderr)
 	case "publish":
-		natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server of the running Customs")
+		natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server of the running Customs (customs up prints its URL, credentials included)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}

@@ -109,10 +109,10 @@ func publish(ctx context.Context, natsURL string, db *vulndb.DB, stdout io.Write
 		return err
 	}
 	if !changed {
-		fmt.Fprintf(stdout, "already current on %s: %s\n", natsURL, p.Version)
+		fmt.Fprintf(stdout, "already current on %s: %s\n", natsconn.Redact(natsURL), p.Version)
 		return nil
 	}
-	fmt.Fprintf(stdout, "published %s to %s: scanners swap to it, stored reports are re-matched\n", p.Version, natsURL)
+	fmt.Fprintf(stdout, "published %s to %s: scanners swap to it, stored reports are re-matched\n", p.Version, natsconn.Redact(natsURL))
 	return nil
 }
 

@@ -5,8 +5,10 @@
 package embedded
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -15,12 +17,17 @@ import (
 
 // NATS is an in-process nats-server with JetStream.
 type NATS struct {
-	srv *server.Server
+	srv            *server.Server
+	user, password string
 }
 
 // StartNATS starts nats-server with JetStream storing under dir, listening on
-// addr (host:port; port 0 picks a free one) for `nats` CLI users.
-func StartNATS(addr, dir string) (*NATS, error) {
+// addr (host:port; port 0 picks a free one) for `nats` CLI users. Only
+// clients presenting user and password may connect.
+func StartNATS(addr, dir, user, password string) (*NATS, error) {
+	if user == "" || password == "" {
+		return nil, errors.New("nats: a user and password are required")
+	}
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("nats listen address %q: %w", addr, err)
@@ -40,6 +47,8 @@ func StartNATS(addr, dir string) (*NATS, error) {
 		StoreDir:   dir,
 		NoLog:      true,
 		NoSigs:     true,
+		Username:   user,
+		Password:   password,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -49,11 +58,22 @@ func StartNATS(addr, dir string) (*NATS, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("nats server on %s did not become ready", addr)
 	}
-	return &NATS{srv: srv}, nil
+	return &NATS{srv: srv, user: user, password: password}, nil
 }
 
-// URL is the client URL.
+// URL is the client URL without credentials (for logs).
 func (n *NATS) URL() string { return n.srv.ClientURL() }
+
+// AuthURL is the client URL with the credentials in it
+// (nats://user:password@host:port), which nats.go and the nats CLI accept.
+func (n *NATS) AuthURL() string {
+	u, err := url.Parse(n.srv.ClientURL())
+	if err != nil {
+		return n.srv.ClientURL()
+	}
+	u.User = url.UserPassword(n.user, n.password)
+	return u.String()
+}
 
 // Close stops the server and waits for it.
 func (n *NATS) Close() {

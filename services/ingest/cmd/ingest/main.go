@@ -14,6 +14,9 @@ type config struct {
 	NATS   natsconn.Config
 }
 
+// Validate runs before NATS is dialled, so a refused configuration fails fast.
+func (c *config) Validate() error { return c.Ingest.Validate() }
+
 func main() { svcmain.Exit("ingest", run()) }
 
 func run() error {

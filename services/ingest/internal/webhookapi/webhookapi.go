@@ -5,6 +5,7 @@ package webhookapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/customs-scan/customs/pkg/apiauth"
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/webhook"
@@ -29,6 +31,8 @@ import (
 
 // Config for the webhook endpoints.
 type Config struct {
+	// Token is required in every request when set; ingest.New refuses an
+	// empty one unless authentication was turned off explicitly.
 	Token              string
 	Registries         []string
 	InsecureRegistries []string
@@ -37,7 +41,7 @@ type Config struct {
 
 // API is the webhook handler set.
 type API struct {
-	token    []byte
+	token    []byte          // SHA-256 of the token; nil: no authentication
 	allowed  map[string]bool // normalized host → insecure
 	maxBody  int64
 	js       jetstream.Publisher
@@ -51,7 +55,7 @@ type parser func([]byte) (webhook.Result, error)
 // New builds the API and registers its metrics on reg.
 func New(cfg Config, js jetstream.Publisher, reg prometheus.Registerer, log zerolog.Logger) *API {
 	a := &API{
-		token:   []byte(cfg.Token),
+		token:   tokenHash(cfg.Token),
 		allowed: map[string]bool{},
 		maxBody: cfg.MaxBodyBytes,
 		js:      js,
@@ -75,6 +79,14 @@ func New(cfg Config, js jetstream.Publisher, reg prometheus.Registerer, log zero
 		}
 	}
 	return a
+}
+
+func tokenHash(token string) []byte {
+	if token == "" {
+		return nil
+	}
+	h := sha256.Sum256([]byte(token))
+	return h[:]
 }
 
 // Mount adds the webhook routes to r.
@@ -134,7 +146,7 @@ func (a *API) serve(source string, parse parser, contentTypes ...string) http.Ha
 }
 
 func (a *API) handle(r *http.Request, source string, parse parser, contentTypes []string) (int, *Response, error) {
-	if len(a.token) > 0 && !a.authorized(r) {
+	if a.token != nil && !a.authorized(r) {
 		return http.StatusUnauthorized, nil, errors.New("missing or wrong bearer token in Authorization header")
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -188,8 +200,10 @@ func (a *API) handle(r *http.Request, source string, parse parser, contentTypes 
 }
 
 func (a *API) authorized(r *http.Request) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), a.token) == 1
+	got, ok := apiauth.BearerToken(r)
+	// Hashes have one length, so the comparison does not leak the token's.
+	h := sha256.Sum256([]byte(got))
+	return ok && subtle.ConstantTimeCompare(h[:], a.token) == 1
 }
 
 // JobID is the job's identity and its Nats-Msg-Id: duplicate webhooks for the

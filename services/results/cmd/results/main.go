@@ -16,6 +16,10 @@ type config struct {
 	NATS    natsconn.Config
 }
 
+// Validate runs before NATS is dialled, so a refused configuration (no API
+// tokens, a broken tokens file) fails fast.
+func (c *config) Validate() error { return c.Results.Validate() }
+
 func main() { svcmain.Exit("results", run()) }
 
 func run() error {

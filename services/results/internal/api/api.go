@@ -2,6 +2,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
@@ -11,12 +12,37 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/customs-scan/customs/pkg/apiauth"
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/pkg/store"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
 )
 
 var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+
+// repositoryRE is the OCI distribution spec's repository name grammar; a
+// scoped caller may only name repositories that match it, so a pattern
+// like team-a/* cannot be stretched with "team-a/..".
+var repositoryRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+
+// visible reports whether the caller may see a stored report or inventory
+// (both carry the artifact). An unscoped caller sees everything without
+// the document being decoded.
+func visible(req *http.Request, raw []byte) bool {
+	p := apiauth.FromContext(req.Context())
+	if !p.Scoped() {
+		return true
+	}
+	var doc struct {
+		Artifact struct {
+			Repository string `json:"repository"`
+		} `json:"artifact"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return false
+	}
+	return p.CanSee(doc.Artifact.Repository)
+}
 
 // DBInfo describes the vulnerability database results matches against.
 type DBInfo struct {
@@ -27,9 +53,13 @@ type DBInfo struct {
 	Entries    int        `json:"entries,omitempty"`
 }
 
-// Mount adds the report routes to r. db reports the current
+// Mount adds the report routes to r, each behind auth with the read role.
+// A token scoped to some repositories gets 404 for any other repository's
+// report, inventory or listing, exactly as for one that does not exist, so
+// repository names and digests don't leak. db reports the current
 // vulnerability database (nil: the route is not served).
-func Mount(r chi.Router, s *reportstore.Store, db func() DBInfo, log zerolog.Logger) {
+func Mount(router chi.Router, s *reportstore.Store, auth *apiauth.Authenticator, db func() DBInfo, log zerolog.Logger) {
+	r := router.With(auth.Middleware(apiauth.RoleRead))
 	if db != nil {
 		r.Get("/v1/vulnerability-db", func(w http.ResponseWriter, req *http.Request) {
 			httpx.WriteJSON(w, http.StatusOK, db())
@@ -42,7 +72,7 @@ func Mount(r chi.Router, s *reportstore.Store, db func() DBInfo, log zerolog.Log
 			return
 		}
 		raw, err := s.GetRaw(req.Context(), digest)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) || err == nil && !visible(req, raw) {
 			httpx.WriteError(w, http.StatusNotFound, "no report for "+digest+" (yet)")
 			return
 		}
@@ -61,7 +91,7 @@ func Mount(r chi.Router, s *reportstore.Store, db func() DBInfo, log zerolog.Log
 			return
 		}
 		raw, err := s.GetInventoryRaw(req.Context(), digest)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) || err == nil && !visible(req, raw) {
 			httpx.WriteError(w, http.StatusNotFound, "no inventory for "+digest+" (not scanned yet, an index, or a failed scan)")
 			return
 		}
@@ -77,6 +107,10 @@ func Mount(r chi.Router, s *reportstore.Store, db func() DBInfo, log zerolog.Log
 		repo := req.URL.Query().Get("repository")
 		if repo == "" {
 			httpx.WriteError(w, http.StatusBadRequest, "query parameter repository is required")
+			return
+		}
+		if p := apiauth.FromContext(req.Context()); !p.CanSee(repo) || p.Scoped() && !repositoryRE.MatchString(repo) {
+			httpx.WriteError(w, http.StatusNotFound, "no repository "+repo)
 			return
 		}
 		limit := 100
