@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -322,4 +323,65 @@ func (c SigningConfig) Signer() (*Signer, error) {
 	default:
 		return nil, fmt.Errorf("CUSTOMS_REPORT_SIGNING=%q: want on or off", c.Mode)
 	}
+}
+
+// JobMsgID is a scan job's Nats-Msg-Id: a registry retrying the same
+// webhook (same event, digest and tags) makes one job, while a push that
+// names a new tag for the digest is its own message — the scanner records
+// the tag without scanning again (see TagsSubject).
+func JobMsgID(job *customsv1.ScanJob) string {
+	tags := append([]string{}, job.GetTags()...)
+	slices.Sort(tags)
+	// The event id keeps a genuine re-push apart from a webhook retry (which
+	// repeats the id): the scanner then decides, from its scanned record,
+	// whether the push needs a scan (the last one failed) or only its tags.
+	return job.GetJobId() + "#" + strings.Join(slices.Compact(tags), ",") + "#" + job.GetEventId()
+}
+
+// TagsSubject is where TagsAdded for digest is published (inside the
+// reports stream, so results sees it after the digest's report).
+func TagsSubject(digest string) string {
+	return queue.ReportsSubjectPrefix + "tags." + strings.TrimPrefix(digest, "sha256:")
+}
+
+// IsTagsSubject says whether a reports-stream subject carries TagsAdded.
+func IsTagsSubject(subject string) bool {
+	return strings.HasPrefix(subject, queue.ReportsSubjectPrefix+"tags.")
+}
+
+// PublishTags sends a signed TagsAdded.
+func (p *Publisher) PublishTags(ctx context.Context, ev *customsv1.TagsAdded) error {
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return queue.Permanent(fmt.Errorf("encode tags event: %w", err))
+	}
+	subject := TagsSubject(ev.GetDigest())
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	if p.Signer != nil {
+		msg.Header.Set(SignatureHeader, p.Signer.Sign(subject, data))
+	}
+	tags := append([]string{}, ev.GetTags()...)
+	slices.Sort(tags)
+	id := fmt.Sprintf("tags:%s/%s@%s#%s:%d", ev.GetRegistry(), ev.GetRepository(), ev.GetDigest(),
+		strings.Join(tags, ","), ev.GetRequestedAt().AsTime().UnixNano())
+	if _, err := p.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("publish tags of %s: %w", ev.GetDigest(), err)
+	}
+	return nil
+}
+
+// DecodeTags verifies and reads a TagsAdded event.
+func (rd *Reader) DecodeTags(subject string, header nats.Header, data []byte) (*customsv1.TagsAdded, error) {
+	if err := rd.Signer.Verify(subject, data, header.Get(SignatureHeader)); err != nil {
+		return nil, queue.Permanent(err)
+	}
+	ev := &customsv1.TagsAdded{}
+	if err := proto.Unmarshal(data, ev); err != nil {
+		return nil, queue.Permanent(fmt.Errorf("decode tags event: %w", err))
+	}
+	if ev.GetDigest() == "" || ev.GetRepository() == "" {
+		return nil, queue.Permanent(errors.New("tags event lacks digest or repository"))
+	}
+	return ev, nil
 }

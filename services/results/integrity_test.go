@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
@@ -341,5 +342,49 @@ func TestRefusedEventsDoNotBlockTheQueue(t *testing.T) {
 	}
 	if code, _ := e.get(t, "/v1/reports/"+digest(10)); code != http.StatusNotFound {
 		t.Errorf("an unsigned report was stored: %d", code)
+	}
+}
+
+func TestTagsAddedJoinTheReportAndMoveInTheListing(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	base := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	old := newReport("team/app", 1, base.Add(time.Minute))
+	oldPush := base
+	old.RequestedAt, old.Artifact.Tags = &oldPush, []string{"v1"}
+	cur := newReport("team/app", 2, base.Add(3*time.Minute))
+	curPush := base.Add(2 * time.Minute)
+	cur.RequestedAt, cur.Artifact.Tags = &curPush, []string{"latest"}
+	p := &wire.Publisher{JS: e.js, Signer: testSigner(t)}
+	// The tags event arrives before its report: it waits for it.
+	later := base.Add(5 * time.Minute)
+	if err := p.PublishTags(ctx, &customsv1.TagsAdded{Registry: old.Artifact.Registry, Repository: "team/app",
+		Digest: digest(1), Tags: []string{"latest"}, RequestedAt: timestamppb.New(later)}); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(t, cur)
+	e.publish(t, old)
+	deadline := time.Now().Add(30 * time.Second)
+	var r *report.Report
+	for {
+		r = e.waitReport(t, digest(1))
+		if len(r.Artifact.Tags) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if fmt.Sprint(r.Artifact.Tags) != "[latest v1]" {
+		t.Fatalf("report tags %v, want [latest v1]", r.Artifact.Tags)
+	}
+	_, body := e.get(t, "/v1/reports?repository=team/app")
+	var list struct {
+		Reports []reportSummary `json:"reports"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Reports) != 2 || list.Reports[0].Digest != digest(1) || fmt.Sprint(list.Reports[0].Tags) != "[latest v1]" ||
+		list.Reports[1].Digest != digest(2) || len(list.Reports[1].Tags) != 0 {
+		t.Fatalf("latest did not move to the re-tagged digest: %s", body)
 	}
 }

@@ -12,9 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/customs-scan/customs/pkg/report"
@@ -42,10 +45,23 @@ type Summary struct {
 }
 
 // Store reads and writes reports.
-type Store struct{ b store.Bucket }
+type Store struct {
+	b store.Bucket
+	// locks serialize the read-modify-write of one digest's objects
+	// within this process (events for one digest handled by two slots).
+	locks [64]sync.Mutex
+}
 
 // New wraps a bucket.
 func New(b store.Bucket) *Store { return &Store{b: b} }
+
+func (s *Store) lock(digest string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(digest))
+	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
+	m.Lock()
+	return m.Unlock
+}
 
 // ReportKey is where the report of digest lives.
 func ReportKey(digest string) string {
@@ -122,6 +138,7 @@ func (s *Store) Update(ctx context.Context, r *report.Report) (stored bool, err 
 
 func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (PutResult, error) {
 	r.Normalize()
+	defer s.lock(r.Artifact.Digest)()
 	if old, err := s.Get(ctx, r.Artifact.Digest); err == nil {
 		if r.Status == report.StatusFailed && old.Status == report.StatusComplete {
 			return s.putAttempt(ctx, old, r)
@@ -213,6 +230,41 @@ func (s *Store) putAttempt(ctx context.Context, old, failed *report.Report) (Put
 		return Stale, err
 	}
 	return Attempt, nil
+}
+
+// AddTags records that a push named tags for digest, already scanned in
+// repository: the tags join the report's, and the repository's listing
+// gets an entry at the push time, so each tag moves to the digest it now
+// points to. ErrNotFound when the digest has no report yet.
+func (s *Store) AddTags(ctx context.Context, digest, repository string, tags []string, pushed time.Time) error {
+	defer s.lock(digest)()
+	r, err := s.Get(ctx, digest)
+	if err != nil {
+		return err
+	}
+	if r.Artifact.Repository == repository {
+		merged := append(append([]string{}, r.Artifact.Tags...), tags...)
+		slices.Sort(merged)
+		merged = slices.Compact(merged)
+		if !slices.Equal(merged, r.Artifact.Tags) {
+			r.Artifact.Tags = merged
+			body, err := json.MarshalIndent(r, "", "  ")
+			if err != nil {
+				return fmt.Errorf("encode report: %w", err)
+			}
+			if err := s.b.Put(ctx, ReportKey(digest), body, "application/json"); err != nil {
+				return err
+			}
+		}
+	}
+	// The listing reads the newest entry per digest: it carries all the
+	// digest's tags, and a newer push of another digest takes a tag away.
+	entry := *r
+	if entry.Artifact.Repository != repository {
+		entry.Artifact.Repository, entry.Artifact.Tags = repository, tags
+	}
+	entry.RequestedAt = &pushed
+	return s.putSummary(ctx, &entry)
 }
 
 // Attempts returns the failed scans recorded beside digest's complete

@@ -386,6 +386,91 @@ func (x *DeadLetter) GetFailedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// TagsAdded says a push named tags for a digest already scanned in that
+// repository: the scanner records them without scanning again, and results
+// adds them to the stored report and moves them in the listing. Published
+// on customs.reports.tags.<digest hex>, signed like ScanCompleted.
+type TagsAdded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Registry host[:port].
+	Registry string `protobuf:"bytes,1,opt,name=registry,proto3" json:"registry,omitempty"`
+	// Repository name within the registry.
+	Repository string `protobuf:"bytes,2,opt,name=repository,proto3" json:"repository,omitempty"`
+	// Manifest or index digest ("sha256:...").
+	Digest string `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	// Tags the push named.
+	Tags []string `protobuf:"bytes,4,rep,name=tags,proto3" json:"tags,omitempty"`
+	// When the push was received.
+	RequestedAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TagsAdded) Reset() {
+	*x = TagsAdded{}
+	mi := &file_customs_v1_scan_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TagsAdded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TagsAdded) ProtoMessage() {}
+
+func (x *TagsAdded) ProtoReflect() protoreflect.Message {
+	mi := &file_customs_v1_scan_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TagsAdded.ProtoReflect.Descriptor instead.
+func (*TagsAdded) Descriptor() ([]byte, []int) {
+	return file_customs_v1_scan_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TagsAdded) GetRegistry() string {
+	if x != nil {
+		return x.Registry
+	}
+	return ""
+}
+
+func (x *TagsAdded) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *TagsAdded) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *TagsAdded) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *TagsAdded) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
 var File_customs_v1_scan_proto protoreflect.FileDescriptor
 
 const file_customs_v1_scan_proto_rawDesc = "" +
@@ -432,7 +517,15 @@ const file_customs_v1_scan_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x03 \x01(\x04R\n" +
 	"deliveries\x127\n" +
-	"\tfailed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAtBCZAgithub.com/customs-scan/customs/proto/gen/go/customs/v1;customsv1b\x06proto3"
+	"\tfailed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\"\xb2\x01\n" +
+	"\tTagsAdded\x12\x1a\n" +
+	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x02 \x01(\tR\n" +
+	"repository\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04tags\x18\x04 \x03(\tR\x04tags\x12=\n" +
+	"\frequested_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAtBCZAgithub.com/customs-scan/customs/proto/gen/go/customs/v1;customsv1b\x06proto3"
 
 var (
 	file_customs_v1_scan_proto_rawDescOnce sync.Once
@@ -446,24 +539,26 @@ func file_customs_v1_scan_proto_rawDescGZIP() []byte {
 	return file_customs_v1_scan_proto_rawDescData
 }
 
-var file_customs_v1_scan_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_customs_v1_scan_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_customs_v1_scan_proto_goTypes = []any{
 	(*ScanJob)(nil),               // 0: customs.v1.ScanJob
 	(*ScanCompleted)(nil),         // 1: customs.v1.ScanCompleted
 	(*DeadLetter)(nil),            // 2: customs.v1.DeadLetter
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*TagsAdded)(nil),             // 3: customs.v1.TagsAdded
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_customs_v1_scan_proto_depIdxs = []int32{
-	3, // 0: customs.v1.ScanJob.requested_at:type_name -> google.protobuf.Timestamp
-	3, // 1: customs.v1.ScanCompleted.finished_at:type_name -> google.protobuf.Timestamp
-	3, // 2: customs.v1.ScanCompleted.requested_at:type_name -> google.protobuf.Timestamp
+	4, // 0: customs.v1.ScanJob.requested_at:type_name -> google.protobuf.Timestamp
+	4, // 1: customs.v1.ScanCompleted.finished_at:type_name -> google.protobuf.Timestamp
+	4, // 2: customs.v1.ScanCompleted.requested_at:type_name -> google.protobuf.Timestamp
 	0, // 3: customs.v1.DeadLetter.job:type_name -> customs.v1.ScanJob
-	3, // 4: customs.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	4, // 4: customs.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
+	4, // 5: customs.v1.TagsAdded.requested_at:type_name -> google.protobuf.Timestamp
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_customs_v1_scan_proto_init() }
@@ -477,7 +572,7 @@ func file_customs_v1_scan_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_customs_v1_scan_proto_rawDesc), len(file_customs_v1_scan_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
