@@ -35,7 +35,7 @@ var buildScanner = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func startScannerProcess(t *testing.T, natsURL string, insecure []string) *exec.Cmd {
+func startScannerProcess(t *testing.T, natsURL string, insecure []string, signingKey string) *exec.Cmd {
 	t.Helper()
 	bin, err := buildScanner()
 	if err != nil {
@@ -47,6 +47,7 @@ func startScannerProcess(t *testing.T, natsURL string, insecure []string) *exec.
 		"CUSTOMS_SCANNER_ADDR=127.0.0.1:0",
 		"CUSTOMS_SCANNER_ACK_WAIT=3s",
 		"CUSTOMS_INSECURE_REGISTRIES="+strings.Join(insecure, ","),
+		"CUSTOMS_REPORT_SIGNING_KEY="+signingKey,
 	)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -95,7 +96,7 @@ func TestKilledScannerJobIsRedeliveredOnce(t *testing.T) {
 
 	layer := scantest.Layer(t, scantest.DebianRootfs(t)...)
 	block.digest.Store(layerDigest(t, layer))
-	first := startScannerProcess(t, st.NATSURL, st.InsecureRegistries)
+	first := startScannerProcess(t, st.NATSURL, st.InsecureRegistries, st.ReportSigningKey)
 	digest := push(t, st, "testbed/crash:latest", scantest.Image(t, layer))
 
 	select {
@@ -109,7 +110,7 @@ func TestKilledScannerJobIsRedeliveredOnce(t *testing.T) {
 	_ = first.Wait()
 	close(block.release)
 
-	startScannerProcess(t, st.NATSURL, st.InsecureRegistries)
+	startScannerProcess(t, st.NATSURL, st.InsecureRegistries, st.ReportSigningKey)
 	r := waitReport(t, st.ResultsURL, digest)
 	if r.Status != report.StatusComplete || len(r.Packages) == 0 {
 		t.Fatalf("report after redelivery: %+v", r)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -32,6 +33,7 @@ import (
 	"github.com/customs-scan/customs/pkg/store"
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndist"
+	"github.com/customs-scan/customs/pkg/wire"
 	"github.com/customs-scan/customs/services/customs/internal/embedded"
 	"github.com/customs-scan/customs/services/ingest"
 	"github.com/customs-scan/customs/services/results"
@@ -111,6 +113,8 @@ type Stack struct {
 	// OpenReads: the report API serves reads without a token (loopback, no
 	// tokens configured).
 	OpenReads bool
+	// ReportSigningKey signs report events (also in <data>/report-signing.key).
+	ReportSigningKey string
 	// InsecureRegistries are the plain-HTTP hosts scanners may pull from
 	// (the embedded registry under each of its loopback names).
 	InsecureRegistries []string
@@ -244,6 +248,11 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		return nil, err
 	}
 
+	// Scanners started separately against this NATS (--workers 0) need the
+	// same key: it is kept in the data directory, readable by its owner.
+	if st.ReportSigningKey, err = signingKey(filepath.Join(cfg.DataDir, "report-signing.key")); err != nil {
+		return nil, err
+	}
 	ing, err := ingest.New(ingest.Config{
 		Addr: lnIngest.Addr().String(), WebhookToken: st.WebhookToken,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
@@ -256,13 +265,15 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		Workers: cfg.Workers, AckWait: cfg.AckWait, MaxDeliver: 6, MaxAckPending: 64,
 		ScanTimeout: 15 * time.Minute, Limits: cfg.Limits, Engine: cfg.Engine,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
+		Signing: wire.SigningConfig{Key: st.ReportSigningKey},
 	}, scanner.Deps{JetStream: js("scanner"), Ready: natsconn.Ready(conns["scanner"]), Log: log, RemoteOptions: remoteOpts})
 	if err != nil {
 		return nil, err
 	}
 	res, err := results.New(results.Config{Workers: 4, AckWait: 30 * time.Second, RematchConcurrency: 8,
 		PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles,
-		APITokensFile: cfg.APITokensFile, AdminToken: cfg.AdminToken, APIAuth: cfg.APIAuth, AnonymousReads: st.OpenReads},
+		APITokensFile: cfg.APITokensFile, AdminToken: cfg.AdminToken, APIAuth: cfg.APIAuth, AnonymousReads: st.OpenReads,
+		Signing: wire.SigningConfig{Key: st.ReportSigningKey}},
 		results.Deps{JetStream: js("results"), Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})
 	if err != nil {
 		return nil, err
@@ -362,6 +373,23 @@ func loopbackAliases(addr string) []string {
 		}
 	}
 	return out
+}
+
+// signingKey reads the report signing key from file, creating it on first
+// start.
+func signingKey(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err == nil && len(strings.TrimSpace(string(b))) >= wire.MinKeyBytes {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("report signing key: %w", err)
+	}
+	key := randomToken()
+	if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("report signing key: %w", err)
+	}
+	return key, nil
 }
 
 // isLoopback reports whether addr's host is a loopback address or localhost.

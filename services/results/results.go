@@ -6,22 +6,18 @@
 package results
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/pkg/inspect"
@@ -30,7 +26,7 @@ import (
 	"github.com/customs-scan/customs/pkg/store"
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndist"
-	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+	"github.com/customs-scan/customs/pkg/wire"
 	"github.com/customs-scan/customs/services/results/internal/api"
 	"github.com/customs-scan/customs/services/results/internal/rematch"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
@@ -60,6 +56,9 @@ type Config struct {
 	// AnonymousReads serves the read routes without a token (admin routes
 	// still need one): `customs up` on loopback. Not from the environment.
 	AnonymousReads bool
+	// Signing checks report events: only scanners holding the key can
+	// write a verdict.
+	Signing wire.SigningConfig
 }
 
 // S3Config is the bucket part of the environment (used by cmd/results).
@@ -99,6 +98,7 @@ type Service struct {
 	reg     *prometheus.Registry
 	handler http.Handler
 	stored  *prometheus.CounterVec
+	reader  *wire.Reader
 }
 
 // New builds the service.
@@ -111,6 +111,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 30 * time.Second
+	}
+	signer, err := cfg.Signing.Signer()
+	if err != nil {
+		return nil, fmt.Errorf("results: %w", err)
 	}
 	log := deps.Log.With().Str("service", "results").Logger()
 	deps.Log = log
@@ -147,12 +151,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, deps: deps, store: rs, reg: reg, handler: router, vulndb: vdb,
+		reader: &wire.Reader{Signer: signer},
 		rematch: &rematch.Rematcher{
 			JS: deps.JetStream, Store: rs, Options: ropts, DB: vdb.Current,
 			Concurrency: max(cfg.RematchConcurrency, 1), Log: log,
 		},
 		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "customs_results_reports_total", Help: "Report events by result (stored, stale).",
+			Name: "customs_results_reports_total", Help: "Report events by result (stored, stale, attempt: a failed scan kept beside a complete report, refused: dead-lettered).",
 		}, []string{"result"}),
 	}
 	reg.MustRegister(s.stored)
@@ -190,9 +195,17 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("results: create consumer: %w", err)
 	}
+	bodies, err := queue.Ensure(ctx, "object store "+wire.ReportBodiesBucket, s.deps.Log, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return wire.EnsureReportBodies(ctx, s.deps.JetStream, 1)
+	})
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	s.reader.Bodies = bodies
 	w := &queue.Worker{
 		Consumer: cons,
 		Handler:  s.handle,
+		GiveUp:   s.giveUp,
 		Slots:    s.cfg.Workers,
 		AckWait:  s.cfg.AckWait,
 		// MaxDeliver 0: an S3 outage is waited out, never dropped.
@@ -235,42 +248,31 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	return g.Wait()
 }
 
-// maxReportBytes bounds a decompressed report.
-const maxReportBytes = 256 << 20
+// DeadReportSubject receives report events results cannot use (forged,
+// corrupt, their large-report object gone), with the reason in headers:
+// kept as evidence, never dropped with only a log line.
+const DeadReportSubject = queue.DLQSubjectPrefix + "reports"
 
-// DecodeEvent reads a ScanCompleted message into its report.
-func DecodeEvent(data []byte) (*report.Report, error) {
-	ev := &customsv1.ScanCompleted{}
-	if err := proto.Unmarshal(data, ev); err != nil {
-		return nil, fmt.Errorf("decode scan event: %w", err)
+// giveUp dead-letters a report event before it is terminated.
+func (s *Service) giveUp(ctx context.Context, msg jetstream.Msg, out queue.Outcome) error {
+	dl := nats.NewMsg(DeadReportSubject)
+	dl.Data = msg.Data()
+	dl.Header.Set("Customs-Dead-Reason", out.Reason)
+	dl.Header.Set("Customs-Dead-Subject", msg.Subject())
+	var id string
+	if md, err := msg.Metadata(); err == nil {
+		id = fmt.Sprintf("dlq:%s:%d", queue.ReportsStream, md.Sequence.Stream)
 	}
-	var body io.Reader = bytes.NewReader(ev.GetReport())
-	switch ev.GetReportEncoding() {
-	case "":
-	case "gzip":
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			return nil, fmt.Errorf("report of %s: %w", ev.GetDigest(), err)
-		}
-		body = zr
-	default:
-		return nil, fmt.Errorf("report of %s: unknown encoding %q", ev.GetDigest(), ev.GetReportEncoding())
+	opts := []jetstream.PublishOpt{}
+	if id != "" {
+		opts = append(opts, jetstream.WithMsgID(id))
 	}
-	raw, err := io.ReadAll(io.LimitReader(body, maxReportBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("report of %s: %w", ev.GetDigest(), err)
+	if _, err := s.deps.JetStream.PublishMsg(ctx, dl, opts...); err != nil {
+		return fmt.Errorf("publish dead report event: %w", err)
 	}
-	if len(raw) > maxReportBytes {
-		return nil, fmt.Errorf("report of %s exceeds %d bytes", ev.GetDigest(), maxReportBytes)
-	}
-	var r report.Report
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, fmt.Errorf("report of %s: %w", ev.GetDigest(), err)
-	}
-	if r.Artifact.Digest == "" {
-		return nil, fmt.Errorf("report of %s has no artifact digest", ev.GetDigest())
-	}
-	return &r, nil
+	s.deps.Log.Warn().Str("subject", msg.Subject()).Str("reason", out.Reason).Msg("report event dead-lettered")
+	s.stored.WithLabelValues("refused").Inc()
+	return nil
 }
 
 func olderDB(r *report.Report, db *vulndb.DB) bool {
@@ -281,10 +283,45 @@ func olderDB(r *report.Report, db *vulndb.DB) bool {
 	return v.BuiltAt == nil || v.BuiltAt.Before(db.Header().Built)
 }
 
-func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
-	r, err := DecodeEvent(msg.Data())
+// maxTagsDeliveries bounds how long a TagsAdded waits for its digest's
+// report (published before it) to be stored.
+const maxTagsDeliveries = 30
+
+func (s *Service) handleTags(ctx context.Context, msg jetstream.Msg) error {
+	ev, err := s.reader.DecodeTags(msg.Subject(), msg.Headers(), msg.Data())
 	if err != nil {
-		return queue.Permanent(err)
+		return err
+	}
+	pushed := time.Now().UTC()
+	if ev.GetRequestedAt() != nil {
+		pushed = ev.GetRequestedAt().AsTime()
+	}
+	err = s.store.AddTags(ctx, ev.GetDigest(), ev.GetRepository(), ev.GetTags(), pushed)
+	if errors.Is(err, store.ErrNotFound) {
+		if md, merr := msg.Metadata(); merr == nil && md.NumDelivered >= maxTagsDeliveries {
+			return queue.Permanent(fmt.Errorf("tags %v of %s: no report of the digest after %d attempts", ev.GetTags(), ev.GetDigest(), md.NumDelivered))
+		}
+		return fmt.Errorf("tags of %s: report not stored yet: %w", ev.GetDigest(), err)
+	}
+	if err != nil {
+		return err
+	}
+	s.stored.WithLabelValues("tags").Inc()
+	s.deps.Log.Info().Str("digest", ev.GetDigest()).Str("repository", ev.GetRepository()).Strs("tags", ev.GetTags()).Msg("tags recorded")
+	return nil
+}
+
+func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
+	if wire.IsTagsSubject(msg.Subject()) {
+		return s.handleTags(ctx, msg)
+	}
+	ev, err := s.reader.Decode(ctx, msg.Subject(), msg.Headers(), msg.Data())
+	if err != nil {
+		return err
+	}
+	r := ev.Report
+	if r.RequestedAt == nil && !ev.RequestedAt.IsZero() {
+		r.RequestedAt = &ev.RequestedAt
 	}
 	// A scan matched against an older database than the current one (a
 	// worker that had not swapped yet, or had none) is brought up to date
@@ -296,12 +333,8 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
-	if stored {
-		s.stored.WithLabelValues("stored").Inc()
-		s.deps.Log.Info().Str("digest", r.Artifact.Digest).Str("repository", r.Artifact.Repository).
-			Str("verdict", r.Verdict).Str("status", r.Status).Msg("report stored")
-	} else {
-		s.stored.WithLabelValues("stale").Inc()
-	}
+	s.stored.WithLabelValues(stored.String()).Inc()
+	s.deps.Log.Info().Str("digest", r.Artifact.Digest).Str("repository", r.Artifact.Repository).
+		Str("verdict", r.Verdict).Str("status", r.Status).Str("result", stored.String()).Msg("report event handled")
 	return nil
 }

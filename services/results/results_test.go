@@ -2,7 +2,6 @@ package results_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,13 +17,12 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/store"
 	"github.com/customs-scan/customs/pkg/testing/natstest"
-	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+	"github.com/customs-scan/customs/pkg/wire"
 	"github.com/customs-scan/customs/services/results"
 )
 
@@ -78,6 +76,9 @@ func startWith(t *testing.T, cfg results.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.Signing == (wire.SigningConfig{}) {
+		cfg.Signing.Key = testSigningKey
+	}
 	svc, err := results.New(cfg, results.Deps{JetStream: js, Bucket: bucket, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -110,22 +111,33 @@ func newReport(repo string, n int, finished time.Time) *report.Report {
 	return r
 }
 
-func (e *env) publish(t *testing.T, r *report.Report) {
+// testSigningKey is the report signing key shared by the test's results
+// service and its publisher (a scanner's).
+const testSigningKey = "test-report-signing-key-0123456789abcdef"
+
+func testSigner(t *testing.T) *wire.Signer {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(r); err != nil {
-		t.Fatal(err)
-	}
-	zw.Close()
-	data, err := proto.Marshal(&customsv1.ScanCompleted{
-		JobId: r.Artifact.Digest, Registry: r.Artifact.Registry, Repository: r.Artifact.Repository,
-		Digest: r.Artifact.Digest, Verdict: r.Verdict, Status: r.Status, Report: buf.Bytes(), ReportEncoding: "gzip",
-	})
+	s, err := wire.NewSigner(testSigningKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.js.Publish(context.Background(), queue.ReportsSubjectPrefix+"x", data); err != nil {
+	return s
+}
+
+// publish sends r as a scanner does: signed, large reports by reference.
+func (e *env) publish(t *testing.T, r *report.Report) {
+	t.Helper()
+	ctx := context.Background()
+	bodies, err := wire.EnsureReportBodies(ctx, e.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &wire.Publisher{JS: e.js, Bodies: bodies, Signer: testSigner(t)}
+	var requested time.Time
+	if r.RequestedAt != nil {
+		requested = *r.RequestedAt
+	}
+	if err := p.Publish(ctx, r.Artifact.Digest, requested, r); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/webhook"
+	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
 
@@ -240,7 +241,7 @@ func (a *API) publish(ctx context.Context, job *customsv1.ScanJob) (duplicate bo
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	ack, err := a.js.Publish(ctx, queue.JobsSubjectPrefix+job.GetSource(), data,
-		jetstream.WithMsgID(job.GetJobId()), jetstream.WithExpectStream(queue.JobsStream))
+		jetstream.WithMsgID(wire.JobMsgID(job)), jetstream.WithExpectStream(queue.JobsStream))
 	if err != nil {
 		return false, fmt.Errorf("%w: publish job %s: %w", errUnavailable, job.GetJobId(), err)
 	}
