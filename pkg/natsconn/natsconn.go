@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"golang.org/x/mod/semver"
 )
 
 // Config is the NATS part of every service's environment.
@@ -65,12 +66,32 @@ func Connect(ctx context.Context, cfg Config, name string, log zerolog.Logger, e
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	if err := CheckServerVersion(nc.ConnectedServerVersion()); err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("nats %s: %w", where, err)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return nc, js, nil
+}
+
+// MinServerVersion is the oldest nats-server Customs runs on: older servers
+// ignore TermWithReason, so every 404 or poison job would be retried at
+// ack-wait intervals until MaxDeliver instead of dead-lettered at once.
+const MinServerVersion = "2.10.4"
+
+// CheckServerVersion refuses a server older than MinServerVersion.
+func CheckServerVersion(v string) error {
+	if v == "" {
+		return errors.New("the server did not say its version")
+	}
+	if semver.Compare("v"+strings.TrimPrefix(v, "v"), "v"+MinServerVersion) < 0 {
+		return fmt.Errorf("nats-server %s is older than %s, which Customs needs (TermWithReason); upgrade the server", v, MinServerVersion)
+	}
+	return nil
 }
 
 // Redact hides the passwords of nats://user:password@host URLs (a

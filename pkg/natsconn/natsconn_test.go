@@ -66,3 +66,21 @@ func TestRedact(t *testing.T) {
 		t.Errorf("Redact = %q", got)
 	}
 }
+
+func TestServerVersionBelowMinimumIsRefused(t *testing.T) {
+	for v, ok := range map[string]bool{
+		"2.9.10": false, // Debian 12's package: ignores TermWithReason
+		"2.10.3": false,
+		"2.10.4": true,
+		"2.15.2": true,
+		"":       false,
+	} {
+		err := natsconn.CheckServerVersion(v)
+		if (err == nil) != ok {
+			t.Errorf("CheckServerVersion(%q) = %v", v, err)
+		}
+		if err != nil && v != "" && !strings.Contains(err.Error(), natsconn.MinServerVersion) {
+			t.Errorf("error for %q does not name the minimum: %v", v, err)
+		}
+	}
+}

@@ -24,6 +24,9 @@ type Env struct {
 	Log zerolog.Logger
 	NC  *nats.Conn
 	JS  jetstream.JetStream
+	// Replicas is CUSTOMS_NATS_REPLICAS: every stream and bucket a service
+	// creates gets it.
+	Replicas int
 }
 
 // Run parses cfg from the environment (cfg must embed or hold the NATS
@@ -52,10 +55,14 @@ func Run[C any](name string, natsOf func(*C) natsconn.Config, serve func(ctx con
 		return err
 	}
 	defer nc.Close()
-	if err := queue.EnsureStreams(ctx, js, queue.Topology{Replicas: nconf.Replicas}); err != nil {
+	// Retried like every other JetStream resource: a cluster still electing
+	// leaders at start is not a reason to exit.
+	if _, err := queue.Ensure(ctx, "streams", log, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, queue.EnsureStreams(ctx, js, queue.Topology{Replicas: nconf.Replicas})
+	}); err != nil {
 		return err
 	}
-	return serve(ctx, &cfg, Env{Log: log, NC: nc, JS: js})
+	return serve(ctx, &cfg, Env{Log: log, NC: nc, JS: js, Replicas: max(nconf.Replicas, 1)})
 }
 
 // Exit prints err and exits non-zero when err is set.

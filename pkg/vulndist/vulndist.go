@@ -63,12 +63,26 @@ type Buckets struct {
 	KV      jetstream.KeyValue
 }
 
-// Ensure creates the buckets or binds to existing ones.
+// Ensure binds to the buckets, creating them (one replica) when missing:
+// a client that does not know the cluster's replica count (the CLI, a
+// watcher) never changes an existing bucket's.
 func Ensure(ctx context.Context, js jetstream.JetStream) (Buckets, error) {
+	obj, oerr := js.ObjectStore(ctx, ObjectBucket)
+	kv, kerr := js.KeyValue(ctx, KVBucket)
+	if oerr == nil && kerr == nil {
+		return Buckets{Objects: obj, KV: kv}, nil
+	}
+	return EnsureReplicas(ctx, js, 1)
+}
+
+// EnsureReplicas creates the buckets, or updates them, with replicas
+// copies (services pass CUSTOMS_NATS_REPLICAS at start).
+func EnsureReplicas(ctx context.Context, js jetstream.JetStream, replicas int) (Buckets, error) {
 	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      ObjectBucket,
 		Description: "built vulnerability databases (customs db publish)",
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return Buckets{}, fmt.Errorf("vulndist: object store %s: %w", ObjectBucket, err)
@@ -78,6 +92,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream) (Buckets, error) {
 		Description: "current vulnerability database version",
 		History:     5,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return Buckets{}, fmt.Errorf("vulndist: kv %s: %w", KVBucket, err)

@@ -82,6 +82,8 @@ func (c S3Config) Store() store.S3Config {
 
 // Deps are the connections results uses.
 type Deps struct {
+	// Replicas of every bucket results creates (CUSTOMS_NATS_REPLICAS).
+	Replicas  int
 	JetStream jetstream.JetStream
 	Bucket    store.Bucket
 	Ready     httpx.Check
@@ -196,7 +198,13 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("results: create consumer: %w", err)
 	}
 	bodies, err := queue.Ensure(ctx, "object store "+wire.ReportBodiesBucket, s.deps.Log, func(ctx context.Context) (jetstream.ObjectStore, error) {
-		return wire.EnsureReportBodies(ctx, s.deps.JetStream, 1)
+		return wire.EnsureReportBodies(ctx, s.deps.JetStream, s.deps.Replicas)
+	})
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	_, err = queue.Ensure(ctx, "vulnerability database buckets", s.deps.Log, func(ctx context.Context) (vulndist.Buckets, error) {
+		return vulndist.EnsureReplicas(ctx, s.deps.JetStream, s.deps.Replicas)
 	})
 	if err != nil {
 		return fmt.Errorf("results: %w", err)

@@ -29,7 +29,7 @@ func run() error {
 			if err != nil {
 				return err
 			}
-			svc, err := results.New(cfg.Results, results.Deps{JetStream: e.JS, Bucket: bucket, Ready: natsconn.Ready(e.NC), Log: e.Log})
+			svc, err := results.New(cfg.Results, results.Deps{Replicas: e.Replicas, JetStream: e.JS, Bucket: bucket, Ready: natsconn.Ready(e.NC), Log: e.Log})
 			if err != nil {
 				return err
 			}
