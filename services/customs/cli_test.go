@@ -170,8 +170,39 @@ func TestScanRejectsBadInputClearly(t *testing.T) {
 	if !asExit(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errOut, "../../etc/passwd") {
 		t.Errorf("hostile input: err %v, stderr %q", err, errOut)
 	}
+	// A docker-save tarball whose config is huge is refused from the tar
+	// header, before the config is read.
+	huge := filepath.Join(dir, "huge-config.tar")
+	writeTar(t, huge, map[string][]byte{
+		"manifest.json": []byte(`[{"Config":"config.json","RepoTags":["x:1"],"Layers":[]}]`),
+		"config.json":   bytes.Repeat([]byte(" "), 9<<20),
+	})
+	_, errOut, err = runScan(t, "--input", huge)
+	if !asExit(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errOut, "more than") {
+		t.Errorf("huge config: err %v, stderr %q", err, errOut)
+	}
 	if _, _, err := runScan(t); !asExit(err, &ee) || ee.ExitCode() != 2 {
 		t.Errorf("no arguments: %v, want usage exit 2", err)
+	}
+}
+
+func writeTar(t *testing.T, file string, entries map[string][]byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range entries {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

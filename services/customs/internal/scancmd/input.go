@@ -80,6 +80,18 @@ func openTarInput(file string) (img v1.Image, idx v1.ImageIndex, repoTag string,
 	if len(mf[0].RepoTags) > 0 {
 		repoTag = mf[0].RepoTags[0]
 	}
+	// go-containerregistry reads the config (and manifest) whole: check
+	// their sizes from the tar headers first, so a 300 MB "config" is
+	// refused before it is in memory.
+	cfg, ok := ot.entries[path.Clean(strings.TrimPrefix(mf[0].Config, "./"))]
+	if !ok {
+		f.Close()
+		return nil, nil, "", nil, fmt.Errorf("docker-save tarball has no config %s", mf[0].Config)
+	}
+	if cfg.size > maxMetadataBytes {
+		f.Close()
+		return nil, nil, "", nil, fmt.Errorf("config %s is %d bytes, more than %d", mf[0].Config, cfg.size, maxMetadataBytes)
+	}
 	img, err = tarball.ImageFromPath(file, nil)
 	f.Close()
 	if err != nil {
