@@ -92,12 +92,24 @@ func TestFailedScanNeverReplacesCompleteReport(t *testing.T) {
 		t.Fatalf("latest_attempt = %+v, want the later failure", got.LatestAttempt)
 	}
 
+	// Every failed attempt is kept, newest first.
+	_, body := e.get(t, "/v1/reports/"+digest(1)+"/attempts")
+	var att struct {
+		Attempts []report.Report `json:"attempts"`
+	}
+	if err := json.Unmarshal(body, &att); err != nil {
+		t.Fatal(err)
+	}
+	if len(att.Attempts) != 2 || att.Attempts[0].Error != "registry unreachable" || att.Attempts[1].Artifact.Repository != "other/app" {
+		t.Errorf("attempts = %s", body)
+	}
+
 	// The other repository lists its failed push; the owner's listing
 	// still shows the quarantine.
 	var list struct {
 		Reports []reportSummary `json:"reports"`
 	}
-	_, body := e.get(t, "/v1/reports?repository=other/app")
+	_, body = e.get(t, "/v1/reports?repository=other/app")
 	if err := json.Unmarshal(body, &list); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/customs-scan/customs/pkg/apiauth"
 	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/store"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
 )
@@ -102,6 +103,32 @@ func Mount(router chi.Router, s *reportstore.Store, auth *apiauth.Authenticator,
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(raw)
+	})
+	r.Get("/v1/reports/{digest}/attempts", func(w http.ResponseWriter, req *http.Request) {
+		digest := chi.URLParam(req, "digest")
+		if !digestRE.MatchString(digest) {
+			httpx.WriteError(w, http.StatusBadRequest, "digest must look like sha256:<64 lowercase hex>")
+			return
+		}
+		// Attempts are shown to whoever may see the digest's report.
+		raw, err := s.GetRaw(req.Context(), digest)
+		if errors.Is(err, store.ErrNotFound) || err == nil && !visible(req, raw) {
+			httpx.WriteError(w, http.StatusNotFound, "no report for "+digest+" (yet)")
+			return
+		}
+		var attempts []*report.Report
+		if err == nil {
+			attempts, err = s.Attempts(req.Context(), digest, 100)
+		}
+		if err != nil {
+			log.Error().Err(err).Str("digest", digest).Msg("read attempts failed")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
+			return
+		}
+		if attempts == nil {
+			attempts = []*report.Report{}
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"digest": digest, "attempts": attempts})
 	})
 	r.Get("/v1/reports", func(w http.ResponseWriter, req *http.Request) {
 		repo := req.URL.Query().Get("repository")
