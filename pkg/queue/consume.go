@@ -194,7 +194,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := w.Log.With().Str("subject", msg.Subject()).Uint64("stream_seq", streamSeq).Uint64("delivery", delivered).Logger()
 
-	hctx, cancel := context.WithCancel(ctx)
+	// The handler (and the libraries it calls, which log through
+	// zerolog.Ctx) logs with the message's fields.
+	hctx, cancel := context.WithCancel(log.WithContext(ctx))
 	stop := w.heartbeat(hctx, msg, log)
 	err := w.safeHandle(hctx, msg)
 	stop()

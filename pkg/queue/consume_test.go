@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,4 +217,47 @@ func TestHeartbeatPreventsRedelivery(t *testing.T) {
 	if n := calls.Load(); n != 1 {
 		t.Errorf("handler ran %d times, want 1: the heartbeat did not hold the job", n)
 	}
+}
+
+// Libraries called by a handler log through zerolog.Ctx: the worker puts
+// its logger, with the message's fields, on the handler's context.
+func TestHandlerContextCarriesTheLogger(t *testing.T) {
+	js, cons := setup(t, 5*time.Second, 5)
+	if _, err := js.Publish(context.Background(), queue.JobsSubjectPrefix+"test", []byte("job")); err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuf
+	stop := runWorker(t, &queue.Worker{
+		Consumer: cons, Slots: 1, AckWait: 5 * time.Second, MaxDeliver: 5, Backoff: noBackoff,
+		Log: zerolog.New(&buf).With().Str("service", "test").Logger(),
+		Handler: func(ctx context.Context, msg jetstream.Msg) error {
+			zerolog.Ctx(ctx).Warn().Msg("analyzer failed; file skipped")
+			return nil
+		},
+	})
+	defer stop()
+	waitFor(t, "the job to be acked", func() bool { return streamMsgs(t, js, queue.JobsStream) == 0 })
+	out := buf.String()
+	for _, want := range []string{`"service":"test"`, `"subject":"customs.jobs.test"`, `"stream_seq":1`, `"message":"analyzer failed; file skipped"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log %q lacks %s", out, want)
+		}
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
