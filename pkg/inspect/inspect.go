@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/customs-scan/customs/pkg/egress"
 	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
@@ -175,7 +176,7 @@ func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Opt
 			}
 			// One bad platform must not hide the good ones: it gets a failed
 			// report of its own, listed in the index's with the reason.
-			r = Failed(childArt, opts.now(), err.Error(), Rejected(err))
+			r = Failed(childArt, opts.now(), egress.Sanitize(err).Error(), Rejected(err))
 		}
 		if opts.OnReport != nil {
 			if err := opts.OnReport(ctx, r); err != nil {
@@ -225,10 +226,11 @@ func indexChild(ctx context.Context, idx v1.ImageIndex, d v1.Descriptor, art rep
 }
 
 // childFailure says whether a platform's error is about that platform
-// (rejected content, over a limit, missing from the registry) rather than
-// something a retry of the whole job could fix.
+// (rejected content, over a limit, missing from the registry, refused by
+// the egress policy) rather than something a retry of the whole job could
+// fix.
 func childFailure(err error) bool {
-	if Rejected(err) {
+	if Rejected(err) || egress.Refused(err) {
 		return true
 	}
 	var te *transport.Error

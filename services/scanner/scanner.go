@@ -53,10 +53,19 @@ type Config struct {
 	ScannedTTL time.Duration `env:"CUSTOMS_SCANNED_TTL" envDefault:"168h"`
 	// ScanTimeout bounds one job.
 	ScanTimeout time.Duration `env:"CUSTOMS_SCAN_TIMEOUT" envDefault:"15m"`
-	// Registries, when set, is checked again here (defence in depth against
-	// jobs published to NATS by something other than ingest).
+	// Registries are checked again here (defence in depth against jobs
+	// published to NATS by something other than ingest); none means the
+	// scanner pulls nothing.
 	Registries         []string `env:"CUSTOMS_REGISTRIES" envSeparator:","`
 	InsecureRegistries []string `env:"CUSTOMS_INSECURE_REGISTRIES" envSeparator:","`
+	// RedirectHosts are the other hosts registries may send the scanner to:
+	// blob storage (S3, GCS, a CDN) and token realms on a separate host.
+	// They never receive registry credentials.
+	RedirectHosts []string `env:"CUSTOMS_REGISTRY_REDIRECT_HOSTS" envSeparator:","`
+	// AllowForeignLayers fetches foreign (non-distributable) layers from the
+	// URLs their descriptor lists, if those hosts are allowed; otherwise
+	// such layers come from the registry or the scan fails.
+	AllowForeignLayers bool `env:"CUSTOMS_ALLOW_FOREIGN_LAYERS"`
 	Limits             LimitsConfig
 	// Engine selects detection engines and the verdict policy.
 	Engine     inspect.EngineConfig
@@ -107,7 +116,8 @@ type Deps struct {
 	JetStream jetstream.JetStream
 	Ready     httpx.Check
 	Log       zerolog.Logger
-	// RemoteOptions are added to every registry request (auth, transport).
+	// RemoteOptions are added to every registry request (auth, retries); a
+	// transport given here is replaced by the egress transport.
 	RemoteOptions []remote.Option
 }
 
@@ -166,6 +176,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	w := worker.New(worker.Config{
 		Registries:         cfg.Registries,
 		InsecureRegistries: cfg.InsecureRegistries,
+		RedirectHosts:      cfg.RedirectHosts,
+		AllowForeignLayers: cfg.AllowForeignLayers,
 		ScanTimeout:        cfg.ScanTimeout,
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -82,6 +83,8 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.APITokensFile, "api-tokens", os.Getenv("CUSTOMS_API_TOKENS"), "YAML file of hashed report API tokens (see customs token new); without it reads are open on loopback")
 	registries := fs.String("registries", os.Getenv("CUSTOMS_REGISTRIES"), "comma-separated registry hosts Customs may pull from")
 	insecure := fs.String("insecure-registries", os.Getenv("CUSTOMS_INSECURE_REGISTRIES"), "comma-separated registry hosts reached over plain HTTP")
+	redirects := fs.String("registry-redirect-hosts", os.Getenv("CUSTOMS_REGISTRY_REDIRECT_HOSTS"), "comma-separated hosts registries may redirect to or use as token realm (never sent credentials)")
+	fs.BoolVar(&cfg.AllowForeignLayers, "allow-foreign-layers", envBool("CUSTOMS_ALLOW_FOREIGN_LAYERS"), "fetch foreign-layer URLs (from allowed hosts only)")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "images scanned at once (0: no scanner in this process)")
 	fs.StringVar(&cfg.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
 	upYara := fs.String("yara-rules", os.Getenv("CUSTOMS_YARA_RULES"), "comma-separated YARA rule files or directories")
@@ -104,6 +107,7 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.APIAuth = os.Getenv("CUSTOMS_API_AUTH")
 	cfg.Registries = splitList(*registries)
 	cfg.InsecureRegistries = splitList(*insecure)
+	cfg.RedirectHosts = splitList(*redirects)
 	cfg.Engine.YARARules = splitList(*upYara)
 	cfg.Engine.Scanners = splitList(*upScanners)
 	cfg.Engine.MalwareHashes = splitList(*upHashes)
@@ -139,6 +143,8 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&opts.Input, "input", "", "scan a docker-save or OCI-layout tarball instead of a registry image")
 	fs.StringVar(&opts.Format, "format", "json", "output format: json or table")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "reach the registry over plain HTTP")
+	scanRedirects := fs.String("registry-redirect-hosts", os.Getenv("CUSTOMS_REGISTRY_REDIRECT_HOSTS"), "comma-separated hosts the registry may redirect to or use as token realm (never sent credentials)")
+	fs.BoolVar(&opts.AllowForeignLayers, "allow-foreign-layers", envBool("CUSTOMS_ALLOW_FOREIGN_LAYERS"), "fetch foreign-layer URLs (from allowed hosts only)")
 	fs.StringVar(&opts.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
 	yaraRules := fs.String("yara-rules", os.Getenv("CUSTOMS_YARA_RULES"), "comma-separated YARA rule files or directories")
 	scanners := fs.String("scanners", os.Getenv("CUSTOMS_SCANNERS"), "comma-separated: packages,malware,secrets,misconfig (default all)")
@@ -166,6 +172,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	opts.Limits = lim
+	opts.RedirectHosts = splitList(*scanRedirects)
 	opts.Engine.YARARules = splitList(*yaraRules)
 	opts.Engine.Scanners = splitList(*scanners)
 	opts.Engine.MalwareHashes = splitList(*hashes)
@@ -224,6 +231,12 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return dbcmd.Info(*path, stdout)
 	}
 	return fmt.Errorf("%w: unknown db subcommand %q (want update, publish or info)", scancmd.ErrUsage, args[0])
+}
+
+// envBool reads a boolean variable; unset or unparsable is false.
+func envBool(name string) bool {
+	b, _ := strconv.ParseBool(os.Getenv(name))
+	return b
 }
 
 func splitList(s string) []string {

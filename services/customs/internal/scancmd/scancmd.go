@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/customs-scan/customs/pkg/egress"
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/layercache"
 	"github.com/customs-scan/customs/pkg/report"
@@ -42,6 +43,11 @@ type Options struct {
 	// LayerCacheDir, when set, keeps per-layer results there: a later scan
 	// of an image sharing layers analyzes only its new ones.
 	LayerCacheDir string
+	// RedirectHosts may be sent to by the registry (blob storage, a token
+	// realm on another host); the registry named in Ref is the allowlist.
+	RedirectHosts []string
+	// AllowForeignLayers fetches foreign-layer URLs (from allowed hosts).
+	AllowForeignLayers bool
 }
 
 // ErrUsage is wrapped by errors in how the command was called.
@@ -117,10 +123,25 @@ func scanRemote(ctx context.Context, opts Options, iopts inspect.Options) ([]*re
 	if err != nil {
 		return nil, fmt.Errorf("%w: image reference: %w", ErrUsage, err)
 	}
+	// The registry the user named is the allowlist: realms, redirects and
+	// foreign layers follow the scanner's rules.
+	registry := ref.Context().RegistryStr()
+	allow := egress.WithRegistries(registry)
+	if opts.Insecure {
+		allow = egress.WithInsecureRegistries(registry)
+	}
+	policy := egress.NewPolicy(allow, egress.WithRedirectHosts(opts.RedirectHosts...), egress.WithForeignLayers(opts.AllowForeignLayers))
+	tr := egress.NewTransport(policy, nil)
+	defer tr.CloseIdleConnections()
+	rt, err := tr.For(registry)
+	if err != nil {
+		return nil, err
+	}
 	ropts := append([]remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}, opts.Remote...)
+	ropts = append(ropts, remote.WithTransport(rt))
 	desc, err := remote.Get(ref, ropts...)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", ref, err)
+		return nil, fmt.Errorf("get %s: %w", ref, egress.Sanitize(err))
 	}
 	art := report.Artifact{
 		Registry:   ref.Context().RegistryStr(),
@@ -136,17 +157,18 @@ func scanRemote(ctx context.Context, opts Options, iopts inspect.Options) ([]*re
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, err
+			return nil, egress.Sanitize(err)
 		}
-		return inspect.Index(ctx, art, idx, iopts)
+		reports, err := inspect.Index(ctx, art, policy.Index(idx, ref.Context(), ropts...), iopts)
+		return reports, egress.Sanitize(err)
 	case desc.MediaType.IsImage():
 		img, err := desc.Image()
 		if err != nil {
-			return nil, err
+			return nil, egress.Sanitize(err)
 		}
-		r, err := inspect.Image(ctx, art, img, iopts)
+		r, err := inspect.Image(ctx, art, policy.Image(img, ref.Context(), ropts...), iopts)
 		if err != nil {
-			return nil, err
+			return nil, egress.Sanitize(err)
 		}
 		return []*report.Report{r}, nil
 	}

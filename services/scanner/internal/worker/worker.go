@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/customs-scan/customs/pkg/egress"
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
@@ -37,6 +38,11 @@ type Config struct {
 	InsecureRegistries []string
 	ScanTimeout        time.Duration
 	MaxManifestBytes   int64
+	// RedirectHosts may be sent to by registries (blob storage, token
+	// realms on another host); they never get registry credentials.
+	RedirectHosts []string
+	// AllowForeignLayers lets foreign-layer URLs be fetched.
+	AllowForeignLayers bool
 	// Inspect carries the analyzers and policy, built once per process.
 	Inspect inspect.Options
 }
@@ -44,7 +50,8 @@ type Config struct {
 // Worker handles scan jobs.
 type Worker struct {
 	cfg     Config
-	allowed map[string]bool
+	allowed *egress.Policy    // empty: nothing is pulled
+	egress  *egress.Transport // every registry request goes through it
 	js      jetstream.JetStream
 	remote  []remote.Option
 	log     zerolog.Logger
@@ -67,9 +74,12 @@ func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg pro
 	if cfg.MaxManifestBytes <= 0 {
 		cfg.MaxManifestBytes = 4 << 20
 	}
+	policy := egress.NewPolicy(egress.WithRegistries(cfg.Registries...), egress.WithInsecureRegistries(cfg.InsecureRegistries...),
+		egress.WithRedirectHosts(cfg.RedirectHosts...), egress.WithForeignLayers(cfg.AllowForeignLayers))
 	w := &Worker{
 		cfg:     cfg,
-		allowed: map[string]bool{},
+		allowed: policy,
+		egress:  egress.NewTransport(policy, nil),
 		js:      js,
 		remote:  remoteOpts,
 		log:     log.With().Str("service", "scanner").Logger(),
@@ -80,17 +90,7 @@ func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg pro
 		}, []string{"status"}),
 	}
 	reg.MustRegister(w.scans)
-	for _, h := range cfg.Registries {
-		w.allowed[normalizeHost(h)] = true
-	}
-	for _, h := range cfg.InsecureRegistries {
-		w.allowed[normalizeHost(h)] = true
-	}
 	return w
-}
-
-func normalizeHost(h string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ":443")
 }
 
 // DecodeJob reads a ScanJob message body.
@@ -112,8 +112,10 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return queue.Permanent(err)
 	}
 	log := w.log.With().Str("job_id", job.GetJobId()).Logger()
-	if len(w.allowed) > 0 && !w.allowed[normalizeHost(job.GetRegistry())] {
-		return queue.Permanent(fmt.Errorf("registry %s is not configured for pulls", job.GetRegistry()))
+	// An empty allowlist pulls nothing: a job forged onto NATS must not
+	// pick the host.
+	if !w.allowed.Registry(job.GetRegistry()) {
+		return queue.Permanent(fmt.Errorf("registry %q is not configured for pulls (CUSTOMS_REGISTRIES, CUSTOMS_INSECURE_REGISTRIES)", job.GetRegistry()))
 	}
 	if w.scanned != nil {
 		if e, err := w.scanned.Get(ctx, scannedKey(job)); err == nil {
@@ -159,7 +161,12 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report
 	if err != nil {
 		return nil, queue.Permanent(fmt.Errorf("invalid image reference: %w", err))
 	}
-	opts := append([]remote.Option{remote.WithContext(ctx)}, w.remote...)
+	rt, err := w.egress.For(job.GetRegistry())
+	if err != nil {
+		return nil, queue.Permanent(err)
+	}
+	// The egress transport comes last: it replaces any other.
+	opts := append(append([]remote.Option{remote.WithContext(ctx)}, w.remote...), remote.WithTransport(rt))
 
 	// HEAD first: refuse a huge manifest before reading it.
 	if head, err := remote.Head(ref, opts...); err == nil {
@@ -198,6 +205,7 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report
 		if err != nil {
 			return nil, classify(err)
 		}
+		idx = w.allowed.Index(idx, ref.Context(), opts...)
 		reports, err := inspect.Index(ctx, art, idx, iopts)
 		return reports, classify(err)
 	case desc.MediaType.IsImage():
@@ -205,6 +213,7 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report
 		if err != nil {
 			return nil, classify(err)
 		}
+		img = w.allowed.Image(img, ref.Context(), opts...)
 		r, err := inspect.Image(ctx, art, img, iopts)
 		if err != nil {
 			return nil, classify(err)
@@ -215,14 +224,21 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report
 	}
 }
 
-// classify is the scanner's error table: the image's fault or a registry
-// answer that cannot change → permanent; anything else (5xx, 429, timeouts,
-// connection refused, auth that may be fixed) → retry.
+// classify is the scanner's error table: the image's fault, a registry
+// answer that cannot change, or an egress refusal (a realm, redirect or
+// foreign layer outside the policy) → permanent; anything else (5xx, 429,
+// timeouts, connection refused, auth that may be fixed) → retry. The
+// result's message is sanitised: it becomes the report's error and log
+// lines, and must not carry a remote response body.
 func classify(err error) error {
-	if err == nil || queue.IsPermanent(err) {
+	if err == nil {
+		return nil
+	}
+	err = egress.Sanitize(err)
+	if queue.IsPermanent(err) {
 		return err
 	}
-	if inspect.Rejected(err) {
+	if inspect.Rejected(err) || egress.Refused(err) {
 		return queue.Permanent(err)
 	}
 	var te *transport.Error
