@@ -25,6 +25,7 @@ import (
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndist"
+	"github.com/customs-scan/customs/pkg/wire"
 	"github.com/customs-scan/customs/services/scanner/internal/worker"
 )
 
@@ -70,6 +71,8 @@ type Config struct {
 	// Engine selects detection engines and the verdict policy.
 	Engine     inspect.EngineConfig
 	LayerCache LayerCacheConfig
+	// Signing signs report events; results checks them with the same key.
+	Signing wire.SigningConfig
 }
 
 // LayerCacheConfig sizes the per-layer result cache shared by all
@@ -91,6 +94,23 @@ type LimitsConfig struct {
 	MaxFiles             int64 `env:"CUSTOMS_MAX_FILES"`
 	MaxFileSize          int64 `env:"CUSTOMS_MAX_FILE_SIZE"`
 	MaxLayers            int   `env:"CUSTOMS_MAX_LAYERS"`
+	// MaxJobUncompressedBytes and MaxJobFiles bound all platforms of an
+	// index together (default: one image's limits).
+	MaxJobUncompressedBytes int64 `env:"CUSTOMS_MAX_JOB_UNCOMPRESSED_BYTES"`
+	MaxJobFiles             int64 `env:"CUSTOMS_MAX_JOB_FILES"`
+}
+
+// JobLimits returns the per-job totals: configured, else one image's.
+func (l LimitsConfig) JobLimits() (maxBytes, maxFiles int64) {
+	lim := l.ScanLimits()
+	maxBytes, maxFiles = lim.MaxUncompressedBytes, lim.MaxFiles
+	if l.MaxJobUncompressedBytes > 0 {
+		maxBytes = l.MaxJobUncompressedBytes
+	}
+	if l.MaxJobFiles > 0 {
+		maxFiles = l.MaxJobFiles
+	}
+	return maxBytes, maxFiles
 }
 
 // ScanLimits overlays the configured limits on the library defaults.
@@ -119,6 +139,8 @@ type Deps struct {
 	// RemoteOptions are added to every registry request (auth, retries); a
 	// transport given here is replaced by the egress transport.
 	RemoteOptions []remote.Option
+	// Replicas of every bucket the scanner creates (CUSTOMS_NATS_REPLICAS).
+	Replicas int
 }
 
 // Service is the scanner front door.
@@ -130,6 +152,7 @@ type Service struct {
 	reg    *prometheus.Registry
 	worker *worker.Worker
 	engine *inspect.Engine
+	signer *wire.Signer
 }
 
 // New validates cfg.
@@ -155,6 +178,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.LayerCache.MaxBytes == 0 {
 		cfg.LayerCache.MaxBytes = 1 << 30
 	}
+	signer, err := cfg.Signing.Signer()
+	if err != nil {
+		return nil, fmt.Errorf("scanner: %w", err)
+	}
 	reg := httpx.NewRegistry()
 	engine, err := inspect.NewEngine(cfg.Engine)
 	if err != nil {
@@ -172,6 +199,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	iopts := engine.Options(scan.WithLimits(cfg.Limits.ScanLimits()),
 		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }))
 	iopts.VulnDB = vdb.Current
+	iopts.JobMaxBytes, iopts.JobMaxFiles = cfg.Limits.JobLimits()
 	iopts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
 	w := worker.New(worker.Config{
 		Registries:         cfg.Registries,
@@ -182,7 +210,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,
 	}, deps.JetStream, deps.RemoteOptions, reg, deps.Log)
-	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w, engine: engine, vulndb: vdb, cache: cache}, nil
+	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w, engine: engine, vulndb: vdb, cache: cache, signer: signer}, nil
 }
 
 // cacheSlot is the layer cache once Serve has bound the object store;
@@ -226,6 +254,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 				Description: "registry/repository@digest already scanned (duplicate webhooks beyond the duplicate window)",
 				TTL:         s.cfg.ScannedTTL,
 				Storage:     jetstream.FileStorage,
+				Replicas:    max(s.deps.Replicas, 1),
 			})
 		})
 		if err != nil {
@@ -236,7 +265,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.LayerCache.TTL > 0 {
 		objs, err := queue.Ensure(ctx, "object store "+layercache.DefaultBucket, log, func(ctx context.Context) (*layercache.ObjectStore, error) {
 			return layercache.NewObjectStore(ctx, s.deps.JetStream, layercache.Config{
-				TTL: s.cfg.LayerCache.TTL, MaxBytes: s.cfg.LayerCache.MaxBytes,
+				TTL: s.cfg.LayerCache.TTL, MaxBytes: s.cfg.LayerCache.MaxBytes, Replicas: s.deps.Replicas,
 			})
 		})
 		if err != nil {
@@ -244,6 +273,19 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		s.cache.set(objs)
 	}
+	bodies, err := queue.Ensure(ctx, "object store "+wire.ReportBodiesBucket, log, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		return wire.EnsureReportBodies(ctx, s.deps.JetStream, s.deps.Replicas)
+	})
+	if err != nil {
+		return fmt.Errorf("scanner: %w", err)
+	}
+	_, err = queue.Ensure(ctx, "vulnerability database buckets", log, func(ctx context.Context) (vulndist.Buckets, error) {
+		return vulndist.EnsureReplicas(ctx, s.deps.JetStream, s.deps.Replicas)
+	})
+	if err != nil {
+		return fmt.Errorf("scanner: %w", err)
+	}
+	s.worker.SetReports(bodies, s.signer)
 	cons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.JobsStream, jetstream.ConsumerConfig{
 		Durable:       queue.ScannerConsumer,
 		Description:   "scanner workers",

@@ -23,11 +23,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 	"github.com/customs-scan/customs/pkg/testing/natstest"
+	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/scanner"
 )
@@ -97,6 +99,9 @@ func startOn(t *testing.T, ns *natstest.Server, js jetstream.JetStream, cfg scan
 	if cfg.MaxDeliver == 0 {
 		cfg.MaxDeliver = 4
 	}
+	if cfg.Signing == (wire.SigningConfig{}) {
+		cfg.Signing.Key = testSigningKey
+	}
 	svc, err := scanner.New(cfg, scanner.Deps{JetStream: js, Log: zerolog.Nop(),
 		RemoteOptions: []remote.Option{remote.WithRetryBackoff(remote.Backoff{Steps: 1})}})
 	if err != nil {
@@ -133,7 +138,7 @@ func (e *env) push(t *testing.T, repo string, img v1.Image) string {
 func (e *env) enqueue(t *testing.T, repo, digest string) {
 	t.Helper()
 	job := &customsv1.ScanJob{JobId: e.host + "/" + repo + "@" + digest, Source: "test", Registry: e.host,
-		Repository: repo, Digest: digest, Tags: []string{"latest"}, Insecure: true}
+		Repository: repo, Digest: digest, Tags: []string{"latest"}, Insecure: true, RequestedAt: timestamppb.Now()}
 	data, _ := proto.Marshal(job)
 	if _, err := e.js.Publish(context.Background(), queue.JobsSubjectPrefix+"test", data, jetstream.WithMsgID(job.JobId)); err != nil {
 		t.Fatal(err)
@@ -175,6 +180,9 @@ func events(t *testing.T, js jetstream.JetStream, stream string, n int) []jetstr
 	}
 }
 
+// testSigningKey signs the test scanners' report events.
+const testSigningKey = "scanner-test-signing-key-0123456789abcdef"
+
 func decodeReport(t *testing.T, data []byte) (*customsv1.ScanCompleted, *report.Report) {
 	t.Helper()
 	ev := &customsv1.ScanCompleted{}
@@ -213,6 +221,29 @@ func TestJobBecomesReportEvent(t *testing.T) {
 	}
 	if msgs[0].Subject != queue.ReportsSubjectPrefix+strings.TrimPrefix(digest, "sha256:") {
 		t.Errorf("subject %s", msgs[0].Subject)
+	}
+	// Signed with the configured key, so results will accept it.
+	signer, err := wire.NewSigner(testSigningKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.Verify(msgs[0].Subject, msgs[0].Data, msgs[0].Header.Get(wire.SignatureHeader)); err != nil {
+		t.Errorf("report event: %v", err)
+	}
+	if r.RequestedAt == nil || ev.GetRequestedAt() == nil {
+		t.Errorf("the push time is not carried: report %v event %v", r.RequestedAt, ev.GetRequestedAt())
+	}
+}
+
+func TestScannerRefusesToStartUnsigned(t *testing.T) {
+	ns := natstest.Start(t)
+	_, js := ns.Connect(t)
+	if _, err := scanner.New(scanner.Config{}, scanner.Deps{JetStream: js, Log: zerolog.Nop()}); err == nil ||
+		!strings.Contains(err.Error(), "CUSTOMS_REPORT_SIGNING_KEY") {
+		t.Fatalf("scanner without a signing key: %v", err)
+	}
+	if _, err := scanner.New(scanner.Config{Signing: wire.SigningConfig{Mode: "off"}}, scanner.Deps{JetStream: js, Log: zerolog.Nop()}); err != nil {
+		t.Fatalf("signing explicitly off: %v", err)
 	}
 }
 

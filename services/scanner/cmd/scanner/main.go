@@ -22,7 +22,7 @@ func main() { svcmain.Exit("scanner", run()) }
 func run() error {
 	return svcmain.Run("scanner", func(c *config) natsconn.Config { return c.NATS },
 		func(ctx context.Context, cfg *config, e svcmain.Env) error {
-			svc, err := scanner.New(cfg.Scanner, scanner.Deps{
+			svc, err := scanner.New(cfg.Scanner, scanner.Deps{Replicas: e.Replicas,
 				JetStream: e.JS, Ready: natsconn.Ready(e.NC), Log: e.Log,
 				// Credentials come from the Docker config and helpers, bound to exact hosts.
 				RemoteOptions: []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},

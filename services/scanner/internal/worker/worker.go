@@ -2,8 +2,6 @@
 package worker
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -29,6 +26,7 @@ import (
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
 
@@ -58,6 +56,14 @@ type Worker struct {
 	scans   *prometheus.HistogramVec
 	// scanned remembers finished jobs (nil: every job is scanned).
 	scanned jetstream.KeyValue
+	// publisher sends report events (signed; large reports by reference).
+	publisher *wire.Publisher
+}
+
+// SetReports sets how report events are sent: signed by signer (nil: not
+// signed), reports too large for a message put in bodies.
+func (w *Worker) SetReports(bodies jetstream.ObjectStore, signer *wire.Signer) {
+	w.publisher = &wire.Publisher{JS: w.js, Bodies: bodies, Signer: signer}
 }
 
 // SetScanned turns on skipping jobs already scanned, recorded in kv.
@@ -90,6 +96,7 @@ func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg pro
 		}, []string{"status"}),
 	}
 	reg.MustRegister(w.scans)
+	w.publisher = &wire.Publisher{JS: js}
 	return w
 }
 
@@ -117,13 +124,32 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if !w.allowed.Registry(job.GetRegistry()) {
 		return queue.Permanent(fmt.Errorf("registry %q is not configured for pulls (CUSTOMS_REGISTRIES, CUSTOMS_INSECURE_REGISTRIES)", job.GetRegistry()))
 	}
+	var seq uint64
+	if md, err := msg.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	claimed := false
 	if w.scanned != nil {
-		if e, err := w.scanned.Get(ctx, scannedKey(job)); err == nil {
-			log.Info().Str("digest", job.GetDigest()).Str("scanned_at", string(e.Value())).Msg("already scanned; duplicate job acknowledged")
+		d, _, err := w.claim(ctx, job, seq, w.cfg.ScanTimeout+5*time.Minute)
+		switch {
+		case errors.Is(err, errClaimRace):
+			return queue.RetryAfter(err, time.Second)
+		case err != nil:
+			// The bucket is unreachable: scan (a second scan costs time; a
+			// skipped one would lose a report).
+			log.Warn().Err(err).Msg("cannot read or claim the scanned record; scanning")
+		case d == decideDone:
+			log.Info().Str("digest", job.GetDigest()).Msg("already scanned; duplicate job acknowledged")
 			return nil
+		case d == decideTagsAdded:
+			log.Info().Str("digest", job.GetDigest()).Strs("tags", job.GetTags()).Msg("already scanned; new tags recorded")
+			return nil
+		case d == decideMerged:
+			log.Info().Str("digest", job.GetDigest()).Strs("tags", job.GetTags()).Msg("being scanned by another job; tags handed to it")
+			return nil
+		default:
+			claimed = true
 		}
-		// Not found, or the bucket is unreachable: scan (a second scan
-		// costs time; a skipped one would lose a report).
 	}
 	start := time.Now()
 	reports, err := w.scanJob(ctx, job)
@@ -132,16 +158,21 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 		status = "error"
 	}
 	w.scans.WithLabelValues(status).Observe(time.Since(start).Seconds())
-	if err != nil {
-		return err
-	}
-	for _, r := range reports {
-		if err := w.publish(ctx, job, r); err != nil {
-			return err
+	if err == nil {
+		for _, r := range reports {
+			if err = w.publish(ctx, job, r); err != nil {
+				break
+			}
 		}
 	}
-	if w.scanned != nil {
-		if _, err := w.scanned.Put(ctx, scannedKey(job), []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+	if err != nil {
+		if claimed {
+			w.release(context.WithoutCancel(ctx), job, seq)
+		}
+		return err
+	}
+	if claimed {
+		if err := w.complete(ctx, job); err != nil {
 			// The reports are out; a later duplicate is merely scanned again.
 			log.Warn().Err(err).Msg("cannot record the scan; a duplicate job would scan again")
 		}
@@ -199,6 +230,10 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report
 		db := get()
 		iopts.VulnDB = func() *vulndb.DB { return db }
 	}
+	iopts.MaxManifestBytes = w.cfg.MaxManifestBytes
+	// An index's platforms go out as each finishes: a platform failing
+	// later (or the job being retried) cannot hold back finished ones.
+	iopts.OnReport = func(ctx context.Context, r *report.Report) error { return w.publish(ctx, job, r) }
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
@@ -207,7 +242,10 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report
 		}
 		idx = w.allowed.Index(idx, ref.Context(), opts...)
 		reports, err := inspect.Index(ctx, art, idx, iopts)
-		return reports, classify(err)
+		if err != nil {
+			return nil, classify(err)
+		}
+		return reports[len(reports)-1:], nil // the platforms are out already
 	case desc.MediaType.IsImage():
 		img, err := desc.Image()
 		if err != nil {
@@ -257,52 +295,20 @@ func classify(err error) error {
 	return err
 }
 
-// ReportMsgID dedupes report events: a job redelivered after its report was
-// published (worker died before acking) publishes the same id again.
-func ReportMsgID(r *report.Report) string {
-	return "report:" + r.Artifact.Registry + "/" + r.Artifact.Repository + "@" + r.Artifact.Digest
-}
-
-// EncodeReport gzips the report JSON: reports of large images exceed NATS's
-// default 1 MiB payload limit as plain JSON.
-func EncodeReport(r *report.Report) ([]byte, error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(r); err != nil {
-		return nil, fmt.Errorf("encode report: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("compress report: %w", err)
-	}
-	return buf.Bytes(), nil
-}
+// maxFindingsPerRule bounds the findings of one rule in a report: a
+// hostile image can plant any number of fake tokens, and the report (and
+// with it the verdict) must still reach results.
+const maxFindingsPerRule = 100
 
 func (w *Worker) publish(ctx context.Context, job *customsv1.ScanJob, r *report.Report) error {
-	body, err := EncodeReport(r)
-	if err != nil {
-		return queue.Permanent(err)
+	requested := job.GetRequestedAt().AsTime()
+	if job.GetRequestedAt() == nil {
+		requested = time.Time{}
+	} else {
+		r.RequestedAt = &requested
 	}
-	ev := &customsv1.ScanCompleted{
-		JobId:          job.GetJobId(),
-		Registry:       r.Artifact.Registry,
-		Repository:     r.Artifact.Repository,
-		Digest:         r.Artifact.Digest,
-		Verdict:        r.Verdict,
-		Status:         r.Status,
-		Error:          r.Error,
-		Report:         body,
-		ReportEncoding: "gzip",
-		FinishedAt:     timestamppb.New(r.FinishedAt),
-	}
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		return queue.Permanent(fmt.Errorf("encode scan event: %w", err))
-	}
-	subject := queue.ReportsSubjectPrefix + strings.TrimPrefix(r.Artifact.Digest, "sha256:")
-	if _, err := w.js.Publish(ctx, subject, data, jetstream.WithMsgID(ReportMsgID(r))); err != nil {
-		return fmt.Errorf("publish report %s: %w", r.Artifact.Digest, err)
-	}
-	return nil
+	r.CapFindings(maxFindingsPerRule)
+	return w.publisher.Publish(ctx, job.GetJobId(), requested, r)
 }
 
 // GiveUp records a job Customs stops retrying: a DeadLetter on the DLQ
