@@ -18,8 +18,9 @@
 // Rules, in order:
 //   - a request goes only to an allowlisted registry or a configured
 //     redirect host (token realms and blob-storage redirects alike);
-//   - Authorization (and cookies) reach only the job's registry; other
-//     hosts get GET and HEAD only, so no credential travels in a body;
+//   - Authorization (and cookies) reach only the job's registry and the
+//     token hosts the operator listed; other hosts get GET and HEAD only,
+//     so no credential travels in a body;
 //   - plain HTTP only to an insecure registry, and to other hosts only
 //     while pulling from one;
 //   - at dial time the resolved address must be public (not loopback,
@@ -69,7 +70,10 @@ type Policy struct {
 	// (reached over plain HTTP).
 	registries map[hostPort]bool
 	redirects  map[hostPort]bool
-	foreign    bool
+	// tokens are token-realm hosts the operator trusts with the registry's
+	// credentials (Docker Hub's auth.docker.io).
+	tokens  map[hostPort]bool
+	foreign bool
 }
 
 // Option configures a Policy.
@@ -98,6 +102,20 @@ func WithRedirectHosts(hosts ...string) Option {
 	}
 }
 
+// WithTokenHosts names token-realm hosts that may receive the registry's
+// credentials (Basic auth, OAuth form posts): a registry whose realm is on
+// another host (Docker Hub: auth.docker.io) cannot pull private images
+// otherwise. Only hosts listed here, never a realm a registry names.
+func WithTokenHosts(hosts ...string) Option {
+	return func(p *Policy) {
+		for _, h := range hosts {
+			if hp, ok := parseHost(h); ok {
+				p.tokens[hp] = true
+			}
+		}
+	}
+}
+
 // WithForeignLayers lets layers be fetched from the URLs their descriptor
 // lists (non-distributable layers), subject to the same host rules.
 func WithForeignLayers(allow bool) Option {
@@ -106,7 +124,7 @@ func WithForeignLayers(allow bool) Option {
 
 // NewPolicy builds a Policy.
 func NewPolicy(opts ...Option) *Policy {
-	p := &Policy{registries: map[hostPort]bool{}, redirects: map[hostPort]bool{}}
+	p := &Policy{registries: map[hostPort]bool{}, redirects: map[hostPort]bool{}, tokens: map[hostPort]bool{}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -158,7 +176,16 @@ func (p *Policy) listed(hp hostPort) bool {
 	if _, ok := lookup(p.registries, hp); ok {
 		return true
 	}
+	if _, ok := lookup(p.tokens, hp); ok {
+		return true
+	}
 	_, ok := lookup(p.redirects, hp)
+	return ok
+}
+
+// tokenHost reports whether hp may receive the registry's credentials.
+func (p *Policy) tokenHost(hp hostPort) bool {
+	_, ok := lookup(p.tokens, hp)
 	return ok
 }
 

@@ -396,3 +396,40 @@ func basicAuth(h http.Handler) http.Handler {
 }
 
 var _ v1.Image = (*registryOnlyImage)(nil)
+
+// A token realm the operator listed as a token host (Docker Hub's
+// auth.docker.io) gets the registry's credentials, POST included; the same
+// host listed only as a redirect host does not.
+func TestTokenHostsGetCredentials(t *testing.T) {
+	reg := newRecorder(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	realm := newRecorder(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"token":"t"}`) })
+	auth := http.Header{"Authorization": {"Basic c2VjcmV0OnNlY3JldA=="}}
+
+	rt, err := NewTransport(NewPolicy(WithInsecureRegistries(reg.host()), WithTokenHosts(realm.host())), nil).For(reg.host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		resp, err := get(t, rt, m, realm.srv.URL+"/token", auth)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s token host: %v %v", m, resp, err)
+		}
+		_ = resp.Body.Close()
+	}
+	if n, auths := realm.seen(); n != 2 || auths[0] == "" || auths[1] == "" {
+		t.Errorf("token host saw %d requests with Authorization %q", n, auths)
+	}
+
+	asRedirect, err := NewTransport(NewPolicy(WithInsecureRegistries(reg.host()), WithRedirectHosts(realm.host())), nil).For(reg.host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := get(t, asRedirect, http.MethodGet, realm.srv.URL+"/token", auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if _, auths := realm.seen(); auths[2] != "" {
+		t.Errorf("a redirect host got Authorization %q", auths[2])
+	}
+}

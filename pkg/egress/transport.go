@@ -154,7 +154,7 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && !g.insecure {
 		return refuse("plain HTTP while pulling from a registry not listed as insecure")
 	}
-	if _, self := lookup(g.self, target); self {
+	if _, self := lookup(g.self, target); self || g.t.policy.tokenHost(target) {
 		return g.send(req)
 	}
 	if !g.t.policy.listed(target) {

@@ -63,6 +63,9 @@ type Config struct {
 	// blob storage (S3, GCS, a CDN) and token realms on a separate host.
 	// They never receive registry credentials.
 	RedirectHosts []string `env:"CUSTOMS_REGISTRY_REDIRECT_HOSTS" envSeparator:","`
+	// TokenHosts are token-realm hosts trusted with the registries'
+	// credentials (auth.docker.io for Docker Hub); none by default.
+	TokenHosts []string `env:"CUSTOMS_REGISTRY_TOKEN_HOSTS" envSeparator:","`
 	// AllowForeignLayers fetches foreign (non-distributable) layers from the
 	// URLs their descriptor lists, if those hosts are allowed; otherwise
 	// such layers come from the registry or the scan fails.
@@ -205,6 +208,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Registries:         cfg.Registries,
 		InsecureRegistries: cfg.InsecureRegistries,
 		RedirectHosts:      cfg.RedirectHosts,
+		TokenHosts:         cfg.TokenHosts,
 		AllowForeignLayers: cfg.AllowForeignLayers,
 		ScanTimeout:        cfg.ScanTimeout,
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,

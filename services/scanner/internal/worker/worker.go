@@ -39,6 +39,8 @@ type Config struct {
 	// RedirectHosts may be sent to by registries (blob storage, token
 	// realms on another host); they never get registry credentials.
 	RedirectHosts []string
+	// TokenHosts are token realms trusted with the registry's credentials.
+	TokenHosts []string
 	// AllowForeignLayers lets foreign-layer URLs be fetched.
 	AllowForeignLayers bool
 	// Inspect carries the analyzers and policy, built once per process.
@@ -81,7 +83,7 @@ func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg pro
 		cfg.MaxManifestBytes = 4 << 20
 	}
 	policy := egress.NewPolicy(egress.WithRegistries(cfg.Registries...), egress.WithInsecureRegistries(cfg.InsecureRegistries...),
-		egress.WithRedirectHosts(cfg.RedirectHosts...), egress.WithForeignLayers(cfg.AllowForeignLayers))
+		egress.WithRedirectHosts(cfg.RedirectHosts...), egress.WithTokenHosts(cfg.TokenHosts...), egress.WithForeignLayers(cfg.AllowForeignLayers))
 	w := &Worker{
 		cfg:     cfg,
 		allowed: policy,
