@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -431,5 +432,22 @@ func TestTokenHostsGetCredentials(t *testing.T) {
 	_ = resp.Body.Close()
 	if _, auths := realm.seen(); auths[2] != "" {
 		t.Errorf("a redirect host got Authorization %q", auths[2])
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"":                              0,
+		"7":                             7 * time.Second,
+		"-3":                            0,
+		"86400":                         MaxRetryAfter, // bounded
+		"Sun, 06 Dec 2026 12:00:30 GMT": 30 * time.Second,
+		"Sun, 06 Dec 2026 11:00:00 GMT": 0,
+		"soon":                          0,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

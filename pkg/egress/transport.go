@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -135,6 +137,37 @@ type guard struct {
 	t        *Transport
 	self     map[hostPort]bool
 	insecure bool
+	// retryAfter is the last Retry-After of a 429 or 503 (nanoseconds).
+	retryAfter atomic.Int64
+}
+
+// MaxRetryAfter bounds the delay a registry can ask for: a hostile or
+// confused one must not park a job for a day.
+const MaxRetryAfter = 5 * time.Minute
+
+// RetryAfter returns the delay the registry last asked for with a 429 or
+// 503 through rt (a RoundTripper from For), bounded by MaxRetryAfter; 0
+// when it asked for none.
+func RetryAfter(rt http.RoundTripper) time.Duration {
+	g, ok := rt.(*guard)
+	if !ok {
+		return 0
+	}
+	return time.Duration(g.retryAfter.Load())
+}
+
+// parseRetryAfter reads delta-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), MaxRetryAfter)
 }
 
 // RoundTrip sees every hop: go-containerregistry's http.Client follows
@@ -181,6 +214,9 @@ func (g *guard) send(req *http.Request) (*http.Response, error) {
 	}
 	// The reason phrase is the server's text; errors quote resp.Status.
 	resp.Status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		g.retryAfter.Store(int64(parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())))
+	}
 	if resp.StatusCode >= 300 {
 		scrubBody(resp, req.Method == http.MethodHead)
 	}

@@ -38,6 +38,8 @@ import (
 // next N requests with 503.
 type flaky struct {
 	fail503   atomic.Int32
+	fail429   atomic.Int32 // manifest GETs answered 429 with Retry-After: 6
+	times     []time.Time  // of manifest GETs, under mu
 	manifests atomic.Int32 // manifest requests seen
 	mu        sync.Mutex
 	blobGETs  map[string]int // digest → GET requests
@@ -47,6 +49,17 @@ type flaky struct {
 func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(r.URL.Path, "/manifests/") {
 		f.manifests.Add(1)
+		if r.Method == http.MethodGet {
+			f.mu.Lock()
+			f.times = append(f.times, time.Now())
+			f.mu.Unlock()
+		}
+		if r.Method == http.MethodGet && f.fail429.Load() > 0 {
+			f.fail429.Add(-1)
+			w.Header().Set("Retry-After", "6")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return
+		}
 	}
 	if i := strings.Index(r.URL.Path, "/blobs/"); i >= 0 && r.Method == http.MethodGet {
 		f.mu.Lock()
@@ -281,6 +294,30 @@ func TestRegistry503IsRetried(t *testing.T) {
 	s, _ := e.js.Stream(context.Background(), queue.DLQStream)
 	if info, _ := s.Info(context.Background()); info.State.Msgs != 0 {
 		t.Errorf("a retried job was dead-lettered")
+	}
+}
+
+// A 429 with Retry-After is retried no sooner than the registry asked
+// (the default backoff would come back after about 2 s).
+func TestRetryAfterIsHonoured(t *testing.T) {
+	e := start(t, scanner.Config{})
+	digest := e.push(t, "team/alpine", scantest.Image(t, scantest.Layer(t, scantest.AlpineRootfs(t)...)))
+	e.reg.mu.Lock()
+	e.reg.times = nil
+	e.reg.mu.Unlock()
+	e.reg.fail429.Store(1)
+	e.enqueue(t, "team/alpine", digest)
+	if ev, _ := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data); ev.GetStatus() != report.StatusComplete {
+		t.Fatalf("event = %v", ev)
+	}
+	e.reg.mu.Lock()
+	defer e.reg.mu.Unlock()
+	if len(e.reg.times) < 2 {
+		t.Fatalf("%d manifest GETs", len(e.reg.times))
+	}
+	// A lower bound only: the retry may come later on a busy machine.
+	if gap := e.reg.times[1].Sub(e.reg.times[0]); gap < 5500*time.Millisecond {
+		t.Errorf("retried after %v; the registry asked for 6 s", gap)
 	}
 }
 

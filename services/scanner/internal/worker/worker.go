@@ -183,7 +183,7 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report.Report, error) {
+func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*report.Report, err error) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.ScanTimeout)
 	defer cancel()
 	var nameOpts []name.Option
@@ -198,6 +198,15 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) ([]*report
 	if err != nil {
 		return nil, queue.Permanent(err)
 	}
+	// A registry that answered 429/503 with Retry-After is asked again no
+	// sooner than it said (bounded), instead of at the backoff's pace.
+	defer func() {
+		if err != nil && !queue.IsPermanent(err) {
+			if d := egress.RetryAfter(rt); d > 0 {
+				err = queue.RetryAfter(err, d)
+			}
+		}
+	}()
 	// The egress transport comes last: it replaces any other.
 	opts := append(append([]remote.Option{remote.WithContext(ctx)}, w.remote...), remote.WithTransport(rt))
 
