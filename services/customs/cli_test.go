@@ -181,6 +181,19 @@ func TestScanRejectsBadInputClearly(t *testing.T) {
 	if !asExit(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(errOut, "more than") {
 		t.Errorf("huge config: err %v, stderr %q", err, errOut)
 	}
+	// CUSTOMS_MAX_* bound customs scan as they bound the scanner service.
+	many := scantest.Image(t, scantest.Layer(t, scantest.Reg("a", "1"), scantest.Reg("b", "2"), scantest.Reg("c", "3")))
+	mp := filepath.Join(dir, "many.tar")
+	if err := tarball.WriteToFile(mp, name.MustParseReference("many:latest").(name.Tag), many); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(customsBin(t), "scan", "--input", mp)
+	cmd.Env = append(os.Environ(), "CUSTOMS_MAX_FILES=2")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); !asExit(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "more than 2 tar entries") {
+		t.Errorf("CUSTOMS_MAX_FILES=2: err %v, stderr %q", err, stderr.String())
+	}
 	if _, _, err := runScan(t); !asExit(err, &ee) || ee.ExitCode() != 2 {
 		t.Errorf("no arguments: %v, want usage exit 2", err)
 	}

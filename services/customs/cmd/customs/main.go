@@ -14,12 +14,13 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/caarlos0/env/v11"
 	"github.com/rs/zerolog"
 
-	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/services/customs"
 	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 	"github.com/customs-scan/customs/services/customs/internal/scancmd"
+	"github.com/customs-scan/customs/services/scanner"
 )
 
 const usage = `usage:
@@ -101,6 +102,11 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: --log-level: %w", scancmd.ErrUsage, err)
 	}
+	// The scanner's limits come from the same variables as the standalone
+	// scanner's (CUSTOMS_MAX_*), parsed by the same struct.
+	if err := env.Parse(&cfg.Limits); err != nil {
+		return fmt.Errorf("%w: %w", scancmd.ErrUsage, err)
+	}
 	cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(lvl).With().Timestamp().Logger()
 	// Secrets come from the environment only, never from flags (ps shows those).
 	cfg.AdminToken = os.Getenv("CUSTOMS_ADMIN_TOKEN")
@@ -153,7 +159,12 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&opts.DBPath, "db", "", "vulnerability database (default: $CUSTOMS_DB or the user cache dir)")
 	fs.StringVar(&opts.LayerCacheDir, "layer-cache", os.Getenv("CUSTOMS_LAYER_CACHE_DIR"), "keep per-layer results in this directory and reuse them for shared layers")
 	ignoreFiles := fs.String("ignore", os.Getenv("CUSTOMS_IGNORE_FILES"), "comma-separated OpenVEX documents or ignore files")
-	lim := scan.DefaultLimits()
+	// CUSTOMS_MAX_* as for the scanner service; the flags override them.
+	var envLim scanner.LimitsConfig
+	if err := env.Parse(&envLim); err != nil {
+		return fmt.Errorf("%w: %w", scancmd.ErrUsage, err)
+	}
+	lim := envLim.ScanLimits()
 	fs.Int64Var(&lim.MaxUncompressedBytes, "max-uncompressed-bytes", lim.MaxUncompressedBytes, "fail when the layers expand beyond this")
 	fs.Int64Var(&lim.MaxFiles, "max-files", lim.MaxFiles, "fail when the image holds more files")
 	fs.Int64Var(&lim.MaxFileSize, "max-file-size", lim.MaxFileSize, "fail when one file is larger")

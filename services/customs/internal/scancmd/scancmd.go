@@ -78,6 +78,11 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		sopts = append(sopts, scan.WithLayerCache(layercache.Dir(opts.LayerCacheDir)))
 	}
 	iopts := engine.Options(sopts...)
+	// An index is one job: its platforms share one image's budget, as in
+	// the scanner service by default.
+	if lim := opts.Limits; lim.MaxUncompressedBytes > 0 || lim.MaxFiles > 0 {
+		iopts.JobMaxBytes, iopts.JobMaxFiles = lim.MaxUncompressedBytes, lim.MaxFiles
+	}
 	db, err := openDB(opts)
 	if err != nil {
 		return err
