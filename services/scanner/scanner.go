@@ -190,7 +190,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scanner: %w", err)
 	}
+	// The service field is added once, here; everything below logs through it.
 	log := deps.Log.With().Str("service", "scanner").Logger()
+	deps.Log = log
 	// The vulnerability database follows what is published to JetStream;
 	// each scan reads the current one once, so a swap never splits a scan.
 	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
@@ -250,7 +252,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Serve is Run with the metrics listener given.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
-	log := s.deps.Log.With().Str("service", "scanner").Logger()
+	log := s.deps.Log
 	if s.cfg.ScannedTTL > 0 {
 		kv, err := queue.Ensure(ctx, "kv "+ScannedBucket, log, func(ctx context.Context) (jetstream.KeyValue, error) {
 			return s.deps.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

@@ -96,6 +96,11 @@ func start(t *testing.T, cfg scanner.Config) *env {
 
 func startOn(t *testing.T, ns *natstest.Server, js jetstream.JetStream, cfg scanner.Config) *env {
 	t.Helper()
+	return startLogged(t, ns, js, cfg, zerolog.Nop())
+}
+
+func startLogged(t *testing.T, ns *natstest.Server, js jetstream.JetStream, cfg scanner.Config, logger zerolog.Logger) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &flaky{h: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
 	srv := httptest.NewServer(f)
@@ -115,7 +120,7 @@ func startOn(t *testing.T, ns *natstest.Server, js jetstream.JetStream, cfg scan
 	if cfg.Signing == (wire.SigningConfig{}) {
 		cfg.Signing.Key = testSigningKey
 	}
-	svc, err := scanner.New(cfg, scanner.Deps{JetStream: js, Log: zerolog.Nop(),
+	svc, err := scanner.New(cfg, scanner.Deps{JetStream: js, Log: logger,
 		RemoteOptions: []remote.Option{remote.WithRetryBackoff(remote.Backoff{Steps: 1})}})
 	if err != nil {
 		t.Fatal(err)

@@ -90,7 +90,7 @@ func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg pro
 		egress:  egress.NewTransport(policy, nil),
 		js:      js,
 		remote:  remoteOpts,
-		log:     log.With().Str("service", "scanner").Logger(),
+		log:     log,
 		scans: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "customs_scanner_scan_seconds",
 			Help:    "Time to pull and scan one job, by status.",
@@ -120,7 +120,16 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return queue.Permanent(err)
 	}
-	log := w.log.With().Str("job_id", job.GetJobId()).Logger()
+	// The consume loop's logger (subject, stream sequence, delivery) plus
+	// the job's fields goes on the context: pkg/scan's warnings about
+	// skipped files then name the job they belong to.
+	base := w.log
+	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
+		base = *l
+	}
+	log := base.With().Str("job_id", job.GetJobId()).Str("digest", job.GetDigest()).
+		Str("repository", job.GetRepository()).Logger()
+	ctx = log.WithContext(ctx)
 	// An empty allowlist pulls nothing: a job forged onto NATS must not
 	// pick the host.
 	if !w.allowed.Registry(job.GetRegistry()) {

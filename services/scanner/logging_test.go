@@ -1,0 +1,80 @@
+package scanner_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/scan/scantest"
+	"github.com/customs-scan/customs/pkg/testing/natstest"
+	"github.com/customs-scan/customs/services/scanner"
+)
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) lines() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(l.b.String()))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// What pkg/scan logs through zerolog.Ctx reaches the operator with the
+// job's fields (and the service named once).
+func TestScanLibraryLogsCarryTheJob(t *testing.T) {
+	var buf lockedBuf
+	ns := natstest.Start(t)
+	_, js := ns.Connect(t)
+	if err := queue.EnsureStreams(t.Context(), js, queue.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	e := startLogged(t, ns, js, scanner.Config{}, zerolog.New(&buf).Level(zerolog.DebugLevel))
+	base := scantest.Layer(t, scantest.DebianRootfs(t)...)
+	a := scantest.Image(t, base, scantest.Layer(t, scantest.Reg("srv/a", "a")))
+	b := scantest.Image(t, base, scantest.Layer(t, scantest.Reg("srv/b", "b")))
+	e.enqueue(t, "team/a", e.push(t, "team/a", a))
+	events(t, e.js, queue.ReportsStream, 1)
+	digestB := e.push(t, "team/b", b)
+	e.enqueue(t, "team/b", digestB)
+	events(t, e.js, queue.ReportsStream, 2)
+
+	var hit map[string]any
+	for _, l := range buf.lines() {
+		if l["message"] == "scan: layer results from the cache" {
+			hit = l
+		}
+	}
+	if hit == nil {
+		t.Fatal("the scan library's cache-hit line did not reach the log")
+	}
+	if hit["digest"] != digestB || hit["repository"] != "team/b" || hit["job_id"] == nil || hit["stream_seq"] == nil {
+		t.Errorf("scan library log line lacks the job's fields: %v", hit)
+	}
+	if hit["service"] != "scanner" {
+		t.Errorf("service field = %v", hit["service"])
+	}
+	if raw := func() string { buf.mu.Lock(); defer buf.mu.Unlock(); return buf.b.String() }(); strings.Contains(raw, `"service":"scanner","service"`) {
+		t.Error("the service field is added more than once")
+	}
+}
