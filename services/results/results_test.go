@@ -29,11 +29,17 @@ import (
 // flakyS3 is a real S3 server (gofakes3) that can be made unreachable.
 type flakyS3 struct {
 	down atomic.Bool
+	// frozen: connections are accepted and never answered.
+	frozen atomic.Bool
 	h    http.Handler
 	puts atomic.Int32
 }
 
 func (f *flakyS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.frozen.Load() {
+		<-r.Context().Done()
+		return
+	}
 	if f.down.Load() {
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 		return
@@ -72,6 +78,7 @@ func startWith(t *testing.T, cfg results.Config) *env {
 	bucket, err := store.NewS3(ctx, store.S3Config{
 		Bucket: "reports", Endpoint: s3srv.URL, PathStyle: true,
 		AccessKeyID: "k", SecretAccessKey: "s", CreateBucket: true,
+		ReadTimeout: time.Second, WriteTimeout: 2 * time.Second,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -285,5 +292,28 @@ func TestReadinessReflectsS3(t *testing.T) {
 	e.s3.down.Store(true)
 	if code, body := e.get(t, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "s3") {
 		t.Fatalf("/readyz with S3 down: %d %s", code, body)
+	}
+}
+
+// A frozen S3 (accepts connections, never answers) must not hang the API:
+// report reads answer 503 once the bounded S3 call gives up.
+func TestFrozenS3MakesTheAPIAnswer503(t *testing.T) {
+	e := start(t)
+	e.publish(t, newReport("team/app", 1, time.Now().UTC()))
+	e.waitReport(t, digest(1))
+	e.s3.frozen.Store(true)
+	defer e.s3.frozen.Store(false)
+	client := &http.Client{Timeout: 60 * time.Second} // far beyond the S3 bound: a hang fails here
+	for _, path := range []string{"/v1/reports/" + digest(1), "/v1/reports?repository=team/app"} {
+		req, _ := http.NewRequest(http.MethodGet, e.api.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s with S3 frozen: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("GET %s with S3 frozen: %d, want 503", path, resp.StatusCode)
+		}
 	}
 }
