@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/customs-scan/customs/pkg/egress"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
@@ -323,6 +324,19 @@ func (c SigningConfig) Signer() (*Signer, error) {
 	default:
 		return nil, fmt.Errorf("CUSTOMS_REPORT_SIGNING=%q: want on or off", c.Mode)
 	}
+}
+
+// JobID names a scan job: registry/repository@digest, the registry in the
+// form allowlists compare (lowercase, no :443).
+func JobID(registry, repository, digest string) string {
+	return egress.NormalizeHost(registry) + "/" + repository + "@" + digest
+}
+
+// ScannedKey is the scanner's record key of a job's digest in its
+// repository (KV keys cannot hold ':' or '@').
+func ScannedKey(job *customsv1.ScanJob) string {
+	sum := sha256.Sum256([]byte(job.GetRegistry() + "/" + job.GetRepository() + "@" + job.GetDigest()))
+	return hex.EncodeToString(sum[:])
 }
 
 // JobMsgID is a scan job's Nats-Msg-Id: a registry retrying the same

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customs-scan/customs/pkg/apiauth"
+	"github.com/customs-scan/customs/pkg/egress"
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/webhook"
@@ -42,8 +43,8 @@ type Config struct {
 
 // API is the webhook handler set.
 type API struct {
-	token    []byte          // SHA-256 of the token; nil: no authentication
-	allowed  map[string]bool // normalized host → insecure
+	token    []byte         // SHA-256 of the token; nil: no authentication
+	allowed  *egress.Policy // the same allowlist type the scanner checks
 	maxBody  int64
 	js       jetstream.Publisher
 	log      zerolog.Logger
@@ -57,7 +58,7 @@ type parser func([]byte) (webhook.Result, error)
 func New(cfg Config, js jetstream.Publisher, reg prometheus.Registerer, log zerolog.Logger) *API {
 	a := &API{
 		token:   tokenHash(cfg.Token),
-		allowed: map[string]bool{},
+		allowed: egress.NewPolicy(egress.WithRegistries(cfg.Registries...), egress.WithInsecureRegistries(cfg.InsecureRegistries...)),
 		maxBody: cfg.MaxBodyBytes,
 		js:      js,
 		log:     log.With().Str("service", "ingest").Logger(),
@@ -69,16 +70,6 @@ func New(cfg Config, js jetstream.Publisher, reg prometheus.Registerer, log zero
 		}, []string{"source", "result"}),
 	}
 	reg.MustRegister(a.requests, a.jobs)
-	for _, h := range cfg.Registries {
-		if h = NormalizeHost(h); h != "" {
-			a.allowed[h] = false
-		}
-	}
-	for _, h := range cfg.InsecureRegistries {
-		if h = NormalizeHost(h); h != "" {
-			a.allowed[h] = true
-		}
-	}
 	return a
 }
 
@@ -99,12 +90,6 @@ func (a *API) Mount(r chi.Router) {
 	r.Post("/v1/webhooks/harbor", a.serve("harbor", webhook.ParseHarbor,
 		"application/json", "application/cloudevents+json"))
 	r.Post("/v1/webhooks/ecr", a.serve("ecr", webhook.ParseECR, "application/json"))
-}
-
-// NormalizeHost lowercases a registry host and drops a default HTTPS port.
-func NormalizeHost(h string) string {
-	h = strings.ToLower(strings.TrimSpace(h))
-	return strings.TrimSuffix(h, ":443")
 }
 
 // Response is the body of a successful webhook call.
@@ -173,15 +158,14 @@ func (a *API) handle(r *http.Request, source string, parse parser, contentTypes 
 		resp.Skipped = append(resp.Skipped, Skipped{EventID: s.EventID, Reason: s.Reason})
 	}
 	for _, ev := range res.Events {
-		insecure, ok := a.allowed[NormalizeHost(ev.Registry)]
-		if !ok {
+		if !a.allowed.Registry(ev.Registry) {
 			a.jobs.WithLabelValues(source, "not_allowed").Inc()
 			a.log.Warn().Str("source", source).Str("registry", ev.Registry).Str("repository", ev.Repository).
 				Str("digest", ev.Digest).Msg("event names a registry that is not configured; no job")
 			resp.Skipped = append(resp.Skipped, Skipped{EventID: ev.EventID, Reason: "registry " + ev.Registry + " is not in CUSTOMS_REGISTRIES"})
 			continue
 		}
-		job := NewJob(source, ev, insecure)
+		job := NewJob(source, ev, a.allowed.Insecure(ev.Registry))
 		dup, err := a.publish(r.Context(), job)
 		if err != nil {
 			return http.StatusServiceUnavailable, nil, err
@@ -207,12 +191,6 @@ func (a *API) authorized(r *http.Request) bool {
 	return ok && subtle.ConstantTimeCompare(h[:], a.token) == 1
 }
 
-// JobID is the job's identity and its Nats-Msg-Id: duplicate webhooks for the
-// same manifest inside the stream's duplicate window make one job.
-func JobID(registry, repository, digest string) string {
-	return NormalizeHost(registry) + "/" + repository + "@" + digest
-}
-
 // NewJob builds the scan job for one push event.
 func NewJob(source string, ev webhook.Event, insecure bool) *customsv1.ScanJob {
 	var tags []string
@@ -220,9 +198,9 @@ func NewJob(source string, ev webhook.Event, insecure bool) *customsv1.ScanJob {
 		tags = []string{ev.Tag}
 	}
 	return &customsv1.ScanJob{
-		JobId:       JobID(ev.Registry, ev.Repository, ev.Digest),
+		JobId:       wire.JobID(ev.Registry, ev.Repository, ev.Digest),
 		Source:      source,
-		Registry:    NormalizeHost(ev.Registry),
+		Registry:    egress.NormalizeHost(ev.Registry),
 		Repository:  ev.Repository,
 		Digest:      ev.Digest,
 		Tags:        tags,

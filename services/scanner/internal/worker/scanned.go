@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
 
@@ -106,7 +107,7 @@ func getRecord(ctx context.Context, kv jetstream.KeyValue, key string) (scannedR
 // staleAfter is how long a scanning claim may go without finishing before
 // another job takes it over (its worker died for good).
 func (w *Worker) claim(ctx context.Context, job *customsv1.ScanJob, seq uint64, staleAfter time.Duration) (decision, uint64, error) {
-	key := scannedKey(job)
+	key := wire.ScannedKey(job)
 	rec, rev, err := getRecord(ctx, w.scanned, key)
 	if err != nil {
 		return decideScan, 0, err
@@ -150,7 +151,7 @@ func (w *Worker) claim(ctx context.Context, job *customsv1.ScanJob, seq uint64, 
 // complete marks job's digest scanned and announces tags that other jobs
 // added to the claim while the scan ran.
 func (w *Worker) complete(ctx context.Context, job *customsv1.ScanJob) error {
-	key := scannedKey(job)
+	key := wire.ScannedKey(job)
 	for range 5 {
 		rec, rev, err := getRecord(ctx, w.scanned, key)
 		if err != nil {
@@ -175,7 +176,7 @@ func (w *Worker) complete(ctx context.Context, job *customsv1.ScanJob) error {
 // release drops job's claim after a failed scan, so a later job (a retry,
 // a re-push after a fix) scans again instead of being taken for a duplicate.
 func (w *Worker) release(ctx context.Context, job *customsv1.ScanJob, seq uint64) {
-	key := scannedKey(job)
+	key := wire.ScannedKey(job)
 	for range 5 {
 		rec, rev, err := getRecord(ctx, w.scanned, key)
 		if err != nil || rev == 0 || rec.State != stateScanning || rec.Seq != seq {

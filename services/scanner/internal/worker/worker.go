@@ -3,8 +3,6 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,11 +69,6 @@ func (w *Worker) SetReports(bodies jetstream.ObjectStore, signer *wire.Signer) {
 // SetScanned turns on skipping jobs already scanned, recorded in kv.
 func (w *Worker) SetScanned(kv jetstream.KeyValue) { w.scanned = kv }
 
-// scannedKey is a KV-safe key for a job (KV keys cannot hold ':' or '@').
-func scannedKey(job *customsv1.ScanJob) string {
-	sum := sha256.Sum256([]byte(job.GetRegistry() + "/" + job.GetRepository() + "@" + job.GetDigest()))
-	return hex.EncodeToString(sum[:])
-}
 
 // New builds a Worker and registers its metrics on reg.
 func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg prometheus.Registerer, log zerolog.Logger) *Worker {
