@@ -19,6 +19,12 @@ import (
 	"github.com/customs-scan/customs/pkg/queue"
 )
 
+// LogConfig is the logging part of every service's environment.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `env:"CUSTOMS_LOG_LEVEL" envDefault:"info"`
+}
+
 // Env is what a running service gets.
 type Env struct {
 	Log zerolog.Logger
@@ -45,7 +51,15 @@ func Run[C any](name string, natsOf func(*C) natsconn.Config, serve func(ctx con
 			return fmt.Errorf("config: %w", err)
 		}
 	}
-	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	var lc LogConfig
+	if err := env.Parse(&lc); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	lvl, err := zerolog.ParseLevel(lc.Level)
+	if err != nil {
+		return fmt.Errorf("config: CUSTOMS_LOG_LEVEL: %w", err)
+	}
+	log := zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

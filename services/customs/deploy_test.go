@@ -36,6 +36,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/customs-scan/customs/pkg/natsconn"
+	"github.com/customs-scan/customs/pkg/svcmain"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/ingest"
 	"github.com/customs-scan/customs/services/results"
@@ -57,9 +58,9 @@ var ownServices = map[string]struct {
 	port    string
 	config  []any // env-tagged structs the service's cmd parses
 }{
-	"ingest":  {"CUSTOMS_INGEST_ADDR", "8081", []any{ingest.Config{}, natsconn.Config{}}},
-	"scanner": {"CUSTOMS_SCANNER_ADDR", "8083", []any{scanner.Config{}, natsconn.Config{}}},
-	"results": {"CUSTOMS_RESULTS_ADDR", "8082", []any{results.Config{}, results.S3Config{}, natsconn.Config{}}},
+	"ingest":  {"CUSTOMS_INGEST_ADDR", "8081", []any{ingest.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
+	"scanner": {"CUSTOMS_SCANNER_ADDR", "8083", []any{scanner.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
+	"results": {"CUSTOMS_RESULTS_ADDR", "8082", []any{results.Config{}, results.S3Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
 }
 
 // repoRoot walks up from the test's directory to the one holding go.work.
@@ -735,5 +736,53 @@ func TestDeployWebhookDelivery(t *testing.T) {
 		job.GetDigest() != manifest.String() || !job.GetInsecure() {
 		t.Errorf("job = registry %q repository %q digest %q insecure %v; want %s demo/alpine %s insecure",
 			job.GetRegistry(), job.GetRepository(), job.GetDigest(), job.GetInsecure(), registryHost, manifest)
+	}
+}
+
+// The README's variable table is the operator's reference: every variable
+// a service's config reads is in it, and every variable in it is read.
+func TestReadmeVariableTableMatchesTheConfigs(t *testing.T) {
+	root := repoRoot(t)
+	readme := string(readFile(t, root, "README.md"))
+	_, table, ok := strings.Cut(readme, "| variable | service | default | meaning |")
+	if !ok {
+		t.Fatal("README has no variable table")
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(table, "\n")[2:] {
+		if !strings.HasPrefix(line, "|") {
+			break // the table ends at the first line that is not a row
+		}
+		first := strings.SplitN(line, "|", 3)[1]
+		for _, f := range strings.Split(first, "`") {
+			if strings.HasPrefix(f, "CUSTOMS_") {
+				listed[f] = true
+			}
+		}
+	}
+	read := map[string]bool{}
+	for _, svc := range ownServices {
+		for k := range envTags(t, svc.config) {
+			read[k] = true
+		}
+	}
+	var missing, unread []string
+	for k := range read {
+		if !listed[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range listed {
+		if !read[k] {
+			unread = append(unread, k)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(unread)
+	if len(missing) > 0 {
+		t.Errorf("read by a service but not in README's variable table: %v", missing)
+	}
+	if len(unread) > 0 {
+		t.Errorf("in README's variable table but read by no service config: %v", unread)
 	}
 }
