@@ -77,7 +77,14 @@ type cachedLayer struct {
 	// Whiteouts the deleted paths, Opaques the opaque directories; each
 	// sorted and without duplicates.
 	Paths, Dirs, Whiteouts, Opaques []string
+	// Links are the layer's symlinks in stream order (links.go resolves
+	// them at merge time, with the other layers'). Entries written before
+	// this field existed are never read: the field changed cacheSchema,
+	// hence every key.
+	Links []cachedLink
 }
+
+type cachedLink struct{ Path, Target string }
 
 type cachedFile struct {
 	Path    string
@@ -227,6 +234,13 @@ func (s *scanner) cacheGet(ctx context.Context, lw *layerWalk) (*layerOut, *cach
 	if b := s.o.budget; b != nil && (b.files.Add(c.Entries) > b.MaxFiles || b.bytes.Add(c.Bytes) > b.MaxBytes) {
 		return nil, nil, lw.limit("the job's images together exceed %d tar entries or %d uncompressed bytes", b.MaxFiles, b.MaxBytes)
 	}
+	var nb int64
+	for _, l := range c.Links {
+		nb += int64(len(l.Path) + len(l.Target) + linkOverhead)
+	}
+	if s.linkBytes.Add(nb) > maxLinkBytes {
+		return nil, nil, lw.limit("the image's symlinks take more than %d bytes", maxLinkBytes)
+	}
 	zerolog.Ctx(ctx).Debug().Str("layer", m.digest.String()).Msg("scan: layer results from the cache")
 	return out, nil, nil
 }
@@ -267,6 +281,9 @@ func (s *scanner) cachedLayer(lw *layerWalk, digests []string) *cachedLayer {
 		Dirs:      sortedUnique(rec.dirs),
 		Whiteouts: sortedUnique(rec.whiteouts),
 		Opaques:   sortedUnique(rec.opaques),
+	}
+	for _, l := range lw.out.links {
+		c.Links = append(c.Links, cachedLink{Path: l.path, Target: l.target})
 	}
 	for p, fo := range lw.out.files {
 		f := cachedFile{Path: p, Results: make([]cachedResult, len(fo.results))}
@@ -355,7 +372,16 @@ func (s *scanner) layerFromCache(c *cachedLayer, index int) (*layerOut, error) {
 	for i, a := range s.o.analyzers {
 		byName[a.Name()] = i
 	}
-	out := &layerOut{index: index, files: make(map[string]*fileOut, len(c.Files))}
+	out := &layerOut{index: index, files: make(map[string]*fileOut, len(c.Files)), bytes: c.Bytes, paths: c.Paths, cached: true}
+	if !slices.IsSorted(c.Paths) {
+		return nil, fmt.Errorf("corrupt entry: paths not sorted")
+	}
+	for _, l := range c.Links {
+		if l.Path == "" {
+			return nil, fmt.Errorf("corrupt entry: empty symlink path")
+		}
+		out.links = append(out.links, link{path: l.Path, target: l.Target})
+	}
 	for _, f := range c.Files {
 		if _, dup := out.files[f.Path]; dup || f.Path == "" || len(f.Results) == 0 {
 			return nil, fmt.Errorf("corrupt entry: file %q", f.Path)

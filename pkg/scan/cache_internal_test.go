@@ -71,6 +71,7 @@ func TestCachedLayerRoundTrip(t *testing.T) {
 		Dirs:      []string{"b"},
 		Whiteouts: []string{"x/y"},
 		Opaques:   []string{"."},
+		Links:     []cachedLink{{Path: "etc/os-release", Target: "../usr/lib/os-release"}, {Path: "b/d", Target: "/x"}},
 	}
 	b, err := encodeLayer(in)
 	if err != nil {
@@ -94,6 +95,12 @@ func TestCachedLayerRoundTrip(t *testing.T) {
 	}
 	if !lo.hasEntry(s.pathHashes("b").self, true) || !lo.hasEntry(s.pathHashes("b/c").self, false) {
 		t.Error("entries not rebuilt")
+	}
+	if want := []link{{"etc/os-release", "../usr/lib/os-release"}, {"b/d", "/x"}}; !reflect.DeepEqual(lo.links, want) {
+		t.Errorf("links = %+v, want %+v", lo.links, want)
+	}
+	if !lo.below(s.seed, "b") || !lo.below(s.seed, ".") || lo.below(s.seed, "a") || lo.below(s.seed, "b/c") {
+		t.Error("entry directories not rebuilt")
 	}
 	ph := s.pathHashes("x/y/z")
 	if !lo.hides(&ph, false) {

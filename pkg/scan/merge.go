@@ -80,41 +80,78 @@ func (s *scanner) merge(ctx context.Context, res *Result, outs []*layerOut) erro
 	perAnalyzer := make([]analyzer.Result, len(s.o.analyzers))
 	var best *osCandidate
 
+	osCand := func(r *analyzer.Result, layer int, p string) {
+		if r.OS != nil {
+			c := osCandidate{os: *r.OS, priority: r.OSPriority, layer: layer, path: p}
+			if best == nil || betterOS(&c, best) {
+				best = &c
+			}
+		}
+	}
+	mergeFile := func(i int, p string, fo *fileOut) {
+		ph := s.pathHashes(p)
+		hidden := hiddenAbove(outs, i, &ph)
+		for _, fr := range fo.results {
+			r := fr.res
+			if hidden {
+				// Deleted or replaced later: only persistent findings
+				// (secrets, malware) outlive it.
+				if ps, ok := s.o.analyzers[fr.analyzer].(analyzer.Persistent); ok && ps.KeepsDeleted() {
+					dst := &perAnalyzer[fr.analyzer]
+					for _, f := range r.Findings {
+						f.Layer = res.Layers[i].Digest
+						dst.Findings = append(dst.Findings, f)
+					}
+				}
+				continue
+			}
+			osCand(r, i, p)
+			layerOf := s.attribute(outs, i, p, &ph, fr.analyzer, r.Packages)
+			dst := &perAnalyzer[fr.analyzer]
+			for k, pkg := range r.Packages {
+				pkg.Layer = res.Layers[layerOf[k]].Digest
+				dst.Packages = append(dst.Packages, pkg)
+			}
+			for _, f := range r.Findings {
+				f.Layer = res.Layers[i].Digest
+				dst.Findings = append(dst.Findings, f)
+			}
+		}
+	}
 	for i, lo := range outs {
 		for p, fo := range lo.files {
-			ph := s.pathHashes(p)
-			hidden := hiddenAbove(outs, i, &ph)
-			for _, fr := range fo.results {
-				r := fr.res
-				if hidden {
-					// Deleted or replaced later: only persistent findings
-					// (secrets, malware) outlive it.
-					if ps, ok := s.o.analyzers[fr.analyzer].(analyzer.Persistent); ok && ps.KeepsDeleted() {
-						dst := &perAnalyzer[fr.analyzer]
-						for _, f := range r.Findings {
-							f.Layer = res.Layers[i].Digest
-							dst.Findings = append(dst.Findings, f)
-						}
-					}
-					continue
-				}
-				if r.OS != nil {
-					c := osCandidate{os: *r.OS, priority: r.OSPriority, layer: i, path: p}
-					if best == nil || betterOS(&c, best) {
-						best = &c
-					}
-				}
-				layerOf := s.attribute(outs, i, p, &ph, fr.analyzer, r.Packages)
-				dst := &perAnalyzer[fr.analyzer]
-				for k, pkg := range r.Packages {
-					pkg.Layer = res.Layers[layerOf[k]].Digest
-					dst.Packages = append(dst.Packages, pkg)
-				}
-				for _, f := range r.Findings {
-					f.Layer = res.Layers[i].Digest
-					dst.Findings = append(dst.Findings, f)
-				}
-			}
+			mergeFile(i, p, fo)
+		}
+		// Files written through a symlinked directory, at their physical
+		// paths (links.go).
+		for p, fo := range lo.aliased {
+			mergeFile(i, p, fo)
+		}
+	}
+	// Files read under the name a symlink gives them: resolved in the
+	// final filesystem, so visible by construction (links.go).
+	for _, rf := range s.resolved {
+		r, digest := rf.res, res.Layers[rf.layer].Digest
+		osCand(r, rf.layer, rf.path)
+		dst := &perAnalyzer[rf.analyzer]
+		for _, pkg := range r.Packages {
+			pkg.Layer = digest
+			dst.Packages = append(dst.Packages, pkg)
+		}
+		for _, f := range r.Findings {
+			f.Layer = digest
+			dst.Findings = append(dst.Findings, f)
+		}
+	}
+	if s.aliasing || len(s.resolved) > 0 {
+		// A file written through a symlink does not hide the one its
+		// entry's name would replace (docker's overlay2 does not follow
+		// the link, containerd does): both are reported, and what both
+		// list once.
+		for i := range perAnalyzer {
+			r := &perAnalyzer[i]
+			slices.SortFunc(r.Packages, comparePackages)
+			r.Packages = slices.Compact(r.Packages)
 		}
 	}
 	if best != nil {
@@ -190,7 +227,8 @@ func (s *scanner) attribute(outs []*layerOut, top int, p string, ph *pathHashes,
 	cur := top
 	for j := top - 1; j >= 0 && len(active) > 0; j-- {
 		fo, ok := outs[j].files[p]
-		if !ok {
+		ao := outs[j].aliased[p].result(ai) // written through a symlink (links.go)
+		if !ok && ao == nil {
 			continue // checked as an intermediate layer once a lower version is found
 		}
 		// The version in layer j is continued by the one in cur only if
@@ -209,7 +247,13 @@ func (s *scanner) attribute(outs []*layerOut, top int, p string, ph *pathHashes,
 		if broken {
 			break
 		}
-		prev := fo.result(ai)
+		var prev *analyzer.Result
+		if ok {
+			prev = fo.result(ai)
+		}
+		if prev == nil {
+			prev = ao
+		}
 		if prev == nil {
 			break
 		}

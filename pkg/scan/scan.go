@@ -7,9 +7,12 @@
 // The compression is sniffed from the magic bytes (gzip, zstd or plain
 // tar); limits are enforced inside the read path as decompressed bytes are
 // produced. After the tar end marker both streams are drained so that the
-// compressed digest and the diff_id are verified. Links are never
-// followed. OCI whiteouts are applied bottom-up, and each package is
-// attributed to the layer that added it.
+// compressed digest and the diff_id are verified. OCI whiteouts are
+// applied bottom-up, and each package is attributed to the layer that
+// added it. Symlinks are resolved within the image root, in the final
+// filesystem, for the analyzers that read fixed paths (package databases,
+// os-release: analyzer.Anchored); the few layers holding a file found
+// that way are read a second time, and verified again (links.go).
 //
 // With WithLayerCache, a layer whose diff_id was scanned before (same
 // analyzers, configuration and per-layer limits, and a compressed digest

@@ -33,7 +33,14 @@ type scanner struct {
 
 	uncompressed atomic.Int64 // decompressed bytes, all layers
 	entries      atomic.Int64 // tar entries, all layers
+	linkBytes    atomic.Int64 // symlink names kept, all layers (links.go)
 	mem          *semaphore.Weighted
+
+	// resolved are the results of files read under the name a symlink
+	// gives them (links.go); aliasing is set when some layer wrote
+	// through a symlinked directory (layerOut.aliased).
+	resolved []resolvedFile
+	aliasing bool
 
 	progressMu sync.Mutex
 
@@ -147,6 +154,9 @@ func (s *scanner) scan(ctx context.Context, img v1.Image) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.resolveLinks(ctx, metas, outs); err != nil {
+		return nil, err
+	}
 	if err := s.merge(ctx, res, outs); err != nil {
 		return nil, err
 	}
@@ -156,21 +166,35 @@ func (s *scanner) scan(ctx context.Context, img v1.Image) (*Result, error) {
 // walkAll streams the layers, at most o.concurrency at a time.
 func (s *scanner) walkAll(ctx context.Context, metas []layerMeta) ([]*layerOut, error) {
 	outs := make([]*layerOut, len(metas))
-	errs := make([]error, len(metas))
+	err := s.eachLayer(ctx, len(metas), func(ctx context.Context, i int) error {
+		var err error
+		outs[i], err = s.walkLayer(ctx, &metas[i])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return outs, nil
+}
+
+// eachLayer runs fn(ctx, 0..n-1), at most o.concurrency at a time; the
+// first failure cancels the others.
+func (s *scanner) eachLayer(ctx context.Context, n int, fn func(context.Context, int) error) error {
+	errs := make([]error, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.o.concurrency)
-	for i := range metas {
+	for i := range n {
 		if gctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
-			outs[i], errs[i] = s.walkLayer(gctx, &metas[i])
+			errs[i] = fn(gctx, i)
 			return errs[i]
 		})
 	}
 	_ = g.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("scan: %w", err)
+		return fmt.Errorf("scan: %w", err)
 	}
 	// Deterministic choice among concurrent failures: the lowest layer's
 	// rejection, else the lowest layer's other failure; cancellations
@@ -181,7 +205,7 @@ func (s *scanner) walkAll(ctx context.Context, metas []layerMeta) ([]*layerOut, 
 			continue
 		}
 		if errors.Is(err, ErrRejected) {
-			return nil, err
+			return err
 		}
 		if first == nil && !errors.Is(err, context.Canceled) {
 			first = err
@@ -190,14 +214,11 @@ func (s *scanner) walkAll(ctx context.Context, metas []layerMeta) ([]*layerOut, 
 	if first == nil {
 		for _, err := range errs {
 			if err != nil {
-				return nil, fmt.Errorf("scan: %w", err)
+				return fmt.Errorf("scan: %w", err)
 			}
 		}
 	}
-	if first != nil {
-		return nil, first
-	}
-	return outs, nil
+	return first
 }
 
 // imageErr classifies a failure to read image metadata.

@@ -11,6 +11,7 @@ import (
 	"hash"
 	"hash/maphash"
 	"io"
+	"io/fs"
 	"path"
 	"slices"
 	"strings"
@@ -52,6 +53,41 @@ type layerOut struct {
 	// (".wh..wh..opq"), "." for the root.
 	whiteouts map[uint64]struct{}
 	opaques   map[uint64]struct{}
+	// links are the layer's symlinks in stream order, without those a
+	// later entry at the same path replaced (links.go resolves them).
+	links []link
+	// dirs holds, sorted, the hashes of the directories holding the
+	// layer's non-directory entries and of all their ancestors ("."
+	// included): which symlinked directories the layer wrote through. A
+	// layer from the cache has its sorted non-directory paths instead.
+	dirs   []uint64
+	paths  []string
+	cached bool
+	// bytes is the layer's decompressed size: a second read must yield
+	// exactly as much.
+	bytes int64
+	// aliased holds, by physical path, what anchored analyzers found in
+	// regular files this layer wrote through a symlinked directory (a
+	// second read, links.go); nil for most layers.
+	aliased map[string]*fileOut
+}
+
+// link is a symlink entry: its path and its target, as written.
+type link struct{ path, target string }
+
+// below reports whether the layer has a non-directory entry below dir
+// ("." for the root).
+func (l *layerOut) below(seed maphash.Seed, dir string) bool {
+	if !l.cached || l.dirs != nil {
+		_, ok := slices.BinarySearch(l.dirs, maphash.String(seed, dir))
+		return ok
+	}
+	if dir == "." {
+		return len(l.paths) > 0
+	}
+	prefix := dir + "/"
+	i, _ := slices.BinarySearch(l.paths, prefix)
+	return i < len(l.paths) && strings.HasPrefix(l.paths[i], prefix)
 }
 
 type fileOut struct {
@@ -64,6 +100,9 @@ type fileResult struct {
 }
 
 func (f *fileOut) result(analyzer int) *analyzer.Result {
+	if f == nil {
+		return nil
+	}
 	for _, r := range f.results {
 		if r.analyzer == analyzer {
 			return r.res
@@ -85,6 +124,17 @@ type layerWalk struct {
 	head    [analyzer.SniffLen]byte
 	buf     []byte
 	matched []int
+	jobs    []fileJob
+
+	// linkIdx indexes out.links by path while walking; dirSet collects
+	// out.dirs, lastDir is the directory of the previous entry.
+	linkIdx map[string]int
+	dirSet  map[uint64]struct{}
+	lastDir string
+	// reread is set for a second read of a layer (links.go): the bytes
+	// are not charged to the image's limits again, and must be exactly
+	// out.bytes.
+	reread bool
 
 	// nEntries counts the layer's tar entries (as MaxFiles does); rec,
 	// when the layer is to be cached, collects its paths.
@@ -100,6 +150,8 @@ func (s *scanner) walkLayer(ctx context.Context, m *layerMeta) (*layerOut, error
 		m:   m,
 		ctx: ctx,
 		out: &layerOut{index: m.index, files: map[string]*fileOut{}},
+
+		dirSet: map[uint64]struct{}{},
 	}
 	if m.index > 0 {
 		lw.out.whiteouts = map[uint64]struct{}{}
@@ -119,10 +171,12 @@ func (s *scanner) walkLayer(ctx context.Context, m *layerMeta) (*layerOut, error
 		}
 		lw.rec = &layerRecord{}
 	}
-	if err := lw.run(digestHash, diffHash); err != nil {
+	if err := lw.run(digestHash, diffHash, lw.walkTar); err != nil {
 		return nil, err
 	}
 	slices.Sort(lw.out.entries)
+	lw.finishLinks()
+	lw.out.bytes = lw.content.n
 	if lw.rec != nil {
 		s.cachePut(ctx, lw, prev)
 	}
@@ -151,7 +205,9 @@ func (lw *layerWalk) check() (digestHash, diffHash hash.Hash, err error) {
 	return digestHash, diffHash, nil
 }
 
-func (lw *layerWalk) run(digestHash, diffHash hash.Hash) error {
+// run streams the layer, giving its tar stream to walk, then drains and
+// verifies both streams.
+func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) error) error {
 	m := lw.m
 	rc, err := m.layer.Compressed()
 	if err != nil {
@@ -213,7 +269,7 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash) error {
 	lw.content = &contentReader{lw: lw, r: lw.dec, h: diffHash}
 	tb := bufio.NewReaderSize(lw.content, bufSize)
 
-	if err := lw.walkTar(tar.NewReader(tb)); err != nil {
+	if err := walk(tar.NewReader(tb)); err != nil {
 		return err
 	}
 
@@ -281,6 +337,9 @@ func (lw *layerWalk) walkTar(tr *tar.Reader) error {
 		if len(lw.out.files) > 0 {
 			delete(lw.out.files, name)
 		}
+		if len(lw.linkIdx) > 0 {
+			lw.unlink(name)
+		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			lw.addEntry(name, true)
@@ -294,8 +353,13 @@ func (lw *layerWalk) walkTar(tr *tar.Reader) error {
 				return lw.reject(nil, "tar entry %q is a hardlink to %q, which %s", hdr.Name, hdr.Linkname, problem)
 			}
 			lw.addEntry(name, false)
-		case tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-			lw.addEntry(name, false) // never followed, never analyzed
+		case tar.TypeSymlink:
+			lw.addEntry(name, false) // never analyzed; resolved in links.go
+			if err := lw.addLink(name, hdr.Linkname); err != nil {
+				return err
+			}
+		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			lw.addEntry(name, false) // never analyzed
 		default:
 			// Other types (GNU volume headers…) do not create files.
 		}
@@ -366,6 +430,9 @@ func (lw *layerWalk) addEntry(name string, dir bool) {
 			r.paths = append(r.paths, name)
 		}
 	}
+	if !dir {
+		lw.addDirs(name)
+	}
 	if lw.m.index == 0 {
 		return // nothing below the bottom layer to replace
 	}
@@ -374,6 +441,71 @@ func (lw *layerWalk) addEntry(name string, dir bool) {
 		h |= 1
 	}
 	lw.out.entries = append(lw.out.entries, h)
+}
+
+// addDirs records the directory of a non-directory entry and its
+// ancestors in dirSet. Entries come grouped by directory, and a
+// directory already there has its ancestors there too: usually one
+// string comparison.
+func (lw *layerWalk) addDirs(name string) {
+	d := path.Dir(name)
+	if d == lw.lastDir {
+		return
+	}
+	lw.lastDir = d
+	addDirs(lw.dirSet, lw.s.seed, d)
+}
+
+func addDirs(set map[uint64]struct{}, seed maphash.Seed, d string) {
+	for {
+		h := maphash.String(seed, d)
+		if _, ok := set[h]; ok {
+			return
+		}
+		set[h] = struct{}{}
+		if d == "." {
+			return
+		}
+		d = path.Dir(d)
+	}
+}
+
+// addLink records a symlink, charging its names to the scan's budget.
+func (lw *layerWalk) addLink(name, target string) error {
+	if lw.s.linkBytes.Add(int64(len(name)+len(target)+linkOverhead)) > maxLinkBytes {
+		return lw.limit("the image's symlinks take more than %d bytes", maxLinkBytes)
+	}
+	if lw.linkIdx == nil {
+		lw.linkIdx = map[string]int{}
+	}
+	lw.linkIdx[name] = len(lw.out.links)
+	lw.out.links = append(lw.out.links, link{path: name, target: target})
+	return nil
+}
+
+// unlink forgets the symlink at name, replaced by a later entry.
+func (lw *layerWalk) unlink(name string) {
+	if i, ok := lw.linkIdx[name]; ok {
+		lw.out.links[i].path = ""
+		delete(lw.linkIdx, name)
+	}
+}
+
+// finishLinks drops replaced links and turns dirSet into out.dirs.
+func (lw *layerWalk) finishLinks() {
+	lw.out.links = slices.DeleteFunc(lw.out.links, func(l link) bool { return l.path == "" })
+	lw.linkIdx = nil
+	lw.out.dirs = sortedKeys(lw.dirSet)
+	lw.dirSet = nil
+}
+
+func sortedKeys(set map[uint64]struct{}) []uint64 {
+	out := make([]uint64, 0, len(set))
+	for h := range set {
+		out = append(out, h)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // regular offers a regular file to the analyzers.
@@ -389,65 +521,96 @@ func (lw *layerWalk) regular(tr *tar.Reader, hdr *tar.Header, name string) error
 	if len(lw.matched) == 0 {
 		return nil
 	}
+	lw.jobs = lw.jobs[:0]
+	for _, i := range lw.matched {
+		lw.jobs = append(lw.jobs, fileJob{analyzer: i, path: name})
+	}
+	results, err := lw.analyzeFile(tr, hdr, name, mode, lw.jobs)
+	if err != nil || len(results) == 0 {
+		return err
+	}
+	fo := &fileOut{results: make([]fileResult, len(results))}
+	for k, r := range results {
+		fo.results[k] = r.fileResult
+	}
+	lw.out.files[name] = fo
+	return nil
+}
+
+// fileJob is one analyzer to run on a file, and the path it is given
+// (the entry's name, or the name a symlink gives the file: links.go).
+type fileJob struct {
+	analyzer int
+	path     string
+}
+
+type jobResult struct {
+	fileResult
+	path string
+}
+
+// analyzeFile reads the regular file hdr (name is its cleaned entry name)
+// into memory, within MaxAnalyzedFileSize and the memory budget, and runs
+// the jobs whose analyzer's Sniff accepts it. It returns the non-empty
+// results, in jobs order.
+func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mode fs.FileMode, jobs []fileJob) ([]jobResult, error) {
+	s := lw.s
 	if hdr.Size > s.lim.MaxAnalyzedFileSize {
 		zerolog.Ctx(lw.ctx).Debug().Str("layer", lw.m.digest.String()).Str("path", name).Int64("size", hdr.Size).
 			Msg("scan: file larger than MaxAnalyzedFileSize not analyzed")
-		return nil
+		return nil, nil
 	}
 	headLen := min(hdr.Size, int64(len(lw.head)))
 	head := lw.head[:headLen]
 	if _, err := io.ReadFull(tr, head); err != nil {
-		return lw.classify(err, "invalid tar archive")
+		return nil, lw.classify(err, "invalid tar archive")
 	}
-	keep := lw.matched[:0]
-	for _, i := range lw.matched {
-		if sn := s.sniffers[i]; sn == nil || sn.Sniff(name, head) {
-			keep = append(keep, i)
+	keep := jobs[:0]
+	for _, j := range jobs {
+		if sn := s.sniffers[j.analyzer]; sn == nil || sn.Sniff(j.path, head) {
+			keep = append(keep, j)
 		}
 	}
 	if len(keep) == 0 {
-		return nil
+		return nil, nil
 	}
 
 	weight := max(min(hdr.Size, s.lim.MaxAnalyzedFileSize), 1)
 	if err := s.mem.Acquire(lw.ctx, weight); err != nil {
-		return err
+		return nil, err
 	}
 	defer s.mem.Release(weight)
 	data := lw.buffer(hdr.Size)
 	copy(data, head)
 	if _, err := io.ReadFull(tr, data[headLen:]); err != nil {
-		return lw.classify(err, "invalid tar archive")
+		return nil, lw.classify(err, "invalid tar archive")
 	}
-	f := &analyzer.File{Path: name, Mode: mode, Size: hdr.Size, Data: data}
-	var results []fileResult
-	for _, i := range keep {
-		a := s.o.analyzers[i]
+	var results []jobResult
+	for _, j := range keep {
+		a := s.o.analyzers[j.analyzer]
+		f := &analyzer.File{Path: j.path, Mode: mode, Size: hdr.Size, Data: data}
 		res, err := analyze(lw.ctx, a, f)
 		if err != nil {
 			if cerr := lw.ctx.Err(); cerr != nil {
-				return cerr
+				return nil, cerr
 			}
 			// An engine that cannot answer (clamd down) must not turn into
 			// a clean report: fail the scan so the job is retried.
 			var fe *analyzer.FatalError
 			if errors.As(err, &fe) {
-				return fmt.Errorf("scan: analyzer %s on %s: %w", a.Name(), name, err)
+				return nil, fmt.Errorf("scan: analyzer %s on %s: %w", a.Name(), j.path, err)
 			}
 			zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
-				Str("path", name).Msg("scan: analyzer failed; file skipped")
+				Str("path", j.path).Msg("scan: analyzer failed; file skipped")
 			continue
 		}
 		if res.Empty() {
 			continue
 		}
-		analyzer.Normalize(a, name, res)
-		results = append(results, fileResult{analyzer: i, res: res})
+		analyzer.Normalize(a, j.path, res)
+		results = append(results, jobResult{fileResult: fileResult{analyzer: j.analyzer, res: res}, path: j.path})
 	}
-	if len(results) > 0 {
-		lw.out.files[name] = &fileOut{results: results}
-	}
-	return nil
+	return results, nil
 }
 
 // analyze calls a.Analyze, turning a panic into an error.
@@ -586,6 +749,15 @@ func (c *contentReader) Read(p []byte) (int, error) {
 	c.h.Write(p[:n])
 	c.n += int64(n)
 	lim := &c.lw.s.lim
+	if c.lw.reread {
+		// A second read (links.go): the layer was charged to the limits
+		// already, and the registry must serve the same bytes.
+		if c.n > c.lw.out.bytes {
+			c.err = c.lw.reject(nil, "the layer's content changed between two reads")
+			return 0, c.err
+		}
+		return n, err
+	}
 	if total := c.lw.s.uncompressed.Add(int64(n)); total > lim.MaxUncompressedBytes {
 		c.err = c.lw.limit("uncompressed size exceeds limit of %d bytes", lim.MaxUncompressedBytes)
 		return 0, c.err

@@ -9,7 +9,9 @@
 //
 // For every regular file of every layer the walker calls Match (which must
 // be cheap: it runs for millions of files). Hardlinks, symlinks, devices
-// and whiteouts are never given to analyzers. When at least one analyzer
+// and whiteouts are never given to analyzers: a symlink is resolved, for
+// analyzers implementing Anchored only, to the regular file a program in
+// the container would open (see Anchored). When at least one analyzer
 // matches and the file is not larger than Limits.MaxAnalyzedFileSize, the
 // walker reads the first SniffLen bytes; analyzers that implement Sniffer
 // may still decline the file. The rest of the file is then read into
@@ -82,6 +84,25 @@ type PostProcessor interface {
 	// Typical use: set Ecosystem and PURL from img.OS. Packages may also
 	// be removed or added; the walker sorts them afterwards.
 	PostProcess(ctx context.Context, img *Image, res *Result) error
+}
+
+// Anchored is an optional Analyzer interface for analyzers that read files
+// at fixed places, the way a program in the container opens them by name:
+// package databases (/var/lib/dpkg/status, /lib/apk/db/installed, the rpm
+// database) and os-release. For them the scan resolves symlinks within the
+// image root as a container runtime would, in the image's final
+// filesystem: a database that is itself a symlink (var/lib/dpkg/status →
+// ../../../opt/x/status), an anchor directory that is one (var/lib/dpkg →
+// /opt/x), or a file written through a symlinked directory (opt/d →
+// /var/lib/dpkg, then opt/d/status) is analyzed under the name the
+// analyzer wants, with the content the runtime would read. Analyzers that
+// recognise their files anywhere (language packages, binaries, secrets)
+// see every regular file where it lies and need no resolution.
+type Anchored interface {
+	// Anchors returns the directories (cleaned, relative to the root, as
+	// Match's paths) whose direct children Match may accept; Match must
+	// accept no other path. Called once per scan.
+	Anchors() []string
 }
 
 // ConfigAnalyzer is an optional Analyzer interface for analyzers that also

@@ -35,6 +35,10 @@ func (*Analyzer) Name() string { return "apk" }
 // Version implements analyzer.Analyzer.
 func (*Analyzer) Version() int { return 1 }
 
+// Anchors implements analyzer.Anchored: the database is read through
+// symlinks, as apk reads it.
+func (*Analyzer) Anchors() []string { return []string{"lib/apk/db"} }
+
 // Match implements analyzer.Analyzer.
 func (*Analyzer) Match(path string, _ fs.FileMode, _ int64) bool { return path == dbPath }
 

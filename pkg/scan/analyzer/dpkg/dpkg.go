@@ -47,6 +47,10 @@ func (*Analyzer) Name() string { return "dpkg" }
 // Version implements analyzer.Analyzer.
 func (*Analyzer) Version() int { return 1 }
 
+// Anchors implements analyzer.Anchored: the database is read through
+// symlinks, as dpkg reads it.
+func (*Analyzer) Anchors() []string { return []string{"var/lib/dpkg", "var/lib/dpkg/status.d"} }
+
 // Match implements analyzer.Analyzer.
 func (*Analyzer) Match(path string, _ fs.FileMode, _ int64) bool {
 	if path == statusPath {

@@ -1,6 +1,8 @@
-// Package osrelease reads os-release(5): /etc/os-release, or
-// /usr/lib/os-release when /etc/os-release is not a regular file (it is
-// often a symlink to ../usr/lib/os-release, and links are never followed).
+// Package osrelease reads os-release(5): /etc/os-release, which wins over
+// /usr/lib/os-release. etc/os-release is usually a symlink to
+// ../usr/lib/os-release; the scan resolves symlinks for this analyzer
+// (analyzer.Anchored), so a link pointing anywhere else is read as
+// etc/os-release, with the content it points to.
 package osrelease
 
 import (
@@ -31,6 +33,10 @@ func (*Analyzer) Name() string { return "osrelease" }
 
 // Version implements analyzer.Analyzer.
 func (*Analyzer) Version() int { return 1 }
+
+// Anchors implements analyzer.Anchored: etc/os-release is usually a
+// symlink to ../usr/lib/os-release, and is read through it.
+func (*Analyzer) Anchors() []string { return []string{"etc", "usr/lib"} }
 
 // Match implements analyzer.Analyzer.
 func (*Analyzer) Match(path string, _ fs.FileMode, size int64) bool {

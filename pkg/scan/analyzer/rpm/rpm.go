@@ -82,6 +82,10 @@ func (*Analyzer) Name() string { return "rpm" }
 // Version implements analyzer.Analyzer.
 func (*Analyzer) Version() int { return 1 }
 
+// Anchors implements analyzer.Anchored: the database is read through
+// symlinks (Fedora's var/lib/rpm → ../../usr/lib/sysimage/rpm included).
+func (*Analyzer) Anchors() []string { return []string{"var/lib/rpm", "usr/lib/sysimage/rpm"} }
+
 // Match implements analyzer.Analyzer.
 func (*Analyzer) Match(path string, _ fs.FileMode, _ int64) bool {
 	var rest string
