@@ -575,12 +575,41 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 		return nil, nil
 	}
 
-	weight := max(min(hdr.Size, s.lim.MaxAnalyzedFileSize), 1)
+	// Parsers that copy the file count their copies too; one that would
+	// not fit the budget does not get the file.
+	budget := max(s.lim.MaxAnalyzedFileSize, 1<<20)
+	copies := int64(0)
+	fits := keep[:0]
+	for _, j := range keep {
+		c := int64(0)
+		if mu, ok := s.o.analyzers[j.analyzer].(analyzer.MemoryUser); ok {
+			c = int64(max(mu.ParseCopies(j.path), 0))
+		}
+		if hdr.Size > budget/(1+c) {
+			zerolog.Ctx(lw.ctx).Debug().Str("layer", lw.m.digest.String()).Str("path", name).Int64("size", hdr.Size).
+				Str("analyzer", s.o.analyzers[j.analyzer].Name()).Msg("scan: file too large for its parser within the memory budget; not analyzed")
+			continue
+		}
+		copies = max(copies, c)
+		fits = append(fits, j)
+	}
+	keep = fits
+	if len(keep) == 0 {
+		return nil, nil
+	}
+	weight := max(min(hdr.Size*(1+copies), budget), 1)
 	if err := s.mem.Acquire(lw.ctx, weight); err != nil {
 		return nil, err
 	}
 	defer s.mem.Release(weight)
 	data := lw.buffer(hdr.Size)
+	if hdr.Size > keepBuf {
+		// Large buffers come from the scan's pool: a run of big files
+		// reuses one allocation instead of leaving each to the GC, so the
+		// memory budget bounds RSS, not just what is held at once.
+		data = s.bigBufs.get(hdr.Size)
+		defer s.bigBufs.put(data)
+	}
 	copy(data, head)
 	if _, err := io.ReadFull(tr, data[headLen:]); err != nil {
 		return nil, lw.classify(err, "invalid tar archive")
@@ -624,6 +653,9 @@ func analyze(ctx context.Context, a analyzer.Analyzer, f *analyzer.File) (res *a
 }
 
 func (lw *layerWalk) buffer(n int64) []byte {
+	if n > keepBuf {
+		return nil // analyzeFile takes it from the scan's pool
+	}
 	if int64(cap(lw.buf)) >= n {
 		return lw.buf[:n]
 	}

@@ -105,6 +105,17 @@ type Anchored interface {
 	Anchors() []string
 }
 
+// MemoryUser is an optional Analyzer interface for analyzers whose
+// parsing of a file allocates copies of it (TOML and line parsers that
+// work on strings). ParseCopies(path) says how many times the file's size
+// the analyzer may allocate on top of the buffer it is given; the scan
+// counts size × (1 + copies) against its memory budget and does not give
+// the analyzer a file that would not fit, so a planted 250 MiB lockfile
+// cannot multiply a worker's memory.
+type MemoryUser interface {
+	ParseCopies(path string) int
+}
+
 // ConfigAnalyzer is an optional Analyzer interface for analyzers that also
 // (or only) read the image config: environment, labels, user, exposed
 // ports, history. It runs once per scan, before the layers are merged;

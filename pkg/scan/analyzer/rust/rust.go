@@ -62,7 +62,18 @@ func New() *Analyzer { return &Analyzer{} }
 func (*Analyzer) Name() string { return "rust" }
 
 // Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 1 }
+func (*Analyzer) Version() int { return 2 }
+
+var _ analyzer.MemoryUser = (*Analyzer)(nil)
+
+// ParseCopies implements analyzer.MemoryUser: the TOML parser holds a
+// copy of Cargo.lock (measured: 250 MiB over the buffer for a 250 MiB file).
+func (*Analyzer) ParseCopies(path string) int {
+	if isLock(path) {
+		return 1
+	}
+	return 0
+}
 
 // Match implements analyzer.Analyzer: files named Cargo.lock, and
 // executables.
