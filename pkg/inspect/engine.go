@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/customs-scan/customs/pkg/clamd"
-	"github.com/customs-scan/customs/pkg/ignore"
-	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/clamav"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/malware"
@@ -16,6 +14,7 @@ import (
 	"github.com/customs-scan/customs/pkg/scan/analyzer/osrelease"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/secrets"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/yara"
+	"github.com/customs-scan/customs/pkg/verdict"
 )
 
 // EngineConfig says which detection engines and policy a process uses. The
@@ -45,8 +44,7 @@ type EngineConfig struct {
 // the analyzers (signature sets, rules) and the verdict policy.
 type Engine struct {
 	analyzers   []scan.Analyzer
-	policy      *policy.Policy
-	ignore      *ignore.Rules
+	rules       verdict.Rules
 	packagesOff bool
 	clamd       *clamd.Client
 }
@@ -57,8 +55,8 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{policy: policy.Default(), packagesOff: !want[ScannerPackages]}
-	if e.policy, e.ignore, err = loadVerdictRules(cfg); err != nil {
+	e := &Engine{packagesOff: !want[ScannerPackages]}
+	if e.rules, err = verdict.Load(cfg.PolicyFile, cfg.IgnoreFiles); err != nil {
 		return nil, err
 	}
 	if want[ScannerPackages] {
@@ -118,44 +116,16 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	return e, nil
 }
 
-// loadVerdictRules loads what decides a report's outcome once the image
-// was read: the verdict policy and the ignore rules.
-func loadVerdictRules(cfg EngineConfig) (*policy.Policy, *ignore.Rules, error) {
-	p := policy.Default()
-	if cfg.PolicyFile != "" {
-		var err error
-		if p, err = policy.LoadFile(cfg.PolicyFile); err != nil {
-			return nil, nil, fmt.Errorf("policy %s: %w", cfg.PolicyFile, err)
-		}
-	}
-	var files []string
-	for _, f := range cfg.IgnoreFiles {
-		if f = strings.TrimSpace(f); f != "" {
-			files = append(files, f)
-		}
-	}
-	var rules *ignore.Rules
-	if len(files) > 0 {
-		var err error
-		if rules, err = ignore.Load(files...); err != nil {
-			return nil, nil, fmt.Errorf("ignore rules: %w", err)
-		}
-	}
-	return p, rules, nil
-}
-
 // RematchOptions returns the options Rematch needs (policy and ignore
-// rules, no analyzers): for services that re-match stored reports.
+// rules, no analyzers).
+//
+// Deprecated: services that only re-decide reports use verdict.Load.
 func RematchOptions(cfg EngineConfig) (Options, error) {
-	p, rules, err := loadVerdictRules(cfg)
+	rules, err := verdict.Load(cfg.PolicyFile, cfg.IgnoreFiles)
 	if err != nil {
 		return Options{}, err
 	}
-	o := Options{Policy: p}
-	if rules != nil {
-		o.Ignore = rules
-	}
-	return o, nil
+	return Options{Rules: rules}, nil
 }
 
 // Scanner names for EngineConfig.Scanners.
@@ -193,12 +163,7 @@ func scanners(list []string) (map[string]bool, error) {
 // (limits) appended.
 func (e *Engine) Options(extra ...scan.Option) Options {
 	opts := append([]scan.Option{scan.WithAnalyzers(e.analyzers...)}, extra...)
-	o := Options{Scan: opts, Policy: e.policy, PackagesOff: e.packagesOff}
-	if e.ignore != nil {
-		// A nil *ignore.Rules in the interface would not compare to nil.
-		o.Ignore = e.ignore
-	}
-	return o
+	return Options{Scan: opts, Rules: e.rules, PackagesOff: e.packagesOff}
 }
 
 // Ready checks external engines (clamd) answer; for /readyz.

@@ -20,6 +20,7 @@ import (
 	"github.com/customs-scan/customs/pkg/policy"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/pkg/verdict"
 	"github.com/customs-scan/customs/pkg/vulndb"
 )
 
@@ -51,23 +52,17 @@ func Version() string {
 // Options tune a run.
 type Options struct {
 	Scan []scan.Option
-	// Policy decides verdicts (nil: the built-in rules).
-	Policy *policy.Policy
-	// OnPolicyError, when set, sees errors of policy rules that failed to
-	// evaluate (those rules are skipped).
-	OnPolicyError func(rule error)
+	// Rules decide the outcome once the image was read: policy, ignore
+	// rules, the clock (pkg/verdict, which results uses alone).
+	verdict.Rules
 	// MaxPlatforms bounds how many manifests of one index are scanned.
 	MaxPlatforms int
 	// VulnDB returns the database to match packages against, read once
 	// per image so a scan uses one version throughout; nil, or a nil
 	// result, records that vulnerabilities were not checked.
 	VulnDB func() *vulndb.DB
-	// Ignore marks matched vulnerabilities as not affecting the image.
-	Ignore Ignorer
 	// PackagesOff says package scanning was turned off: nothing to match.
 	PackagesOff bool
-	// Now is the clock (tests).
-	Now func() time.Time
 	// MaxManifestBytes bounds each platform manifest of an index (the
 	// caller checks the top-level one before reading it); 0: unbounded.
 	MaxManifestBytes int64
@@ -85,6 +80,19 @@ func (o Options) now() time.Time {
 		return o.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// match applies o's database to a freshly scanned report.
+func (o Options) match(r *report.Report) {
+	if o.PackagesOff {
+		r.VulnerabilityDB = report.VulnerabilityDB{Status: report.VulnDBNotChecked, Note: verdict.NotePackagesOff}
+		return
+	}
+	var db *vulndb.DB
+	if o.VulnDB != nil {
+		db = o.VulnDB()
+	}
+	o.Rules.Match(r, db)
 }
 
 // Image scans one image and returns its report. art names it (its Digest is
@@ -115,7 +123,7 @@ func Image(ctx context.Context, art report.Artifact, img v1.Image, opts Options)
 	opts.match(r)
 	r.FinishedAt = opts.now()
 	r.Normalize()
-	opts.decide(r)
+	opts.Decide(r)
 	return r, nil
 }
 
@@ -200,7 +208,7 @@ func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Opt
 	}
 	idxReport.FinishedAt = opts.now()
 	idxReport.Normalize()
-	opts.decide(idxReport)
+	opts.Decide(idxReport)
 	return append(reports, idxReport), nil
 }
 
@@ -239,16 +247,6 @@ func childFailure(err error) bool {
 
 func isAttestation(d v1.Descriptor) bool {
 	return d.Annotations["vnd.docker.reference.type"] == "attestation-manifest"
-}
-
-// decide applies the policy to r.
-func (o Options) decide(r *report.Report) {
-	d := o.Policy.Apply(r)
-	if o.OnPolicyError != nil {
-		for _, err := range d.Errors {
-			o.OnPolicyError(err)
-		}
-	}
 }
 
 // Failed builds the report recorded when a scan was given up: users find a

@@ -20,10 +20,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customs-scan/customs/pkg/httpx"
-	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/store"
+	"github.com/customs-scan/customs/pkg/verdict"
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
@@ -127,11 +127,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	rs := reportstore.New(deps.Bucket)
 	router := httpx.NewRouter(reg, checks)
-	ropts, err := inspect.RematchOptions(inspect.EngineConfig{PolicyFile: cfg.PolicyFile, IgnoreFiles: cfg.IgnoreFiles})
+	rules, err := verdict.Load(cfg.PolicyFile, cfg.IgnoreFiles)
 	if err != nil {
 		return nil, fmt.Errorf("results: %w", err)
 	}
-	ropts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
+	rules.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
 	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
 	auth, err := newAuth(cfg, log)
 	if err != nil {
@@ -155,7 +155,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s := &Service{cfg: cfg, deps: deps, store: rs, reg: reg, handler: router, vulndb: vdb,
 		reader: &wire.Reader{Signer: signer},
 		rematch: &rematch.Rematcher{
-			JS: deps.JetStream, Store: rs, Options: ropts, DB: vdb.Current,
+			JS: deps.JetStream, Store: rs, Rules: rules, DB: vdb.Current,
 			Concurrency: max(cfg.RematchConcurrency, 1), Log: log,
 		},
 		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -335,7 +335,7 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	// worker that had not swapped yet, or had none) is brought up to date
 	// here, so a stored report never lags behind a finished re-match.
 	if db := s.vulndb.Current(); db != nil && olderDB(r, db) {
-		inspect.Rematch(r, db, s.rematch.Options)
+		s.rematch.Rules.Rematch(r, db)
 	}
 	stored, err := s.store.Put(ctx, r)
 	if err != nil {

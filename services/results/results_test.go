@@ -31,8 +31,8 @@ type flakyS3 struct {
 	down atomic.Bool
 	// frozen: connections are accepted and never answered.
 	frozen atomic.Bool
-	h    http.Handler
-	puts atomic.Int32
+	h      http.Handler
+	puts   atomic.Int32
 }
 
 func (f *flakyS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {

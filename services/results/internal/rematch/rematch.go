@@ -18,10 +18,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/store"
+	"github.com/customs-scan/customs/pkg/verdict"
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
@@ -36,8 +36,8 @@ const doneKey = "rematched"
 type Rematcher struct {
 	JS    jetstream.JetStream
 	Store *reportstore.Store
-	// Options carry the policy and ignore rules (inspect.RematchOptions).
-	Options inspect.Options
+	// Rules carry the policy and ignore rules.
+	Rules verdict.Rules
 	// DB is the current database (the watcher's).
 	DB func() *vulndb.DB
 	// Concurrency bounds manifests re-matched at once (S3 round trips
@@ -181,7 +181,7 @@ func (m *Rematcher) refreshIndexes(ctx context.Context, db *vulndb.DB) error {
 		built, now := db.Header().Built.UTC(), time.Now().UTC()
 		r.VulnerabilityDB = report.VulnerabilityDB{Status: report.VulnDBChecked, Version: db.Version(), BuiltAt: &built, MatchedAt: &now}
 		r.Verdict, r.VerdictRule, r.VerdictReason = "", "", ""
-		m.Options.Policy.Apply(r)
+		m.Rules.Policy.Apply(r)
 		if _, err := m.Store.Update(ctx, r); err != nil {
 			return err
 		}
@@ -230,7 +230,7 @@ func (m *Rematcher) One(ctx context.Context, key string, db *vulndb.DB) (Result,
 	}
 	prevVersion, prevVerdict := r.VulnerabilityDB.Version, r.Verdict
 	r.Packages = inv.Packages // the inventory is what is matched
-	gained, changed := inspect.Rematch(r, db, m.Options)
+	gained, changed := m.Rules.Rematch(r, db)
 	if !changed {
 		return Skipped, nil
 	}

@@ -1,11 +1,11 @@
-package inspect_test
+package verdict_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/verdict"
 	"github.com/customs-scan/customs/pkg/vulndb/vulndbtest"
 )
 
@@ -16,23 +16,23 @@ func TestRematchAnnouncesOnlyWhatIsNew(t *testing.T) {
 	r.Normalize()
 
 	// First match: the GitHub advisory only.
-	gained, changed := inspect.Rematch(r, vulndbtest.Build(t, t0, "osv-aliases/GHSA-69cg-p879-7622.json"), inspect.Options{})
+	gained, changed := (verdict.Rules{}).Rematch(r, vulndbtest.Build(t, t0, "osv-aliases/GHSA-69cg-p879-7622.json"))
 	if !changed || len(gained) != 1 || gained[0].ID != "GHSA-69cg-p879-7622" || r.Verdict != report.VerdictWarn {
 		t.Fatalf("first: gained %+v verdict %s", gained, r.Verdict)
 	}
 	// The Go record joins it: renamed to GO-2022-0969, not new.
-	gained, _ = inspect.Rematch(r, vulndbtest.Build(t, t0.Add(time.Hour), "osv-aliases/GHSA-69cg-p879-7622.json", "osv/go/GO-2022-0969.json"), inspect.Options{})
+	gained, _ = (verdict.Rules{}).Rematch(r, vulndbtest.Build(t, t0.Add(time.Hour), "osv-aliases/GHSA-69cg-p879-7622.json", "osv/go/GO-2022-0969.json"))
 	if len(gained) != 0 || len(r.Vulnerabilities) != 1 || r.Vulnerabilities[0].ID != "GO-2022-0969" {
 		t.Fatalf("second: gained %+v, vulnerabilities %+v", gained, r.Vulnerabilities)
 	}
 	// A database without it: gone, nothing gained, verdict back to pass.
-	gained, _ = inspect.Rematch(r, vulndbtest.Build(t, t0.Add(2*time.Hour), "osv/go/GO-2020-0015.json"), inspect.Options{})
+	gained, _ = (verdict.Rules{}).Rematch(r, vulndbtest.Build(t, t0.Add(2*time.Hour), "osv/go/GO-2020-0015.json"))
 	if len(gained) != 0 || len(r.Vulnerabilities) != 0 || r.Verdict != report.VerdictPass || r.VulnerabilityDB.Status != report.VulnDBChecked {
 		t.Fatalf("third: gained %+v, vulnerabilities %+v, verdict %s", gained, r.Vulnerabilities, r.Verdict)
 	}
 	// Failed scans and indexes are not re-matched.
 	failed := &report.Report{Status: report.StatusFailed}
-	if _, changed := inspect.Rematch(failed, vulndbtest.Build(t, t0, "osv/go/GO-2020-0015.json"), inspect.Options{}); changed {
+	if _, changed := (verdict.Rules{}).Rematch(failed, vulndbtest.Build(t, t0, "osv/go/GO-2020-0015.json")); changed {
 		t.Fatal("a failed scan was re-matched")
 	}
 }
