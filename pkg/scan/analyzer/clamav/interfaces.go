@@ -1,0 +1,13 @@
+// Code in this file only checks, at compile time, that the analyzer still
+// implements each optional interface it means to: a changed signature
+// would otherwise silently turn the feature off.
+
+package clamav
+
+import "github.com/customs-scan/customs/pkg/scan/analyzer"
+
+var (
+	_ analyzer.Analyzer      = (*Analyzer)(nil)
+	_ analyzer.Fingerprinter = (*Analyzer)(nil)
+	_ analyzer.Persistent    = (*Analyzer)(nil)
+)
