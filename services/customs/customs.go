@@ -63,7 +63,9 @@ type UpConfig struct {
 	Registries         []string
 	InsecureRegistries []string
 	// RedirectHosts and AllowForeignLayers: see scanner.Config.
-	RedirectHosts      []string
+	RedirectHosts []string
+	// TokenHosts: see scanner.Config.
+	TokenHosts         []string
 	AllowForeignLayers bool
 	// Workers is how many images are scanned at once; 0 runs no scanner
 	// (scanners run as separate processes against this NATS).
@@ -268,7 +270,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		Workers: cfg.Workers, AckWait: cfg.AckWait, MaxDeliver: 6, MaxAckPending: 64,
 		ScanTimeout: 15 * time.Minute, Limits: cfg.Limits, Engine: cfg.Engine,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
-		RedirectHosts: cfg.RedirectHosts, AllowForeignLayers: cfg.AllowForeignLayers,
+		RedirectHosts: cfg.RedirectHosts, TokenHosts: cfg.TokenHosts, AllowForeignLayers: cfg.AllowForeignLayers,
 		Signing: wire.SigningConfig{Key: st.ReportSigningKey},
 	}, scanner.Deps{JetStream: js("scanner"), Ready: natsconn.Ready(conns["scanner"]), Log: log, RemoteOptions: remoteOpts})
 	if err != nil {

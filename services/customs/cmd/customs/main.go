@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -20,6 +19,8 @@ import (
 	"github.com/customs-scan/customs/services/customs"
 	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 	"github.com/customs-scan/customs/services/customs/internal/scancmd"
+	"github.com/customs-scan/customs/services/ingest"
+	"github.com/customs-scan/customs/services/results"
 	"github.com/customs-scan/customs/services/scanner"
 )
 
@@ -69,8 +70,25 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("%w: unknown command %q", scancmd.ErrUsage, args[0])
 }
 
+// serviceEnv is the environment `customs up` reads: the same structs the
+// standalone services parse, so a variable means the same in both. Flags
+// typed by a person override them.
+type serviceEnv struct {
+	Ingest  ingest.Config
+	Scanner scanner.Config
+	Results results.Config
+}
+
 func up(ctx context.Context, args []string, stderr io.Writer) error {
+	var se serviceEnv
+	if err := env.Parse(&se); err != nil {
+		return fmt.Errorf("%w: environment: %w", scancmd.ErrUsage, err)
+	}
 	cfg := customs.DefaultUpConfig()
+	cfg.Limits = se.Scanner.Limits
+	cfg.TokenHosts = se.Scanner.TokenHosts
+	// Secrets come from the environment only, never from flags (ps shows those).
+	cfg.AdminToken, cfg.APIAuth = se.Results.AdminToken, se.Results.APIAuth
 	fs := flag.NewFlagSet("customs up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for NATS, S3 and registry data")
@@ -80,20 +98,21 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.ScannerAddr, "scanner-addr", cfg.ScannerAddr, "scanner health/metrics address")
 	fs.StringVar(&cfg.NATSAddr, "nats-addr", cfg.NATSAddr, "embedded NATS client address")
 	fs.StringVar(&cfg.S3Addr, "s3-addr", cfg.S3Addr, "embedded S3 address")
-	fs.StringVar(&cfg.WebhookToken, "webhook-token", os.Getenv("CUSTOMS_WEBHOOK_TOKEN"), "bearer token webhooks must carry (generated and printed when empty)")
-	fs.StringVar(&cfg.APITokensFile, "api-tokens", os.Getenv("CUSTOMS_API_TOKENS"), "YAML file of hashed report API tokens (see customs token new); without it reads are open on loopback")
-	registries := fs.String("registries", os.Getenv("CUSTOMS_REGISTRIES"), "comma-separated registry hosts Customs may pull from")
-	insecure := fs.String("insecure-registries", os.Getenv("CUSTOMS_INSECURE_REGISTRIES"), "comma-separated registry hosts reached over plain HTTP")
-	redirects := fs.String("registry-redirect-hosts", os.Getenv("CUSTOMS_REGISTRY_REDIRECT_HOSTS"), "comma-separated hosts registries may redirect to or use as token realm (never sent credentials)")
-	fs.BoolVar(&cfg.AllowForeignLayers, "allow-foreign-layers", envBool("CUSTOMS_ALLOW_FOREIGN_LAYERS"), "fetch foreign-layer URLs (from allowed hosts only)")
+	fs.StringVar(&cfg.WebhookToken, "webhook-token", se.Ingest.WebhookToken, "bearer token webhooks must carry (generated and printed when empty)")
+	fs.StringVar(&cfg.APITokensFile, "api-tokens", se.Results.APITokensFile, "YAML file of hashed report API tokens (see customs token new); without it reads are open on loopback")
+	registries := fs.String("registries", strings.Join(se.Scanner.Registries, ","), "comma-separated registry hosts Customs may pull from")
+	insecure := fs.String("insecure-registries", strings.Join(se.Scanner.InsecureRegistries, ","), "comma-separated registry hosts reached over plain HTTP")
+	redirects := fs.String("registry-redirect-hosts", strings.Join(se.Scanner.RedirectHosts, ","), "comma-separated hosts registries may redirect to or use as token realm (never sent credentials)")
+	fs.BoolVar(&cfg.AllowForeignLayers, "allow-foreign-layers", se.Scanner.AllowForeignLayers, "fetch foreign-layer URLs (from allowed hosts only)")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "images scanned at once (0: no scanner in this process)")
-	fs.StringVar(&cfg.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
-	upYara := fs.String("yara-rules", os.Getenv("CUSTOMS_YARA_RULES"), "comma-separated YARA rule files or directories")
-	upScanners := fs.String("scanners", os.Getenv("CUSTOMS_SCANNERS"), "comma-separated: packages,malware,secrets,misconfig (default all)")
-	upHashes := fs.String("malware-hashes", os.Getenv("CUSTOMS_MALWARE_HASHES"), "comma-separated files of known-bad SHA-256s")
-	fs.StringVar(&cfg.Engine.ClamdAddr, "clamd", os.Getenv("CUSTOMS_CLAMD_ADDR"), "stream suspicious files to this clamd")
+	cfg.Engine = se.Scanner.Engine
+	fs.StringVar(&cfg.Engine.PolicyFile, "policy", cfg.Engine.PolicyFile, "verdict policy file (YAML)")
+	upYara := fs.String("yara-rules", strings.Join(cfg.Engine.YARARules, ","), "comma-separated YARA rule files or directories")
+	upScanners := fs.String("scanners", strings.Join(cfg.Engine.Scanners, ","), "comma-separated: packages,malware,secrets,misconfig (default all)")
+	upHashes := fs.String("malware-hashes", strings.Join(cfg.Engine.MalwareHashes, ","), "comma-separated files of known-bad SHA-256s")
+	fs.StringVar(&cfg.Engine.ClamdAddr, "clamd", cfg.Engine.ClamdAddr, "stream suspicious files to this clamd")
 	fs.StringVar(&cfg.DBPath, "db", "", "vulnerability database to publish to the scanners at start (default: $CUSTOMS_DB or the user cache dir; missing: none)")
-	upIgnore := fs.String("ignore", os.Getenv("CUSTOMS_IGNORE_FILES"), "comma-separated OpenVEX documents or ignore files")
+	upIgnore := fs.String("ignore", strings.Join(cfg.Engine.IgnoreFiles, ","), "comma-separated OpenVEX documents or ignore files")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -102,15 +121,7 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: --log-level: %w", scancmd.ErrUsage, err)
 	}
-	// The scanner's limits come from the same variables as the standalone
-	// scanner's (CUSTOMS_MAX_*), parsed by the same struct.
-	if err := env.Parse(&cfg.Limits); err != nil {
-		return fmt.Errorf("%w: %w", scancmd.ErrUsage, err)
-	}
 	cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(lvl).With().Timestamp().Logger()
-	// Secrets come from the environment only, never from flags (ps shows those).
-	cfg.AdminToken = os.Getenv("CUSTOMS_ADMIN_TOKEN")
-	cfg.APIAuth = os.Getenv("CUSTOMS_API_AUTH")
 	cfg.Registries = splitList(*registries)
 	cfg.InsecureRegistries = splitList(*insecure)
 	cfg.RedirectHosts = splitList(*redirects)
@@ -143,28 +154,29 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var opts scancmd.Options
+	// The scanner's environment (engines, egress, limits) with the flags on top.
+	var sc scanner.Config
+	if err := env.Parse(&sc); err != nil {
+		return fmt.Errorf("%w: environment: %w", scancmd.ErrUsage, err)
+	}
+	opts := scancmd.Options{Engine: sc.Engine, TokenHosts: sc.TokenHosts}
 	fs := flag.NewFlagSet("customs scan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.Input, "input", "", "scan a docker-save or OCI-layout tarball instead of a registry image")
 	fs.StringVar(&opts.Format, "format", "json", "output format: json or table")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "reach the registry over plain HTTP")
-	scanRedirects := fs.String("registry-redirect-hosts", os.Getenv("CUSTOMS_REGISTRY_REDIRECT_HOSTS"), "comma-separated hosts the registry may redirect to or use as token realm (never sent credentials)")
-	fs.BoolVar(&opts.AllowForeignLayers, "allow-foreign-layers", envBool("CUSTOMS_ALLOW_FOREIGN_LAYERS"), "fetch foreign-layer URLs (from allowed hosts only)")
-	fs.StringVar(&opts.Engine.PolicyFile, "policy", os.Getenv("CUSTOMS_POLICY_FILE"), "verdict policy file (YAML)")
-	yaraRules := fs.String("yara-rules", os.Getenv("CUSTOMS_YARA_RULES"), "comma-separated YARA rule files or directories")
-	scanners := fs.String("scanners", os.Getenv("CUSTOMS_SCANNERS"), "comma-separated: packages,malware,secrets,misconfig (default all)")
-	hashes := fs.String("malware-hashes", os.Getenv("CUSTOMS_MALWARE_HASHES"), "comma-separated files of known-bad SHA-256s")
-	fs.StringVar(&opts.Engine.ClamdAddr, "clamd", os.Getenv("CUSTOMS_CLAMD_ADDR"), "stream suspicious files to this clamd (tcp://host:port or unix:///path)")
+	scanRedirects := fs.String("registry-redirect-hosts", strings.Join(sc.RedirectHosts, ","), "comma-separated hosts the registry may redirect to or use as token realm (never sent credentials)")
+	fs.BoolVar(&opts.AllowForeignLayers, "allow-foreign-layers", sc.AllowForeignLayers, "fetch foreign-layer URLs (from allowed hosts only)")
+	fs.StringVar(&opts.Engine.PolicyFile, "policy", opts.Engine.PolicyFile, "verdict policy file (YAML)")
+	yaraRules := fs.String("yara-rules", strings.Join(opts.Engine.YARARules, ","), "comma-separated YARA rule files or directories")
+	scanners := fs.String("scanners", strings.Join(opts.Engine.Scanners, ","), "comma-separated: packages,malware,secrets,misconfig (default all)")
+	hashes := fs.String("malware-hashes", strings.Join(opts.Engine.MalwareHashes, ","), "comma-separated files of known-bad SHA-256s")
+	fs.StringVar(&opts.Engine.ClamdAddr, "clamd", opts.Engine.ClamdAddr, "stream suspicious files to this clamd (tcp://host:port or unix:///path)")
 	fs.StringVar(&opts.DBPath, "db", "", "vulnerability database (default: $CUSTOMS_DB or the user cache dir)")
 	fs.StringVar(&opts.LayerCacheDir, "layer-cache", os.Getenv("CUSTOMS_LAYER_CACHE_DIR"), "keep per-layer results in this directory and reuse them for shared layers")
-	ignoreFiles := fs.String("ignore", os.Getenv("CUSTOMS_IGNORE_FILES"), "comma-separated OpenVEX documents or ignore files")
+	ignoreFiles := fs.String("ignore", strings.Join(opts.Engine.IgnoreFiles, ","), "comma-separated OpenVEX documents or ignore files")
 	// CUSTOMS_MAX_* as for the scanner service; the flags override them.
-	var envLim scanner.LimitsConfig
-	if err := env.Parse(&envLim); err != nil {
-		return fmt.Errorf("%w: %w", scancmd.ErrUsage, err)
-	}
-	lim := envLim.ScanLimits()
+	lim := sc.Limits.ScanLimits()
 	fs.Int64Var(&lim.MaxUncompressedBytes, "max-uncompressed-bytes", lim.MaxUncompressedBytes, "fail when the layers expand beyond this")
 	fs.Int64Var(&lim.MaxFiles, "max-files", lim.MaxFiles, "fail when the image holds more files")
 	fs.Int64Var(&lim.MaxFileSize, "max-file-size", lim.MaxFileSize, "fail when one file is larger")
@@ -244,11 +256,6 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("%w: unknown db subcommand %q (want update, publish or info)", scancmd.ErrUsage, args[0])
 }
 
-// envBool reads a boolean variable; unset or unparsable is false.
-func envBool(name string) bool {
-	b, _ := strconv.ParseBool(os.Getenv(name))
-	return b
-}
 
 func splitList(s string) []string {
 	var out []string

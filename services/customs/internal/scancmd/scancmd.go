@@ -46,6 +46,8 @@ type Options struct {
 	// RedirectHosts may be sent to by the registry (blob storage, a token
 	// realm on another host); the registry named in Ref is the allowlist.
 	RedirectHosts []string
+	// TokenHosts are token realms trusted with the registry's credentials.
+	TokenHosts []string
 	// AllowForeignLayers fetches foreign-layer URLs (from allowed hosts).
 	AllowForeignLayers bool
 }
@@ -135,7 +137,7 @@ func scanRemote(ctx context.Context, opts Options, iopts inspect.Options) ([]*re
 	if opts.Insecure {
 		allow = egress.WithInsecureRegistries(registry)
 	}
-	policy := egress.NewPolicy(allow, egress.WithRedirectHosts(opts.RedirectHosts...), egress.WithForeignLayers(opts.AllowForeignLayers))
+	policy := egress.NewPolicy(allow, egress.WithRedirectHosts(opts.RedirectHosts...), egress.WithTokenHosts(opts.TokenHosts...), egress.WithForeignLayers(opts.AllowForeignLayers))
 	tr := egress.NewTransport(policy, nil)
 	defer tr.CloseIdleConnections()
 	rt, err := tr.For(registry)
