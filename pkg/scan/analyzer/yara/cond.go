@@ -603,15 +603,23 @@ func (c *compiler) forIn(v *ast.ForIn) (expr, error) {
 		}
 		count = func(e *env) (int, bool) {
 			lo, hi, ok := r(e)
-			if !ok || hi-lo >= maxLoop {
+			switch {
+			case !ok:
+				return 0, false
+			case hi < lo:
+				return 0, true
+			case uint64(hi)-uint64(lo) >= maxLoop: // hi-lo may overflow int64
 				return 0, false
 			}
-			return int(max(hi-lo+1, 0)), true
+			return int(hi-lo) + 1, true
 		}
 		items = func(e *env, yield func(int64) bool) bool {
 			lo, hi, _ := r(e)
-			for i := lo; i <= hi; i++ {
-				if !yield(i) {
+			if hi < lo {
+				return true
+			}
+			for i := lo; ; i++ { // i <= hi is always true when hi is MaxInt64
+				if !yield(i) || i == hi {
 					break
 				}
 			}
