@@ -2,6 +2,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -66,70 +67,49 @@ func Mount(router chi.Router, s *reportstore.Store, auth *apiauth.Authenticator,
 			httpx.WriteJSON(w, http.StatusOK, db())
 		})
 	}
-	r.Get("/v1/reports/{digest}", func(w http.ResponseWriter, req *http.Request) {
-		digest := chi.URLParam(req, "digest")
-		if !digestRE.MatchString(digest) {
-			httpx.WriteError(w, http.StatusBadRequest, "digest must look like sha256:<64 lowercase hex>")
-			return
+	// document serves one stored document of a digest: read checks the
+	// digest, scope hides other teams' documents as missing (404), and a
+	// storage failure is a 503.
+	document := func(what, missing string, read func(context.Context, string) ([]byte, error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, req *http.Request) {
+			digest := chi.URLParam(req, "digest")
+			if !digestRE.MatchString(digest) {
+				httpx.WriteError(w, http.StatusBadRequest, "digest must look like sha256:<64 lowercase hex>")
+				return
+			}
+			raw, err := read(req.Context(), digest)
+			if errors.Is(err, store.ErrNotFound) || err == nil && !visible(req, raw) {
+				httpx.WriteError(w, http.StatusNotFound, "no "+what+" for "+digest+missing)
+				return
+			}
+			if err != nil {
+				log.Error().Err(err).Str("digest", digest).Str("document", what).Msg("read failed")
+				httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(raw)
 		}
-		raw, err := s.GetRaw(req.Context(), digest)
-		if errors.Is(err, store.ErrNotFound) || err == nil && !visible(req, raw) {
-			httpx.WriteError(w, http.StatusNotFound, "no report for "+digest+" (yet)")
-			return
-		}
+	}
+	r.Get("/v1/reports/{digest}", document("report", " (yet)", s.GetRaw))
+	r.Get("/v1/reports/{digest}/inventory", document("inventory", " (not scanned yet, an index, or a failed scan)", s.GetInventoryRaw))
+	// Attempts are shown to whoever may see the digest's report; the
+	// attempts document is built from the stored attempt records.
+	r.Get("/v1/reports/{digest}/attempts", document("report", " (yet)", func(ctx context.Context, digest string) ([]byte, error) {
+		raw, err := s.GetRaw(ctx, digest)
 		if err != nil {
-			log.Error().Err(err).Str("digest", digest).Msg("read report failed")
-			httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
-			return
+			return nil, err
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(raw)
-	})
-	r.Get("/v1/reports/{digest}/inventory", func(w http.ResponseWriter, req *http.Request) {
-		digest := chi.URLParam(req, "digest")
-		if !digestRE.MatchString(digest) {
-			httpx.WriteError(w, http.StatusBadRequest, "digest must look like sha256:<64 lowercase hex>")
-			return
-		}
-		raw, err := s.GetInventoryRaw(req.Context(), digest)
-		if errors.Is(err, store.ErrNotFound) || err == nil && !visible(req, raw) {
-			httpx.WriteError(w, http.StatusNotFound, "no inventory for "+digest+" (not scanned yet, an index, or a failed scan)")
-			return
-		}
+		attempts, err := s.Attempts(ctx, digest, 100)
 		if err != nil {
-			log.Error().Err(err).Str("digest", digest).Msg("read inventory failed")
-			httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
-			return
+			return nil, err
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(raw)
-	})
-	r.Get("/v1/reports/{digest}/attempts", func(w http.ResponseWriter, req *http.Request) {
-		digest := chi.URLParam(req, "digest")
-		if !digestRE.MatchString(digest) {
-			httpx.WriteError(w, http.StatusBadRequest, "digest must look like sha256:<64 lowercase hex>")
-			return
+		var doc struct {
+			Artifact json.RawMessage `json:"artifact"`
 		}
-		// Attempts are shown to whoever may see the digest's report.
-		raw, err := s.GetRaw(req.Context(), digest)
-		if errors.Is(err, store.ErrNotFound) || err == nil && !visible(req, raw) {
-			httpx.WriteError(w, http.StatusNotFound, "no report for "+digest+" (yet)")
-			return
-		}
-		var attempts []*report.Report
-		if err == nil {
-			attempts, err = s.Attempts(req.Context(), digest, 100)
-		}
-		if err != nil {
-			log.Error().Err(err).Str("digest", digest).Msg("read attempts failed")
-			httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
-			return
-		}
-		if attempts == nil {
-			attempts = []*report.Report{}
-		}
-		httpx.WriteJSON(w, http.StatusOK, map[string]any{"digest": digest, "attempts": attempts})
-	})
+		_ = json.Unmarshal(raw, &doc) // visible() reads the artifact: keep it
+		return json.Marshal(map[string]any{"digest": digest, "artifact": doc.Artifact, "attempts": append([]*report.Report{}, attempts...)})
+	}))
 	r.Get("/v1/reports", func(w http.ResponseWriter, req *http.Request) {
 		repo := req.URL.Query().Get("repository")
 		if repo == "" {
