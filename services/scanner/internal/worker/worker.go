@@ -69,7 +69,6 @@ func (w *Worker) SetReports(bodies jetstream.ObjectStore, signer *wire.Signer) {
 // SetScanned turns on skipping jobs already scanned, recorded in kv.
 func (w *Worker) SetScanned(kv jetstream.KeyValue) { w.scanned = kv }
 
-
 // New builds a Worker and registers its metrics on reg.
 func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg prometheus.Registerer, log zerolog.Logger) *Worker {
 	if cfg.MaxManifestBytes <= 0 {
