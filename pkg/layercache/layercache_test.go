@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/layercache"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
@@ -145,7 +146,8 @@ func TestObjectStoreWithScan(t *testing.T) {
 	}
 	base := scantest.Layer(t, scantest.DebianRootfs(t)...)
 	app := scantest.Layer(t, scantest.Reg("app/node_modules/ms/package.json", `{"name": "ms", "version": "2.1.3"}`), scantest.Whiteout("var/lib/dpkg/status"))
-	opts := []scan.Option{scan.WithLayerCache(c), scan.WithCacheErrors(func(err error) { t.Errorf("cache error: %v", err) })}
+	analyzers := scan.WithAnalyzers(inspect.PackageAnalyzers()...)
+	opts := []scan.Option{analyzers, scan.WithLayerCache(c), scan.WithCacheErrors(func(err error) { t.Errorf("cache error: %v", err) })}
 	if _, err := scan.Image(ctx, scantest.Image(t, base), opts...); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +159,7 @@ func TestObjectStoreWithScan(t *testing.T) {
 	if n.Load() != 0 {
 		t.Errorf("the cached base layer was fetched %d times", n.Load())
 	}
-	want, err := scan.Image(ctx, scantest.Image(t, base, app))
+	want, err := scan.Image(ctx, scantest.Image(t, base, app), analyzers)
 	if err != nil {
 		t.Fatal(err)
 	}

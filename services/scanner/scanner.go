@@ -186,23 +186,23 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("scanner: %w", err)
 	}
 	reg := httpx.NewRegistry()
-	engine, err := inspect.NewEngine(cfg.Engine)
+	cache := &cacheSlot{}
+	cacheErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "customs_scanner_layer_cache_errors_total", Help: "Layer cache reads and writes that failed (the layer was scanned instead).",
+	})
+	engine, err := inspect.NewEngine(cfg.Engine, scan.WithLimits(cfg.Limits.ScanLimits()),
+		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }))
 	if err != nil {
 		return nil, fmt.Errorf("scanner: %w", err)
 	}
+	reg.MustRegister(cacheErrors)
 	// The service field is added once, here; everything below logs through it.
 	log := deps.Log.With().Str("service", "scanner").Logger()
 	deps.Log = log
 	// The vulnerability database follows what is published to JetStream;
 	// each scan reads the current one once, so a swap never splits a scan.
 	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
-	cache := &cacheSlot{}
-	cacheErrors := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "customs_scanner_layer_cache_errors_total", Help: "Layer cache reads and writes that failed (the layer was scanned instead).",
-	})
-	reg.MustRegister(cacheErrors)
-	iopts := engine.Options(scan.WithLimits(cfg.Limits.ScanLimits()),
-		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }))
+	iopts := engine.Options()
 	iopts.VulnDB = vdb.Current
 	iopts.JobMaxBytes, iopts.JobMaxFiles = cfg.Limits.JobLimits()
 	iopts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }

@@ -67,19 +67,21 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if opts.Format != "json" && opts.Format != "table" {
 		return fmt.Errorf("%w: --format must be json or table", ErrUsage)
 	}
-	engine, err := inspect.NewEngine(opts.Engine)
+	sopts := []scan.Option{scan.WithLimits(opts.Limits)}
+	if opts.LayerCacheDir != "" {
+		sopts = append(sopts, scan.WithLayerCache(layercache.Dir(opts.LayerCacheDir)))
+	}
+	engine, err := inspect.NewEngine(opts.Engine, sopts...)
 	if err != nil {
 		return err
 	}
 	defer engine.Close()
-	sopts := []scan.Option{scan.WithLimits(opts.Limits)}
 	if opts.LayerCacheDir != "" {
 		if err := os.MkdirAll(opts.LayerCacheDir, 0o755); err != nil {
 			return fmt.Errorf("layer cache: %w", err)
 		}
-		sopts = append(sopts, scan.WithLayerCache(layercache.Dir(opts.LayerCacheDir)))
 	}
-	iopts := engine.Options(sopts...)
+	iopts := engine.Options()
 	// An index is one job: its platforms share one image's budget, as in
 	// the scanner service by default.
 	if lim := opts.Limits; lim.MaxUncompressedBytes > 0 || lim.MaxFiles > 0 {
@@ -111,7 +113,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 }
 
 func openDB(opts Options) (*vulndb.DB, error) {
-	if opts.Engine.Scanners != nil && !slices.Contains(opts.Engine.Scanners, inspect.ScannerPackages) {
+	if opts.Engine.Detectors != nil && !slices.Contains(opts.Engine.Detectors, inspect.DetectorPackages) {
 		return nil, nil
 	}
 	db, path, err := vulndb.OpenOptional(opts.DBPath)
