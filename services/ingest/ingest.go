@@ -2,7 +2,15 @@
 // manifest or index push into a scan job on NATS JetStream.
 //
 //	svc, err := ingest.New(cfg, ingest.Deps{JetStream: js, Ready: ready, Log: log})
-//	err = svc.Run(ctx)
+//	err = svc.Run(ctx)       // or svc.Serve(ctx, ln)
+//
+// New checks the configuration and builds the service; nothing listens or
+// connects yet. Run(ctx) listens on cfg.Addr and serves until ctx ends;
+// Serve(ctx, ln) is the same on a listener the caller bound (`customs up`
+// binds every listener before it starts any service). Both return nil once
+// ctx has ended and the service has shut down, or the error that stopped it
+// first; ln is closed when Serve returns. ingest, scanner and results share
+// this lifecycle.
 package ingest
 
 import (
@@ -104,7 +112,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // Handler is the HTTP API (webhooks, health, metrics).
 func (s *Service) Handler() http.Handler { return s.handler }
 
-// Run serves on cfg.Addr until ctx is cancelled.
+// Run listens on cfg.Addr and serves until ctx ends (Serve on a listener
+// of its own).
 func (s *Service) Run(ctx context.Context) error {
 	ln, err := httpx.Listen(s.cfg.Addr)
 	if err != nil {
@@ -113,8 +122,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves on ln until ctx is cancelled.
+// Serve serves webhooks, health and metrics on ln until ctx ends; ln is
+// closed when it returns.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	defer ln.Close()
 	log := s.log.With().Str("service", "ingest").Logger()
 	if s.cfg.WebhookToken == "" {
 		ctx, cancel := context.WithCancel(ctx)

@@ -2,7 +2,18 @@
 // reports in S3-compatible storage and serves them over HTTP.
 //
 //	svc, err := results.New(cfg, results.Deps{JetStream: js, Bucket: bucket, Log: log})
-//	err = svc.Run(ctx)
+//	err = svc.Run(ctx)       // or svc.Serve(ctx, ln)
+//
+// New checks the configuration and builds the service; nothing listens or
+// connects yet. Run(ctx) listens on cfg.Addr and serves until ctx ends;
+// Serve(ctx, ln) is the same on a listener the caller bound (`customs up`
+// binds every listener before it starts any service). Both return nil once
+// ctx has ended and the service has shut down, or the error that stopped it
+// first; ln is closed when Serve returns. ingest, scanner and results share
+// this lifecycle.
+//
+// Serve binds the JetStream resources, then stores report events, re-matches
+// after database updates and serves the report API (internal/reportapi).
 package results
 
 import (
@@ -27,8 +38,8 @@ import (
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
-	"github.com/customs-scan/customs/services/results/internal/api"
 	"github.com/customs-scan/customs/services/results/internal/rematch"
+	"github.com/customs-scan/customs/services/results/internal/reportapi"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
 )
 
@@ -137,14 +148,14 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("results: %w", err)
 	}
-	api.Mount(router, rs, auth, func() api.DBInfo {
+	reportapi.Mount(router, rs, auth, func() reportapi.DBInfo {
 		db := vdb.Current()
 		if db == nil {
-			return api.DBInfo{Status: "none"}
+			return reportapi.DBInfo{Status: "none"}
 		}
 		h := db.Header()
 		built := h.Built.UTC()
-		return api.DBInfo{Status: "loaded", Version: db.Version(), BuiltAt: &built, Advisories: h.Advisories, Entries: h.Entries}
+		return reportapi.DBInfo{Status: "loaded", Version: db.Version(), BuiltAt: &built, Advisories: h.Advisories, Entries: h.Entries}
 	}, log)
 	// Every results process asks; the request's message id makes it one.
 	vdb.OnSwap = func(ctx context.Context, _, db *vulndb.DB) {
@@ -175,7 +186,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // Handler is the HTTP API.
 func (s *Service) Handler() http.Handler { return s.handler }
 
-// Run consumes report events and serves the API on cfg.Addr.
+// Run listens on cfg.Addr, consumes report events and serves the API until
+// ctx ends (Serve on a listener of its own).
 func (s *Service) Run(ctx context.Context) error {
 	ln, err := httpx.Listen(s.cfg.Addr)
 	if err != nil {
@@ -184,8 +196,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Run with the listener given.
+// Serve consumes report events and serves the report API on ln until ctx
+// ends; ln is closed when it returns.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	defer ln.Close()
 	cons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.ReportsStream, jetstream.ConsumerConfig{
 		Durable:       queue.ResultsConsumer,
 		Description:   "stores reports in S3",

@@ -2,7 +2,18 @@
 // digest with go-containerregistry, scans it and publishes the report.
 //
 //	svc, err := scanner.New(cfg, scanner.Deps{JetStream: js, Ready: ready, Log: log})
-//	err = svc.Run(ctx)
+//	err = svc.Run(ctx)       // or svc.Serve(ctx, ln)
+//
+// New checks the configuration and builds the service; nothing listens or
+// connects yet. Run(ctx) listens on cfg.Addr and serves until ctx ends;
+// Serve(ctx, ln) is the same on a listener the caller bound (`customs up`
+// binds every listener before it starts any service). Both return nil once
+// ctx has ended and the service has shut down, or the error that stopped it
+// first; ln is closed when Serve returns. ingest, scanner and results share
+// this lifecycle.
+//
+// Serve binds the JetStream resources (consumers, buckets), then works jobs
+// (internal/jobs, through queue.Worker) and serves health and metrics.
 package scanner
 
 import (
@@ -26,7 +37,7 @@ import (
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
-	"github.com/customs-scan/customs/services/scanner/internal/worker"
+	"github.com/customs-scan/customs/services/scanner/internal/jobs"
 )
 
 // ScannedBucket is the KV bucket of already scanned jobs.
@@ -153,7 +164,7 @@ type Service struct {
 	cfg    Config
 	deps   Deps
 	reg    *prometheus.Registry
-	worker *worker.Worker
+	jobs   *jobs.Handler
 	engine *inspect.Engine
 	signer *wire.Signer
 }
@@ -206,7 +217,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	iopts.VulnDB = vdb.Current
 	iopts.JobMaxBytes, iopts.JobMaxFiles = cfg.Limits.JobLimits()
 	iopts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
-	w := worker.New(worker.Config{
+	h := jobs.New(jobs.Config{
 		Registries:         cfg.Registries,
 		InsecureRegistries: cfg.InsecureRegistries,
 		RedirectHosts:      cfg.RedirectHosts,
@@ -216,7 +227,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,
 	}, deps.JetStream, deps.RemoteOptions, reg, deps.Log)
-	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w, engine: engine, vulndb: vdb, cache: cache, signer: signer}, nil
+	return &Service{cfg: cfg, deps: deps, reg: reg, jobs: h, engine: engine, vulndb: vdb, cache: cache, signer: signer}, nil
 }
 
 // cacheSlot is the layer cache once Serve has bound the object store;
@@ -241,7 +252,8 @@ func (c *cacheSlot) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// Run creates the durable consumer and works jobs until ctx is cancelled.
+// Run listens on cfg.Addr and works jobs until ctx ends (Serve on a
+// listener of its own).
 func (s *Service) Run(ctx context.Context) error {
 	ln, err := httpx.Listen(s.cfg.Addr)
 	if err != nil {
@@ -250,8 +262,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Run with the metrics listener given.
+// Serve creates the durable consumers and buckets, works jobs and serves
+// health and metrics on ln until ctx ends; ln is closed when it returns.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	defer ln.Close()
 	log := s.deps.Log
 	if s.cfg.ScannedTTL > 0 {
 		kv, err := queue.Ensure(ctx, "kv "+ScannedBucket, log, func(ctx context.Context) (jetstream.KeyValue, error) {
@@ -266,7 +280,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		if err != nil {
 			return fmt.Errorf("scanner: %w", err)
 		}
-		s.worker.SetScanned(kv)
+		s.jobs.SetScanned(kv)
 	}
 	if s.cfg.LayerCache.TTL > 0 {
 		objs, err := queue.Ensure(ctx, "object store "+layercache.DefaultBucket, log, func(ctx context.Context) (*layercache.ObjectStore, error) {
@@ -291,7 +305,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("scanner: %w", err)
 	}
-	s.worker.SetReports(bodies, s.signer)
+	s.jobs.SetReports(bodies, s.signer)
 	cons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.JobsStream, jetstream.ConsumerConfig{
 		Durable:       queue.ScannerConsumer,
 		Description:   "scanner workers",
@@ -312,8 +326,8 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	s.reg.MustRegister(outcomes)
 	qw := &queue.Worker{
 		Consumer:   cons,
-		Handler:    s.worker.Handle,
-		GiveUp:     s.worker.GiveUp,
+		Handler:    s.jobs.Handle,
+		GiveUp:     s.jobs.GiveUp,
 		Slots:      s.cfg.Workers,
 		AckWait:    s.cfg.AckWait,
 		MaxDeliver: s.cfg.MaxDeliver,
@@ -333,7 +347,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("scanner: create advisory consumer: %w", err)
 	}
 	advWorker := &queue.Worker{
-		Consumer: advCons, Handler: s.worker.HandleAdvisory, Slots: 1, AckWait: 30 * time.Second,
+		Consumer: advCons, Handler: s.jobs.HandleAdvisory, Slots: 1, AckWait: 30 * time.Second,
 		Backoff: func(n uint64) time.Duration { return min(queue.Backoff(n), 30*time.Second) },
 		Log:     log.With().Str("consumer", "scanner-dead-letters").Logger(),
 	}

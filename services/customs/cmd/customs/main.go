@@ -256,7 +256,6 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("%w: unknown db subcommand %q (want update, publish or info)", scancmd.ErrUsage, args[0])
 }
 
-
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
