@@ -14,9 +14,9 @@ import (
 
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/layercache"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
 )
 
 var (
@@ -49,7 +49,7 @@ func roundTrip(t *testing.T, c scan.LayerCache) {
 }
 
 func TestObjectStore(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
 	cfg := layercache.Config{TTL: 7 * 24 * time.Hour, MaxBytes: 64 << 20}
@@ -82,7 +82,7 @@ func TestObjectStore(t *testing.T) {
 }
 
 func TestObjectStoreServerDown(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	c, err := layercache.NewObjectStore(context.Background(), js, layercache.Config{Bucket: "down"})
 	if err != nil {
@@ -137,7 +137,7 @@ func (l fetchCounting) Compressed() (io.ReadCloser, error) {
 // Two scanners sharing the object store: the second downloads no layer
 // the first one scanned.
 func TestObjectStoreWithScan(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
 	c, err := layercache.NewObjectStore(ctx, js, layercache.Config{})
