@@ -74,9 +74,12 @@ type UpConfig struct {
 	Limits  scanner.LimitsConfig
 	Engine  inspect.EngineConfig
 	// DBPath is the vulnerability database published to the scanners at
-	// start ("" → vulndb.DefaultPath(); a missing file → none until one is
-	// published with `customs db update --publish`).
+	// start; "" publishes none (until one is published with `customs db
+	// update --publish`). A missing file fails Start unless DBOptional.
 	DBPath string
+	// DBOptional: a missing DBPath is no database, not an error (`customs
+	// up` without --db, looking in the default place).
+	DBOptional bool
 	// RemoteOptions are extra registry client options for the scanner.
 	RemoteOptions []remote.Option
 	// RegistryMiddleware wraps the embedded registry's handler (fault
@@ -242,7 +245,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	if err := queue.EnsureStreams(ctx, js("ingest"), queue.Topology{}); err != nil {
 		return nil, err
 	}
-	if err := publishDB(ctx, js("ingest"), cfg.DBPath, log); err != nil {
+	if err := publishDB(ctx, js("ingest"), cfg.DBPath, cfg.DBOptional, log); err != nil {
 		return nil, err
 	}
 	bucket, err := store.NewS3(ctx, store.S3Config{
@@ -342,8 +345,16 @@ func Up(ctx context.Context, cfg UpConfig) error {
 
 // publishDB makes the database file current in the embedded NATS unless
 // a newer one was published there before.
-func publishDB(ctx context.Context, js jetstream.JetStream, path string, log zerolog.Logger) error {
-	db, path, err := vulndb.OpenOptional(path)
+func publishDB(ctx context.Context, js jetstream.JetStream, path string, optional bool, log zerolog.Logger) error {
+	var db *vulndb.DB
+	var err error
+	switch {
+	case path == "":
+	case optional:
+		db, err = vulndb.OpenOptional(path)
+	default:
+		db, err = vulndb.OpenFile(path)
+	}
 	if err != nil {
 		return err
 	}

@@ -129,6 +129,14 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.Engine.Detectors = splitList(*upScanners)
 	cfg.Engine.MalwareHashes = splitList(*upHashes)
 	cfg.Engine.IgnoreFiles = splitList(*upIgnore)
+	if cfg.DBPath == "" {
+		// Without --db: $CUSTOMS_DB or the user cache dir, where a missing
+		// file means no database yet.
+		if cfg.DBPath, err = dbcmd.DefaultPath(); err != nil {
+			return err
+		}
+		cfg.DBOptional = true
+	}
 	st, err := customs.Start(ctx, cfg)
 	if err != nil {
 		return err

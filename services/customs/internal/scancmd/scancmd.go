@@ -24,6 +24,7 @@ import (
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 )
 
 // Options for one scan.
@@ -35,8 +36,9 @@ type Options struct {
 	Limits   scan.Limits
 	Engine   inspect.EngineConfig
 	Remote   []remote.Option
-	// DBPath is the vulnerability database; empty: vulndb.DefaultPath(),
-	// where a missing file means "not checked" instead of an error.
+	// DBPath is the vulnerability database; empty: dbcmd.DefaultPath()
+	// ($CUSTOMS_DB or the user cache dir), where a missing file means "not
+	// checked" instead of an error.
 	DBPath string
 	// Stderr gets hints (nil: discarded).
 	Stderr io.Writer
@@ -116,7 +118,14 @@ func openDB(opts Options) (*vulndb.DB, error) {
 	if opts.Engine.Detectors != nil && !slices.Contains(opts.Engine.Detectors, inspect.DetectorPackages) {
 		return nil, nil
 	}
-	db, path, err := vulndb.OpenOptional(opts.DBPath)
+	if opts.DBPath != "" {
+		return vulndb.OpenFile(opts.DBPath)
+	}
+	path, err := dbcmd.DefaultPath()
+	if err != nil {
+		return nil, err
+	}
+	db, err := vulndb.OpenOptional(path)
 	if err == nil && db == nil && opts.Stderr != nil {
 		fmt.Fprintf(opts.Stderr, "customs: no vulnerability database at %s: packages are listed but not checked (run `customs db update --source ...`)\n", path)
 	}
