@@ -269,9 +269,9 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		return nil, err
 	}
 	remoteOpts := append([]remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}, cfg.RemoteOptions...)
+	// Fields left zero get the services' defaults, as their commands do.
 	scn, err := scanner.New(scanner.Config{
-		Workers: cfg.Workers, AckWait: cfg.AckWait, MaxDeliver: 6, MaxAckPending: 64,
-		ScanTimeout: 15 * time.Minute, Limits: cfg.Limits, Engine: cfg.Engine,
+		Workers: cfg.Workers, AckWait: cfg.AckWait, Limits: cfg.Limits, Engine: cfg.Engine,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
 		RedirectHosts: cfg.RedirectHosts, TokenHosts: cfg.TokenHosts, AllowForeignLayers: cfg.AllowForeignLayers,
 		Signing: wire.SigningConfig{Key: st.ReportSigningKey},
@@ -279,8 +279,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := results.New(results.Config{Workers: 4, AckWait: 30 * time.Second, RematchConcurrency: 8,
-		PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles,
+	res, err := results.New(results.Config{PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles,
 		APITokensFile: cfg.APITokensFile, AdminToken: cfg.AdminToken, APIAuth: cfg.APIAuth, AnonymousReads: st.OpenReads,
 		Signing: wire.SigningConfig{Key: st.ReportSigningKey}},
 		results.Deps{JetStream: js("results"), Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})

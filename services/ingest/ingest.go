@@ -30,6 +30,8 @@ import (
 )
 
 // Config is read from the environment by cmd/ingest (and by `customs up`).
+// A zero field means its default (the envDefault tag), for Go callers as
+// for the environment; Validate says what New would refuse.
 type Config struct {
 	Addr string `env:"CUSTOMS_INGEST_ADDR" envDefault:"127.0.0.1:8081"`
 	// WebhookToken must arrive as "Authorization: Bearer <token>"
@@ -48,9 +50,26 @@ type Config struct {
 	MaxBodyBytes int64 `env:"CUSTOMS_WEBHOOK_MAX_BYTES" envDefault:"1048576"`
 }
 
-// Validate refuses a configuration that would accept webhooks from anyone
-// without saying so explicitly.
+// withDefaults fills the fields a Go caller left zero with the values the
+// env tags give the commands (TestDefaultsAgree keeps them equal).
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8081"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	return c
+}
+
+// Validate refuses what New would: a configuration that would accept
+// webhooks from anyone without saying so explicitly, a negative body
+// limit. Zero values are fine (they mean the defaults). cmd/ingest calls it
+// before dialling NATS.
 func (c Config) Validate() error {
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("ingest: CUSTOMS_WEBHOOK_MAX_BYTES=%d: want a positive size (0: the default)", c.MaxBodyBytes)
+	}
 	off, err := apiauth.Switch("CUSTOMS_WEBHOOK_AUTH", c.WebhookAuth)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
@@ -82,14 +101,13 @@ type Service struct {
 	authOffEvery time.Duration
 }
 
-// New validates cfg and builds the HTTP handler.
+// New fills cfg's zero fields with the defaults, validates it and builds
+// the HTTP handler.
 func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.JetStream == nil {
 		return nil, errors.New("ingest: JetStream publisher is required")
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
-	}
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -44,6 +44,8 @@ import (
 )
 
 // Config is read from the environment by cmd/results (and by `customs up`).
+// A zero field means its default (the envDefault tag), for Go callers as
+// for the environment; Validate says what New would refuse.
 type Config struct {
 	Addr string `env:"CUSTOMS_RESULTS_ADDR" envDefault:"127.0.0.1:8082"`
 	// Workers store reports concurrently.
@@ -70,6 +72,27 @@ type Config struct {
 	// Signing checks report events: only scanners holding the key can
 	// write a verdict.
 	Signing wire.SigningConfig
+}
+
+// withDefaults fills the fields a Go caller left zero with the values the
+// env tags give the commands (TestDefaultsAgree keeps them equal).
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8082"
+	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.RematchConcurrency == 0 {
+		c.RematchConcurrency = 8
+	}
+	if c.Signing.Mode == "" {
+		c.Signing.Mode = "on"
+	}
+	return c
 }
 
 // S3Config is the bucket part of the environment (used by cmd/results).
@@ -114,16 +137,15 @@ type Service struct {
 	reader  *wire.Reader
 }
 
-// New builds the service.
+// New fills cfg's zero fields with the defaults, validates it and builds
+// the service.
 func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.JetStream == nil || deps.Bucket == nil {
 		return nil, errors.New("results: JetStream and Bucket are required")
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 1
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
+	cfg = cfg.withDefaults()
+	if err := cfg.validateValues(); err != nil {
+		return nil, err
 	}
 	signer, err := cfg.Signing.Signer()
 	if err != nil {
@@ -167,7 +189,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		reader: &wire.Reader{Signer: signer},
 		rematch: &rematch.Rematcher{
 			JS: deps.JetStream, Store: rs, Rules: rules, DB: vdb.Current,
-			Concurrency: max(cfg.RematchConcurrency, 1), Log: log,
+			Concurrency: cfg.RematchConcurrency, Log: log,
 		},
 		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "customs_results_reports_total", Help: "Report events by result (stored, stale, attempt: a failed scan kept beside a complete report, refused: dead-lettered).",

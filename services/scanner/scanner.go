@@ -44,6 +44,8 @@ import (
 const ScannedBucket = "customs-scanned"
 
 // Config is read from the environment by cmd/scanner (and by `customs up`).
+// A zero field means its default (the envDefault tag), for Go callers as
+// for the environment; Validate says what New would refuse.
 type Config struct {
 	// Addr serves /healthz, /readyz and /metrics.
 	Addr string `env:"CUSTOMS_SCANNER_ADDR" envDefault:"127.0.0.1:8083"`
@@ -145,6 +147,74 @@ func (l LimitsConfig) ScanLimits() scan.Limits {
 	return lim
 }
 
+// withDefaults fills the fields a Go caller left zero with the values the
+// env tags give the commands (TestDefaultsAgree keeps them equal).
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8083"
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.AckWait == 0 {
+		c.AckWait = time.Minute
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 6
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 64
+	}
+	if c.ScannedTTL == 0 {
+		c.ScannedTTL = 7 * 24 * time.Hour
+	}
+	if c.ScanTimeout == 0 {
+		c.ScanTimeout = 15 * time.Minute
+	}
+	if c.Limits.MaxManifestBytes == 0 {
+		c.Limits.MaxManifestBytes = 4 << 20
+	}
+	if c.Engine.ClamdMaxStreamBytes == 0 {
+		c.Engine.ClamdMaxStreamBytes = 25 << 20
+	}
+	if c.LayerCache.TTL == 0 {
+		c.LayerCache.TTL = 7 * 24 * time.Hour
+	}
+	if c.LayerCache.MaxBytes == 0 {
+		c.LayerCache.MaxBytes = 1 << 30
+	}
+	if c.Signing.Mode == "" {
+		c.Signing.Mode = "on"
+	}
+	return c
+}
+
+// Validate refuses what New would: report signing on without a usable key
+// (or a mode other than on/off), and negative counts, durations or sizes
+// where negative means nothing (ScannedTTL and LayerCache.TTL: negative
+// turns them off). Zero values are fine (they mean the defaults).
+// cmd/scanner calls it before dialling NATS.
+func (c Config) Validate() error {
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"CUSTOMS_SCANNER_WORKERS", int64(c.Workers)},
+		{"CUSTOMS_SCANNER_ACK_WAIT", int64(c.AckWait)},
+		{"CUSTOMS_SCANNER_MAX_ACK_PENDING", int64(c.MaxAckPending)},
+		{"CUSTOMS_SCAN_TIMEOUT", int64(c.ScanTimeout)},
+		{"CUSTOMS_MAX_MANIFEST_BYTES", c.Limits.MaxManifestBytes},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("scanner: %s is negative: want a positive value (0: the default)", n.name)
+		}
+	}
+	if _, err := c.Signing.Signer(); err != nil {
+		return fmt.Errorf("scanner: %w", err)
+	}
+	return nil
+}
+
 // Deps are the connections the scanner uses.
 type Deps struct {
 	JetStream jetstream.JetStream
@@ -169,28 +239,16 @@ type Service struct {
 	signer *wire.Signer
 }
 
-// New validates cfg.
+// New fills cfg's zero fields with the defaults, validates it and builds
+// the service: the engine (analyzers, policy, the scanner they run in) and
+// the job handler.
 func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.JetStream == nil {
 		return nil, errors.New("scanner: JetStream is required")
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 1
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = time.Minute
-	}
-	if cfg.ScanTimeout <= 0 {
-		cfg.ScanTimeout = 15 * time.Minute
-	}
-	if cfg.ScannedTTL == 0 {
-		cfg.ScannedTTL = 7 * 24 * time.Hour
-	}
-	if cfg.LayerCache.TTL == 0 {
-		cfg.LayerCache.TTL = 7 * 24 * time.Hour
-	}
-	if cfg.LayerCache.MaxBytes == 0 {
-		cfg.LayerCache.MaxBytes = 1 << 30
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	signer, err := cfg.Signing.Signer()
 	if err != nil {

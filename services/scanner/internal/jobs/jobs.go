@@ -31,7 +31,8 @@ import (
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
 
-// Config for the job handler.
+// Config for the job handler: the scanner's configuration, its defaults
+// applied (scanner.Config.withDefaults).
 type Config struct {
 	Registries         []string
 	InsecureRegistries []string
@@ -76,9 +77,6 @@ func (h *Handler) SetScanned(kv jetstream.KeyValue) { h.scanned = kv }
 
 // New builds a Handler and registers its metrics on reg.
 func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg prometheus.Registerer, log zerolog.Logger) *Handler {
-	if cfg.MaxManifestBytes <= 0 {
-		cfg.MaxManifestBytes = 4 << 20
-	}
 	policy := egress.NewPolicy(egress.WithRegistries(cfg.Registries...), egress.WithInsecureRegistries(cfg.InsecureRegistries...),
 		egress.WithRedirectHosts(cfg.RedirectHosts...), egress.WithTokenHosts(cfg.TokenHosts...), egress.WithForeignLayers(cfg.AllowForeignLayers))
 	h := &Handler{
