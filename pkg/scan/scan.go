@@ -231,8 +231,10 @@ func WithConcurrency(n int) Option {
 
 // WithProgress sets a callback called regularly while scanning: at the
 // start and end of each layer, every 1024 tar entries and every 16 MiB of
-// decompressed data. Calls are serialized (never concurrent) but may come
-// from different goroutines; fn must be cheap and must not block.
+// decompressed data. The calls of one Image call are serialized (never
+// concurrent) but may come from different goroutines; a Scanner shared by
+// concurrent Image calls calls fn concurrently. fn must be cheap and must
+// not block.
 func WithProgress(fn func()) Option { return func(o *options) error { o.progress = fn; return nil } }
 
 // WithAbsolutePaths decides what happens to tar entries with an absolute
@@ -254,8 +256,9 @@ func WithLayerCache(c LayerCache) Option { return func(o *options) error { o.cac
 
 // WithCacheErrors sets a callback for layer cache failures, which never
 // fail a scan: Get and Put errors and entries that cannot be decoded
-// (such a layer is streamed as if it were not cached). Calls are
-// serialized; fn must not block.
+// (such a layer is streamed as if it were not cached). The calls of one
+// Image call are serialized (concurrent Image calls on a shared Scanner
+// call fn concurrently); fn must not block.
 func WithCacheErrors(fn func(error)) Option {
 	return func(o *options) error { o.cacheErrors = fn; return nil }
 }

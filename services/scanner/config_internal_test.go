@@ -1,32 +1,18 @@
 package scanner
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caarlos0/env/v11"
-
+	"github.com/customs-scan/customs/pkg/svcmain/svcmaintest"
 	"github.com/customs-scan/customs/pkg/wire"
 )
 
-// The defaults appear in the env tags (what cmd/scanner and customs up parse)
+// The defaults live in the env tags (what cmd/scanner and customs up parse)
 // and in withDefaults (what Go callers that leave a field zero get): both
 // give the same configuration.
-func TestDefaultsAgree(t *testing.T) {
-	var fromEnv Config
-	if err := env.ParseWithOptions(&fromEnv, env.Options{Environment: map[string]string{}}); err != nil {
-		t.Fatal(err)
-	}
-	if got := (Config{}).withDefaults(); !reflect.DeepEqual(got, fromEnv) {
-		t.Errorf("withDefaults of a zero Config:\n%+v\nenv.Parse of an empty environment:\n%+v", got, fromEnv)
-	}
-	// Defaults never replace what was given.
-	if got := fromEnv.withDefaults(); !reflect.DeepEqual(got, fromEnv) {
-		t.Errorf("withDefaults changed a parsed Config:\n%+v\nwant\n%+v", got, fromEnv)
-	}
-}
+func TestDefaultsAgree(t *testing.T) { svcmaintest.CheckDefaults(t, Config.withDefaults) }
 
 // Validate accepts zero values (the defaults), refuses what New would
 // (signing on without a key) and negative values that mean nothing.
