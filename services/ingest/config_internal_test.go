@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/customs-scan/customs/pkg/svcmain/svcmaintest"
@@ -15,10 +14,8 @@ func TestDefaultsAgree(t *testing.T) { svcmaintest.CheckDefaults(t, Config.withD
 // Validate accepts zero values (the defaults) and refuses a negative body
 // limit, before New would.
 func TestValidateLimits(t *testing.T) {
-	if err := (Config{WebhookToken: "t"}).Validate(); err != nil {
-		t.Errorf("zero values: %v", err)
-	}
-	if err := (Config{WebhookToken: "t", MaxBodyBytes: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "CUSTOMS_WEBHOOK_MAX_BYTES") {
-		t.Errorf("negative body limit: %v", err)
-	}
+	svcmaintest.CheckValidate(t,
+		svcmaintest.Case[Config]{Config: Config{WebhookToken: "t"}},
+		svcmaintest.Case[Config]{Config: Config{WebhookToken: "t", MaxBodyBytes: -1}, Want: "CUSTOMS_WEBHOOK_MAX_BYTES"},
+	)
 }

@@ -1,7 +1,6 @@
 package results
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/customs-scan/customs/pkg/svcmain/svcmaintest"
@@ -17,19 +16,12 @@ func TestDefaultsAgree(t *testing.T) { svcmaintest.CheckDefaults(t, Config.withD
 // (signing on without a key, no API tokens) and negative counts.
 func TestValidate(t *testing.T) {
 	off := wire.SigningConfig{Mode: "off"}
-	for _, c := range []struct {
-		cfg  Config
-		want string
-	}{
-		{Config{Signing: off, APIAuth: "off"}, ""},
-		{Config{APIAuth: "off"}, "CUSTOMS_REPORT_SIGNING_KEY"},
-		{Config{Signing: off}, "no API tokens"},
-		{Config{Signing: off, APIAuth: "off", Workers: -1}, "CUSTOMS_RESULTS_WORKERS"},
-		{Config{Signing: off, APIAuth: "off", RematchConcurrency: -2}, "CUSTOMS_REMATCH_CONCURRENCY"},
-	} {
-		err := c.cfg.Validate()
-		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
-			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
-		}
-	}
+	type c = svcmaintest.Case[Config]
+	svcmaintest.CheckValidate(t,
+		c{Config: Config{Signing: off, APIAuth: "off"}},
+		c{Config: Config{APIAuth: "off"}, Want: "CUSTOMS_REPORT_SIGNING_KEY"},
+		c{Config: Config{Signing: off}, Want: "no API tokens"},
+		c{Config: Config{Signing: off, APIAuth: "off", Workers: -1}, Want: "CUSTOMS_RESULTS_WORKERS"},
+		c{Config: Config{Signing: off, APIAuth: "off", RematchConcurrency: -2}, Want: "CUSTOMS_REMATCH_CONCURRENCY"},
+	)
 }

@@ -1,7 +1,6 @@
 package scanner
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -18,20 +17,13 @@ func TestDefaultsAgree(t *testing.T) { svcmaintest.CheckDefaults(t, Config.withD
 // (signing on without a key) and negative values that mean nothing.
 func TestValidate(t *testing.T) {
 	off := wire.SigningConfig{Mode: "off"}
-	for _, c := range []struct {
-		cfg  Config
-		want string
-	}{
-		{Config{Signing: off}, ""},
-		{Config{Signing: off, ScannedTTL: -1, LayerCache: LayerCacheConfig{TTL: -1}}, ""}, // negative: off
-		{Config{}, "CUSTOMS_REPORT_SIGNING_KEY"},
-		{Config{Signing: off, Workers: -1}, "CUSTOMS_SCANNER_WORKERS"},
-		{Config{Signing: off, ScanTimeout: -time.Second}, "CUSTOMS_SCAN_TIMEOUT"},
-		{Config{Signing: off, Limits: LimitsConfig{MaxManifestBytes: -1}}, "CUSTOMS_MAX_MANIFEST_BYTES"},
-	} {
-		err := c.cfg.Validate()
-		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
-			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
-		}
-	}
+	type c = svcmaintest.Case[Config]
+	svcmaintest.CheckValidate(t,
+		c{Config: Config{Signing: off}},
+		c{Config: Config{Signing: off, ScannedTTL: -1, LayerCache: LayerCacheConfig{TTL: -1}}}, // negative: off
+		c{Config: Config{}, Want: "CUSTOMS_REPORT_SIGNING_KEY"},
+		c{Config: Config{Signing: off, Workers: -1}, Want: "CUSTOMS_SCANNER_WORKERS"},
+		c{Config: Config{Signing: off, ScanTimeout: -time.Second}, Want: "CUSTOMS_SCAN_TIMEOUT"},
+		c{Config: Config{Signing: off, Limits: LimitsConfig{MaxManifestBytes: -1}}, Want: "CUSTOMS_MAX_MANIFEST_BYTES"},
+	)
 }

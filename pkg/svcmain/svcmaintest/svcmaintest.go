@@ -4,6 +4,7 @@ package svcmaintest
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/caarlos0/env/v11"
@@ -25,5 +26,24 @@ func CheckDefaults[C any](t testing.TB, withDefaults func(C) C) {
 	}
 	if got := withDefaults(fromEnv); !reflect.DeepEqual(got, fromEnv) {
 		t.Errorf("withDefaults changed a parsed %T:\n%+v\nwant\n%+v", zero, got, fromEnv)
+	}
+}
+
+// Case is a configuration and what its Validate error must contain ("":
+// Validate must accept it).
+type Case[C any] struct {
+	Config C
+	Want   string
+}
+
+// CheckValidate fails t for every case whose Validate answer is not the
+// one wanted.
+func CheckValidate[C interface{ Validate() error }](t testing.TB, cases ...Case[C]) {
+	t.Helper()
+	for _, c := range cases {
+		err := c.Config.Validate()
+		if c.Want == "" && err != nil || c.Want != "" && (err == nil || !strings.Contains(err.Error(), c.Want)) {
+			t.Errorf("Validate(%+v) = %v, want %q", c.Config, err, c.Want)
+		}
 	}
 }
