@@ -8,21 +8,33 @@ import (
 
 	"github.com/customs-scan/customs/pkg/clamd"
 	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/apk"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/clamav"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/composer"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/dotnet"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/dpkg"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/gem"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/gobinary"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/java"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/malware"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/misconfig"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/npm"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/osrelease"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/python"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/rpm"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/rust"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/secrets"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/yara"
 	"github.com/customs-scan/customs/pkg/verdict"
 )
 
 // EngineConfig says which detection engines and policy a process uses. The
-// scanner reads it from the environment; `customs scan` from flags.
+// scanner service reads it from the environment; `customs scan` from flags.
 type EngineConfig struct {
-	// Scanners selects what is looked for: packages, malware, secrets,
-	// misconfig (default: all).
-	Scanners []string `env:"CUSTOMS_SCANNERS" envSeparator:","`
+	// Detectors selects what is looked for: packages, malware, secrets,
+	// misconfig (DetectorPackages, …; default: all). Users name it
+	// CUSTOMS_SCANNERS and --scanners.
+	Detectors []string `env:"CUSTOMS_SCANNERS" envSeparator:","`
 	// MalwareHashes are files of known-bad SHA-256s ("hex [name]" lines)
 	// added to the built-in list.
 	MalwareHashes []string `env:"CUSTOMS_MALWARE_HASHES" envSeparator:","`
@@ -40,32 +52,57 @@ type EngineConfig struct {
 	IgnoreFiles []string `env:"CUSTOMS_IGNORE_FILES" envSeparator:","`
 }
 
+// PackageAnalyzers returns a fresh instance of every package analyzer:
+// the "packages" detector, and what the scan library's tests run. The
+// threat analyzers (malware, secrets, misconfig, YARA, ClamAV) need
+// configuration and are added by NewEngine.
+func PackageAnalyzers() []scan.Analyzer {
+	return []scan.Analyzer{
+		osrelease.New(),
+		dpkg.New(),
+		apk.New(),
+		gobinary.New(),
+		npm.New(),
+		composer.New(),
+		python.New(),
+		gem.New(),
+		java.New(),
+		rust.New(),
+		dotnet.New(),
+		rpm.New(),
+	}
+}
+
 // Engine holds what is compiled once per process and shared by every scan:
-// the analyzers (signature sets, rules) and the verdict policy.
+// the analyzers (signature sets, rules), the scanner running them and the
+// verdict policy.
 type Engine struct {
 	analyzers   []scan.Analyzer
+	scanner     *scan.Scanner
 	rules       verdict.Rules
 	packagesOff bool
 	clamd       *clamd.Client
 }
 
-// NewEngine compiles the analyzers and loads the policy.
-func NewEngine(cfg EngineConfig) (*Engine, error) {
-	want, err := scanners(cfg.Scanners)
+// NewEngine compiles the analyzers cfg selects, builds the one scanner
+// every scan of the process uses (opts: limits, layer cache; the engine
+// chooses the analyzers) and loads the policy.
+func NewEngine(cfg EngineConfig, opts ...scan.Option) (*Engine, error) {
+	want, err := detectors(cfg.Detectors)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{packagesOff: !want[ScannerPackages]}
+	e := &Engine{packagesOff: !want[DetectorPackages]}
 	if e.rules, err = verdict.Load(cfg.PolicyFile, cfg.IgnoreFiles); err != nil {
 		return nil, err
 	}
-	if want[ScannerPackages] {
-		e.analyzers = append(e.analyzers, scan.DefaultAnalyzers()...)
+	if want[DetectorPackages] {
+		e.analyzers = append(e.analyzers, PackageAnalyzers()...)
 	} else {
 		// The OS is still worth knowing (and cheap).
 		e.analyzers = append(e.analyzers, osrelease.New())
 	}
-	if want[ScannerMalware] {
+	if want[DetectorMalware] {
 		var mopts []malware.Option
 		for _, f := range cfg.MalwareHashes {
 			if f = strings.TrimSpace(f); f != "" {
@@ -78,14 +115,14 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		}
 		e.analyzers = append(e.analyzers, m)
 	}
-	if want[ScannerSecrets] {
+	if want[DetectorSecrets] {
 		sec, err := secrets.New()
 		if err != nil {
 			return nil, fmt.Errorf("secret rules: %w", err)
 		}
 		e.analyzers = append(e.analyzers, sec)
 	}
-	if want[ScannerMisconfig] {
+	if want[DetectorMisconfig] {
 		e.analyzers = append(e.analyzers, misconfig.New())
 	}
 	var files []string
@@ -94,14 +131,14 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			files = append(files, f)
 		}
 	}
-	if len(files) > 0 && want[ScannerMalware] {
+	if len(files) > 0 && want[DetectorMalware] {
 		y, err := yara.New(yara.Options{Files: files})
 		if err != nil {
 			return nil, fmt.Errorf("yara rules: %w", err)
 		}
 		e.analyzers = append(e.analyzers, y)
 	}
-	if cfg.ClamdAddr != "" && want[ScannerMalware] {
+	if cfg.ClamdAddr != "" && want[DetectorMalware] {
 		var opts []clamd.Option
 		if cfg.ClamdMaxStreamBytes > 0 {
 			opts = append(opts, clamd.WithMaxStreamBytes(cfg.ClamdMaxStreamBytes))
@@ -112,6 +149,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		}
 		e.clamd = c
 		e.analyzers = append(e.analyzers, clamav.New(c, clamav.Options{}))
+	}
+	if e.scanner, err = scan.New(append(slices.Clip(opts), scan.WithAnalyzers(e.analyzers...))...); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -128,18 +168,19 @@ func RematchOptions(cfg EngineConfig) (Options, error) {
 	return Options{Rules: rules}, nil
 }
 
-// Scanner names for EngineConfig.Scanners.
+// Detector names for EngineConfig.Detectors (the values of --scanners and
+// CUSTOMS_SCANNERS).
 const (
-	ScannerPackages  = "packages"
-	ScannerMalware   = "malware"
-	ScannerSecrets   = "secrets"
-	ScannerMisconfig = "misconfig"
+	DetectorPackages  = "packages"
+	DetectorMalware   = "malware"
+	DetectorSecrets   = "secrets"
+	DetectorMisconfig = "misconfig"
 )
 
-// AllScanners is the default selection.
-var AllScanners = []string{ScannerPackages, ScannerMalware, ScannerSecrets, ScannerMisconfig}
+// AllDetectors is the default selection.
+var AllDetectors = []string{DetectorPackages, DetectorMalware, DetectorSecrets, DetectorMisconfig}
 
-func scanners(list []string) (map[string]bool, error) {
+func detectors(list []string) (map[string]bool, error) {
 	want := map[string]bool{}
 	for _, s := range list {
 		if s = strings.TrimSpace(s); s != "" {
@@ -147,23 +188,22 @@ func scanners(list []string) (map[string]bool, error) {
 		}
 	}
 	if len(want) == 0 {
-		for _, s := range AllScanners {
+		for _, s := range AllDetectors {
 			want[s] = true
 		}
 	}
 	for s := range want {
-		if !slices.Contains(AllScanners, s) {
-			return nil, fmt.Errorf("unknown scanner %q (want some of %s)", s, strings.Join(AllScanners, ", "))
+		if !slices.Contains(AllDetectors, s) {
+			// "scanner" is the word users type (--scanners).
+			return nil, fmt.Errorf("unknown scanner %q (want some of %s)", s, strings.Join(AllDetectors, ", "))
 		}
 	}
 	return want, nil
 }
 
-// Options returns run options using the engine, with extra scan options
-// (limits) appended.
-func (e *Engine) Options(extra ...scan.Option) Options {
-	opts := append([]scan.Option{scan.WithAnalyzers(e.analyzers...)}, extra...)
-	return Options{Scan: opts, Rules: e.rules, PackagesOff: e.packagesOff}
+// Options returns run options using the engine's scanner and policy.
+func (e *Engine) Options() Options {
+	return Options{Scanner: e.scanner, Rules: e.rules, PackagesOff: e.packagesOff}
 }
 
 // Ready checks external engines (clamd) answer; for /readyz.

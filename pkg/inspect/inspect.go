@@ -3,6 +3,11 @@
 // the layer contents (artifact, scanner, times, verdict). The scanner
 // service and `customs scan` both use it, so a report looks the same
 // whichever way it was made.
+//
+// It is the facade that knows the analyzers: PackageAnalyzers is the one
+// list of package analyzers, and NewEngine adds the threat analyzers an
+// EngineConfig selects and builds the process's scan.Scanner. The scan
+// engine (pkg/scan) imports no analyzer.
 package inspect
 
 import (
@@ -24,14 +29,15 @@ import (
 	"github.com/customs-scan/customs/pkg/vulndb"
 )
 
-// ScannerName is the name written into every report.
-const ScannerName = "customs"
+// ToolName names the tool that made a report: every report's
+// scanner.name (with Version as scanner.version).
+const ToolName = "customs"
 
 // ErrUnsupported wraps artifacts Customs does not scan (e.g. a Helm chart,
 // a schema-1 manifest). It also matches scan.ErrRejected: retrying cannot help.
 var ErrUnsupported = fmt.Errorf("%w: unsupported artifact", scan.ErrRejected)
 
-// Version is the scanner version: the module version when built from a
+// Version is Customs' version: the module version when built from a
 // tagged module, else the VCS revision, else "dev".
 func Version() string {
 	bi, ok := debug.ReadBuildInfo()
@@ -51,7 +57,8 @@ func Version() string {
 
 // Options tune a run.
 type Options struct {
-	Scan []scan.Option
+	// Scanner reads the images (Engine.Options sets it); required.
+	Scanner *scan.Scanner
 	// Rules decide the outcome once the image was read: policy, ignore
 	// rules, the clock (pkg/verdict, which results uses alone).
 	verdict.Rules
@@ -100,7 +107,7 @@ func (o Options) match(r *report.Report) {
 func Image(ctx context.Context, art report.Artifact, img v1.Image, opts Options) (*report.Report, error) {
 	r := &report.Report{
 		Artifact:  art,
-		Scanner:   report.Scanner{Name: ScannerName, Version: Version()},
+		Scanner:   report.Scanner{Name: ToolName, Version: Version()},
 		StartedAt: opts.now(),
 	}
 	if r.Artifact.MediaType == "" {
@@ -108,7 +115,10 @@ func Image(ctx context.Context, art report.Artifact, img v1.Image, opts Options)
 			r.Artifact.MediaType = string(mt)
 		}
 	}
-	res, err := scan.Image(ctx, img, opts.Scan...)
+	if opts.Scanner == nil {
+		return nil, errors.New("inspect: Options.Scanner is nil (see Engine.Options)")
+	}
+	res, err := opts.Scanner.Image(ctx, img)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", art.Digest, err)
 	}
@@ -130,6 +140,9 @@ func Image(ctx context.Context, art report.Artifact, img v1.Image, opts Options)
 // Index scans every platform image of idx. It returns one report per
 // platform manifest, followed by the index's own report, which lists them.
 func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Options) ([]*report.Report, error) {
+	if opts.Scanner == nil {
+		return nil, errors.New("inspect: Options.Scanner is nil (see Engine.Options)")
+	}
 	started := opts.now()
 	im, err := idx.IndexManifest()
 	if err != nil {
@@ -155,7 +168,7 @@ func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Opt
 	var reports []*report.Report
 	idxReport := &report.Report{
 		Artifact:  art,
-		Scanner:   report.Scanner{Name: ScannerName, Version: Version()},
+		Scanner:   report.Scanner{Name: ToolName, Version: Version()},
 		StartedAt: started,
 		Status:    report.StatusComplete,
 	}
@@ -165,7 +178,7 @@ func Index(ctx context.Context, art report.Artifact, idx v1.ImageIndex, opts Opt
 	idxReport.Artifact.Platform = ""
 	// One budget for the whole job: per-image limits alone would let every
 	// platform spend a full image's worth.
-	opts.Scan = append(append([]scan.Option{}, opts.Scan...), scan.WithBudget(scan.NewBudget(opts.JobMaxBytes, opts.JobMaxFiles)))
+	opts.Scanner = opts.Scanner.WithBudget(scan.NewBudget(opts.JobMaxBytes, opts.JobMaxFiles))
 	for _, d := range children {
 		childArt := report.Artifact{
 			Registry:   art.Registry,
@@ -256,7 +269,7 @@ func isAttestation(d v1.Descriptor) bool {
 func Failed(art report.Artifact, started time.Time, reason string, rejected bool) *report.Report {
 	r := &report.Report{
 		Artifact:   art,
-		Scanner:    report.Scanner{Name: ScannerName, Version: Version()},
+		Scanner:    report.Scanner{Name: ToolName, Version: Version()},
 		StartedAt:  started.UTC(),
 		FinishedAt: time.Now().UTC(),
 		Status:     report.StatusFailed,

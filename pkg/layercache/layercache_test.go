@@ -12,10 +12,11 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/layercache"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
 )
 
 var (
@@ -48,7 +49,7 @@ func roundTrip(t *testing.T, c scan.LayerCache) {
 }
 
 func TestObjectStore(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
 	cfg := layercache.Config{TTL: 7 * 24 * time.Hour, MaxBytes: 64 << 20}
@@ -81,7 +82,7 @@ func TestObjectStore(t *testing.T) {
 }
 
 func TestObjectStoreServerDown(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	c, err := layercache.NewObjectStore(context.Background(), js, layercache.Config{Bucket: "down"})
 	if err != nil {
@@ -136,7 +137,7 @@ func (l fetchCounting) Compressed() (io.ReadCloser, error) {
 // Two scanners sharing the object store: the second downloads no layer
 // the first one scanned.
 func TestObjectStoreWithScan(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
 	c, err := layercache.NewObjectStore(ctx, js, layercache.Config{})
@@ -145,7 +146,8 @@ func TestObjectStoreWithScan(t *testing.T) {
 	}
 	base := scantest.Layer(t, scantest.DebianRootfs(t)...)
 	app := scantest.Layer(t, scantest.Reg("app/node_modules/ms/package.json", `{"name": "ms", "version": "2.1.3"}`), scantest.Whiteout("var/lib/dpkg/status"))
-	opts := []scan.Option{scan.WithLayerCache(c), scan.WithCacheErrors(func(err error) { t.Errorf("cache error: %v", err) })}
+	analyzers := scan.WithAnalyzers(inspect.PackageAnalyzers()...)
+	opts := []scan.Option{analyzers, scan.WithLayerCache(c), scan.WithCacheErrors(func(err error) { t.Errorf("cache error: %v", err) })}
 	if _, err := scan.Image(ctx, scantest.Image(t, base), opts...); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +159,7 @@ func TestObjectStoreWithScan(t *testing.T) {
 	if n.Load() != 0 {
 		t.Errorf("the cached base layer was fetched %d times", n.Load())
 	}
-	want, err := scan.Image(ctx, scantest.Image(t, base, app))
+	want, err := scan.Image(ctx, scantest.Image(t, base, app), analyzers)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/queue"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 )
 
 func noBackoff(uint64) time.Duration { return 10 * time.Millisecond }
@@ -59,7 +59,7 @@ func TestDecideTable(t *testing.T) {
 // jobs stream.
 func setup(t *testing.T, ackWait time.Duration, maxDeliver int) (jetstream.JetStream, jetstream.Consumer) {
 	t.Helper()
-	ns := natstest.Start(t)
+	ns := queuetest.Start(t)
 	_, js := ns.Connect(t)
 	ctx := context.Background()
 	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {

@@ -9,7 +9,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
 
@@ -81,7 +80,7 @@ func BenchmarkImage(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		res, err := scan.Image(ctx, img)
+		res, err := scanImage(ctx, img)
 		if err != nil {
 			b.Fatal(err)
 		}

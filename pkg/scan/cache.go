@@ -173,9 +173,9 @@ func cacheFingerprint(o *options) (fp string, ok bool) {
 	return hex.EncodeToString(h.Sum(nil)[:8]), true
 }
 
-func (s *scanner) cacheKey(m *layerMeta) string { return m.diffID.Hex + "." + s.cacheFP }
+func (s *imageScan) cacheKey(m *layerMeta) string { return m.diffID.Hex + "." + s.cacheFP }
 
-func (s *scanner) cacheError(err error) {
+func (s *imageScan) cacheError(err error) {
 	if s.o.cacheErrors == nil {
 		return
 	}
@@ -195,7 +195,7 @@ type layerRecord struct {
 // on a miss it returns nil and the entry found, if any, whose digests the
 // Put after streaming keeps. Only a context error is returned: a cache
 // that fails is a miss.
-func (s *scanner) cacheGet(ctx context.Context, lw *layerWalk) (*layerOut, *cachedLayer, error) {
+func (s *imageScan) cacheGet(ctx context.Context, lw *layerWalk) (*layerOut, *cachedLayer, error) {
 	m := lw.m
 	key := s.cacheKey(m)
 	data, ok, err := s.o.cache.Get(ctx, key)
@@ -247,7 +247,7 @@ func (s *scanner) cacheGet(ctx context.Context, lw *layerWalk) (*layerOut, *cach
 
 // cachePut stores the output of a layer that was streamed and verified.
 // Failures are reported, never returned.
-func (s *scanner) cachePut(ctx context.Context, lw *layerWalk, prev *cachedLayer) {
+func (s *imageScan) cachePut(ctx context.Context, lw *layerWalk, prev *cachedLayer) {
 	key := s.cacheKey(lw.m)
 	digests := []string{lw.m.digest.String()}
 	if prev != nil {
@@ -268,7 +268,7 @@ func (s *scanner) cachePut(ctx context.Context, lw *layerWalk, prev *cachedLayer
 }
 
 // cachedLayer turns the output of a streamed layer into its entry.
-func (s *scanner) cachedLayer(lw *layerWalk, digests []string) *cachedLayer {
+func (s *imageScan) cachedLayer(lw *layerWalk, digests []string) *cachedLayer {
 	rec := lw.rec
 	c := &cachedLayer{
 		Format:    cacheFormat,
@@ -367,7 +367,7 @@ func decodeLayer(data []byte) (c *cachedLayer, err error) {
 
 // layerFromCache rebuilds the layerOut of layer index from an entry,
 // hashing its paths with this scan's seed.
-func (s *scanner) layerFromCache(c *cachedLayer, index int) (*layerOut, error) {
+func (s *imageScan) layerFromCache(c *cachedLayer, index int) (*layerOut, error) {
 	byName := make(map[string]int, len(s.o.analyzers))
 	for i, a := range s.o.analyzers {
 		byName[a.Name()] = i

@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/layercache"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
@@ -133,7 +134,7 @@ func cacheAnalyzers(t testing.TB) []scan.Analyzer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(scan.DefaultAnalyzers(), m)
+	return append(inspect.PackageAnalyzers(), m)
 }
 
 // cacheLayers returns the layers of image A (base, update) and the layer
@@ -559,7 +560,7 @@ func TestLayerCacheCancel(t *testing.T) {
 	defer cancel()
 	cache := newMemCache()
 	cache.onGet = cancel
-	_, err := scan.Image(ctx, scantest.Image(t, base, update, top), scan.WithLayerCache(cache))
+	_, err := scanImage(ctx, scantest.Image(t, base, update, top), scan.WithLayerCache(cache))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -594,7 +595,7 @@ func BenchmarkImageLayerCache(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			cache := newMemCache()
 			if warm {
-				if _, err := scan.Image(ctx, img, scan.WithLayerCache(cache)); err != nil {
+				if _, err := scanImage(ctx, img, scan.WithLayerCache(cache)); err != nil {
 					b.Fatal(err)
 				}
 				var n int
@@ -610,7 +611,7 @@ func BenchmarkImageLayerCache(b *testing.B) {
 				if !warm {
 					cache = newMemCache()
 				}
-				res, err := scan.Image(ctx, img, scan.WithLayerCache(cache))
+				res, err := scanImage(ctx, img, scan.WithLayerCache(cache))
 				if err != nil {
 					b.Fatal(err)
 				}

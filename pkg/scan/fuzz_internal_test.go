@@ -57,7 +57,7 @@ func FuzzDecodeLayer(f *testing.F) {
 	}
 	f.Add(false, []byte(cacheMagic+"\x01"))
 	f.Add(false, []byte(cacheMagic+"\x02"))
-	s := newScanner(buildOptions(nil))
+	s := namedScan(f, "osrelease", "dpkg", "gobinary", "npm")
 	f.Fuzz(func(t *testing.T, wrap bool, data []byte) {
 		if wrap {
 			var buf bytes.Buffer

@@ -155,7 +155,7 @@ func FuzzImageLayer(f *testing.F) {
 		}
 		img := scantest.Image(t, layer)
 		ctx, pl := fuzzContext()
-		res, err := scan.Image(ctx, img, scan.WithLimits(fuzzLimits), scan.WithConcurrency(1))
+		res, err := scanImage(ctx, img, scan.WithLimits(fuzzLimits), scan.WithConcurrency(1))
 		pl.check(t)
 		if err != nil {
 			if !errors.Is(err, scan.ErrRejected) {

@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
@@ -22,7 +23,7 @@ import (
 
 func scanErr(t testing.TB, img v1.Image, opts ...scan.Option) (*scan.Result, error) {
 	t.Helper()
-	res, err := scan.Image(context.Background(), img, opts...)
+	res, err := scanImage(context.Background(), img, opts...)
 	if err == nil {
 		t.Fatalf("scan.Image succeeded, want an error; result: %+v", res)
 	}
@@ -283,13 +284,13 @@ func TestContextCancellation(t *testing.T) {
 	l := scantest.Layer(t, scantest.DebianRootfs(t)...)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := scan.Image(ctx, scantest.Image(t, l)); !errors.Is(err, context.Canceled) || isRejected(err) {
+	if _, err := scanImage(ctx, scantest.Image(t, l)); !errors.Is(err, context.Canceled) || isRejected(err) {
 		t.Errorf("cancelled before: %v", err)
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := scan.Image(ctx, scantest.Image(t, l, &slowLayer{Layer: scantest.Layer(t, scantest.AlpineRootfs(t)...)}))
+	_, err := scanImage(ctx, scantest.Image(t, l, &slowLayer{Layer: scantest.Layer(t, scantest.AlpineRootfs(t)...)}))
 	if !errors.Is(err, context.DeadlineExceeded) || isRejected(err) {
 		t.Errorf("stuck layer: %v", err)
 	}
@@ -310,7 +311,7 @@ func (panicky) Analyze(context.Context, *analyzer.File) (*analyzer.Result, error
 
 func TestAnalyzerPanic(t *testing.T) {
 	img := scantest.Image(t, scantest.Layer(t, scantest.DebianRootfs(t)...))
-	res := mustScan(t, img, scan.WithAnalyzers(append(scan.DefaultAnalyzers(), panicky{})...))
+	res := mustScan(t, img, scan.WithAnalyzers(append(inspect.PackageAnalyzers(), panicky{})...))
 	if len(res.Packages) != 3 {
 		t.Errorf("packages = %+v", res.Packages)
 	}

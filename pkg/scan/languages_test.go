@@ -6,9 +6,9 @@ import (
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
 
-// The default analyzers find language packages in the same single pass,
+// The package analyzers find language packages in the same single pass,
 // each with its ecosystem, purl and layer.
-func TestDefaultAnalyzersFindLanguagePackages(t *testing.T) {
+func TestPackageAnalyzersFindLanguagePackages(t *testing.T) {
 	app := scantest.Layer(t,
 		scantest.Reg("app/node_modules/ms/package.json", `{"name": "ms", "version": "2.1.3"}`),
 		scantest.Reg("usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\n\nbody\n"),

@@ -90,7 +90,7 @@ type linkDef struct {
 
 // linkIndex holds every layer's symlinks, by path.
 type linkIndex struct {
-	s      *scanner
+	s      *imageScan
 	outs   []*layerOut
 	defs   map[string][]linkDef // by path; layers ascending
 	byHash map[uint64][]string  // paths of defs by hash, for layerOut.dirs
@@ -98,7 +98,7 @@ type linkIndex struct {
 	steps  atomic.Int64
 }
 
-func (s *scanner) newLinkIndex(outs []*layerOut) *linkIndex {
+func (s *imageScan) newLinkIndex(outs []*layerOut) *linkIndex {
 	x := &linkIndex{s: s, outs: outs, defs: map[string][]linkDef{}, byHash: map[uint64][]string{}}
 	for i, lo := range outs {
 		for _, l := range lo.links {
@@ -252,7 +252,7 @@ type want struct {
 }
 
 type linkPlan struct {
-	s        *scanner
+	s        *imageScan
 	x        *linkIndex
 	outs     []*layerOut
 	anchored []int                // indices of the Anchored analyzers
@@ -276,7 +276,7 @@ type resolvedFile struct {
 
 // resolveLinks plans and runs the second reads, filling outs[i].aliased
 // and s.resolved for merge.
-func (s *scanner) resolveLinks(ctx context.Context, metas []layerMeta, outs []*layerOut) error {
+func (s *imageScan) resolveLinks(ctx context.Context, metas []layerMeta, outs []*layerOut) error {
 	p := &linkPlan{s: s, outs: outs, anchors: make([][]string, len(s.o.analyzers))}
 	for i, a := range s.o.analyzers {
 		if an, ok := a.(analyzer.Anchored); ok {

@@ -19,7 +19,7 @@ type pathHashes struct {
 	root      uint64
 }
 
-func (s *scanner) pathHashes(p string) pathHashes {
+func (s *imageScan) pathHashes(p string) pathHashes {
 	h := pathHashes{self: maphash.String(s.seed, p), root: maphash.String(s.seed, ".")}
 	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
 		h.ancestors = append(h.ancestors, maphash.String(s.seed, d))
@@ -76,7 +76,7 @@ type osCandidate struct {
 // merge applies whiteouts and replacements bottom-up, attributes packages
 // to the layer that added them, picks the OS, runs post-processors and
 // sorts.
-func (s *scanner) merge(ctx context.Context, res *Result, outs []*layerOut) error {
+func (s *imageScan) merge(ctx context.Context, res *Result, outs []*layerOut) error {
 	perAnalyzer := make([]analyzer.Result, len(s.o.analyzers))
 	var best *osCandidate
 
@@ -212,7 +212,7 @@ func hiddenAbove(outs []*layerOut, i int, p *pathHashes) bool {
 // of the unbroken run of versions of that file (same path, no deletion or
 // replacement in between) that all list the package (same name, version
 // and arch).
-func (s *scanner) attribute(outs []*layerOut, top int, p string, ph *pathHashes, ai int, pkgs []report.Package) []int {
+func (s *imageScan) attribute(outs []*layerOut, top int, p string, ph *pathHashes, ai int, pkgs []report.Package) []int {
 	layerOf := make([]int, len(pkgs))
 	for k := range layerOf {
 		layerOf[k] = top

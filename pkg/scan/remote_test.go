@@ -77,7 +77,7 @@ func TestRemoteRegistry(t *testing.T) {
 		return ri
 	}
 
-	res, err := scan.Image(ctx, pull())
+	res, err := scanImage(ctx, pull())
 	if err != nil {
 		t.Fatal(err)
 	}

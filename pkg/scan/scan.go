@@ -1,6 +1,13 @@
 // Package scan is Customs' scanning library: one streaming pass over an
-// image's layers that feeds the analyzers (pkg/scan/analyzer/...) and
-// returns what the image contains.
+// image's layers that feeds the analyzers it is given and returns what the
+// image contains.
+//
+//	s, err := scan.New(scan.WithAnalyzers(inspect.PackageAnalyzers()...), scan.WithLimits(lim))
+//	res, err := s.Image(ctx, img)
+//
+// The package knows the analyzer interface (pkg/scan/analyzer) and no
+// analyzer: the set Customs runs is chosen by pkg/inspect, and a Scanner
+// without WithAnalyzers is an error rather than a silent scan for nothing.
 //
 // Layers are streamed from v1.Layer.Compressed() exactly once each, in
 // parallel (WithConcurrency), never written to disk and never extracted.
@@ -28,6 +35,8 @@ package scan
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"runtime"
 	"sync/atomic"
@@ -36,18 +45,6 @@ import (
 
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/apk"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/composer"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/dotnet"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/dpkg"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/gem"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/gobinary"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/java"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/npm"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/osrelease"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/python"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/rpm"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/rust"
 )
 
 // Analyzer is analyzer.Analyzer, for callers of WithAnalyzers.
@@ -149,8 +146,10 @@ func (l Limits) resolve() Limits {
 	return out
 }
 
-// Option configures Image.
-type Option func(*options)
+// Option configures a Scanner (New) or one Image call. An option that
+// cannot be honoured fails New with a reason instead of surfacing at the
+// first scan.
+type Option func(*options) error
 
 type options struct {
 	limits         Limits
@@ -189,29 +188,54 @@ func NewBudget(maxBytes, maxFiles int64) *Budget {
 
 // WithBudget charges the scan's bytes and entries to b as well as to the
 // image's own limits.
-func WithBudget(b *Budget) Option { return func(o *options) { o.budget = b } }
+func WithBudget(b *Budget) Option { return func(o *options) error { o.budget = b; return nil } }
 
 // WithLimits sets the limits (see Limits for zero and negative fields).
-func WithLimits(l Limits) Option { return func(o *options) { o.limits = l } }
+func WithLimits(l Limits) Option { return func(o *options) error { o.limits = l; return nil } }
 
-// WithAnalyzers replaces the analyzers (default: DefaultAnalyzers()).
-// Names must be unique.
+// WithAnalyzers sets the analyzers; it is required (the scan library has
+// no set of its own: Customs' is inspect.PackageAnalyzers plus the threat
+// engines inspect.NewEngine adds). WithAnalyzers() with none scans the
+// layers only: limits, digests, whiteouts and the platform. Names must be
+// unique and no analyzer nil; New fails otherwise. A later WithAnalyzers
+// replaces an earlier one.
 func WithAnalyzers(a ...Analyzer) Option {
-	return func(o *options) {
+	return func(o *options) error {
+		seen := make(map[string]bool, len(a))
+		for _, an := range a {
+			if an == nil {
+				return errors.New("scan: nil analyzer")
+			}
+			if seen[an.Name()] {
+				return fmt.Errorf("scan: two analyzers are named %q", an.Name())
+			}
+			seen[an.Name()] = true
+		}
 		o.analyzers = append([]analyzer.Analyzer(nil), a...)
 		o.analyzersSet = true
+		return nil
 	}
 }
 
-// WithConcurrency sets how many layers are streamed in parallel (default
-// min(4, GOMAXPROCS)).
-func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n } }
+// WithConcurrency sets how many layers are streamed in parallel (0: the
+// default, min(4, GOMAXPROCS); negative: an error).
+func WithConcurrency(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("scan: concurrency %d: want 0 (the default) or more", n)
+		}
+		o.concurrency = n
+		return nil
+	}
+}
 
 // WithProgress sets a callback called regularly while scanning: at the
 // start and end of each layer, every 1024 tar entries and every 16 MiB of
-// decompressed data. Calls are serialized (never concurrent) but may come
-// from different goroutines; fn must be cheap and must not block.
-func WithProgress(fn func()) Option { return func(o *options) { o.progress = fn } }
+// decompressed data. The calls of one Image call are serialized (never
+// concurrent) but may come from different goroutines; a Scanner shared by
+// concurrent Image calls calls fn concurrently. fn must be cheap and must
+// not block.
+func WithProgress(fn func()) Option { return func(o *options) error { o.progress = fn; return nil } }
 
 // WithAbsolutePaths decides what happens to tar entries with an absolute
 // name ("/etc/passwd"). By default (true) they are read relative to the
@@ -220,57 +244,85 @@ func WithProgress(fn func()) Option { return func(o *options) { o.progress = fn 
 // "/ko-app/<name>" and "/var/run/ko"). With false they are rejected as
 // hostile (strict mode). Names escaping the root with ".." are rejected
 // either way.
-func WithAbsolutePaths(allow bool) Option { return func(o *options) { o.rejectAbsolute = !allow } }
+func WithAbsolutePaths(allow bool) Option {
+	return func(o *options) error { o.rejectAbsolute = !allow; return nil }
+}
 
 // WithLayerCache makes Image reuse what earlier scans found in a layer
 // (same diff_id, same analyzers and configuration, same per-layer
 // limits) instead of downloading it again, and store what it finds in
 // layers it did stream. See LayerCache. A nil c turns the cache off.
-func WithLayerCache(c LayerCache) Option { return func(o *options) { o.cache = c } }
+func WithLayerCache(c LayerCache) Option { return func(o *options) error { o.cache = c; return nil } }
 
 // WithCacheErrors sets a callback for layer cache failures, which never
 // fail a scan: Get and Put errors and entries that cannot be decoded
-// (such a layer is streamed as if it were not cached). Calls are
-// serialized; fn must not block.
-func WithCacheErrors(fn func(error)) Option { return func(o *options) { o.cacheErrors = fn } }
-
-// DefaultAnalyzers returns a fresh instance of every built-in analyzer.
-func DefaultAnalyzers() []Analyzer {
-	return []Analyzer{
-		osrelease.New(),
-		dpkg.New(),
-		apk.New(),
-		gobinary.New(),
-		npm.New(),
-		composer.New(),
-		python.New(),
-		gem.New(),
-		java.New(),
-		rust.New(),
-		dotnet.New(),
-		rpm.New(),
-	}
+// (such a layer is streamed as if it were not cached). The calls of one
+// Image call are serialized (concurrent Image calls on a shared Scanner
+// call fn concurrently); fn must not block.
+func WithCacheErrors(fn func(error)) Option {
+	return func(o *options) error { o.cacheErrors = fn; return nil }
 }
 
-func buildOptions(opts []Option) *options {
+func buildOptions(opts []Option) (*options, error) {
 	o := &options{}
 	for _, fn := range opts {
-		if fn != nil {
-			fn(o)
+		if fn == nil {
+			continue
+		}
+		if err := fn(o); err != nil {
+			return nil, err
 		}
 	}
-	o.limits = o.limits.resolve()
 	if !o.analyzersSet {
-		o.analyzers = DefaultAnalyzers()
+		return nil, errors.New("scan: no analyzers: give WithAnalyzers (inspect.PackageAnalyzers() are Customs' package analyzers; WithAnalyzers() with none scans the layers only)")
 	}
-	if o.concurrency <= 0 {
+	o.limits = o.limits.resolve()
+	if o.concurrency == 0 {
 		o.concurrency = min(4, runtime.GOMAXPROCS(0))
 	}
-	return o
+	return o, nil
+}
+
+// Scanner scans images with one configuration: analyzers, limits, layer
+// cache. Build it once with New and share it; Image may be called
+// concurrently.
+type Scanner struct {
+	o *options
+}
+
+// New checks opts and returns a Scanner. It fails when no WithAnalyzers
+// is given, when two analyzers share a name or one is nil, and on a
+// negative concurrency. Limits have no invalid values (zero: the default,
+// negative: no limit).
+func New(opts ...Option) (*Scanner, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Scanner{o: o}, nil
+}
+
+// WithBudget returns a Scanner that scans as s does and also charges
+// every scan to b (the platforms of one index: see Budget).
+func (s *Scanner) WithBudget(b *Budget) *Scanner {
+	o := *s.o
+	o.budget = b
+	return &Scanner{o: &o}
 }
 
 // Image scans one image (not an index) and returns what its layers
 // contain.
+func (s *Scanner) Image(ctx context.Context, img v1.Image) (*Result, error) {
+	return newImageScan(s.o).scan(ctx, img)
+}
+
+// Image scans one image with a Scanner built from opts for this call; an
+// error of New is returned as is. Callers that scan more than one image
+// build the Scanner once.
 func Image(ctx context.Context, img v1.Image, opts ...Option) (*Result, error) {
-	return newScanner(buildOptions(opts)).scan(ctx, img)
+	s, err := New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return s.Image(ctx, img)
 }

@@ -3,21 +3,31 @@ package scan_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
 
+// scanImage is scan.Image with Customs' package analyzers
+// (inspect.PackageAnalyzers) unless opts choose others: the library has no
+// analyzers of its own.
+func scanImage(ctx context.Context, img v1.Image, opts ...scan.Option) (*scan.Result, error) {
+	return scan.Image(ctx, img, append([]scan.Option{scan.WithAnalyzers(inspect.PackageAnalyzers()...)}, opts...)...)
+}
+
 func mustScan(t testing.TB, img v1.Image, opts ...scan.Option) *scan.Result {
 	t.Helper()
-	res, err := scan.Image(context.Background(), img, opts...)
+	res, err := scanImage(context.Background(), img, opts...)
 	if err != nil {
 		t.Fatalf("scan.Image: %v", err)
 	}
@@ -279,15 +289,110 @@ func TestProgressAndAnalyzers(t *testing.T) {
 		t.Errorf("packages = %d", len(res.Packages))
 	}
 	// Only the os-release analyzer: no packages, the OS still found.
-	res = mustScan(t, img, scan.WithAnalyzers(scan.DefaultAnalyzers()[0]))
+	res = mustScan(t, img, scan.WithAnalyzers(inspect.PackageAnalyzers()[0]))
 	if len(res.Packages) != 0 || res.OS.ID != "debian" {
 		t.Errorf("osrelease only: OS %+v packages %d", res.OS, len(res.Packages))
 	}
-	// Duplicate analyzer names are a programming error, not a rejection.
-	a := scan.DefaultAnalyzers()[1]
-	if _, err := scan.Image(context.Background(), img, scan.WithAnalyzers(a, a)); err == nil || isRejected(err) {
-		t.Errorf("duplicate analyzers: %v", err)
+}
+
+// Options that cannot be honoured fail New, before any image is read, with
+// an error that is not a rejection of the image; scan.Image returns the
+// same error.
+func TestNewRefusesBadOptions(t *testing.T) {
+	a := inspect.PackageAnalyzers()[1]
+	for _, tc := range []struct {
+		name string
+		opts []scan.Option
+		want string
+	}{
+		{"no analyzers", []scan.Option{scan.WithLimits(scan.DefaultLimits())}, "no analyzers"},
+		{"duplicate names", []scan.Option{scan.WithAnalyzers(a, a)}, `two analyzers are named "dpkg"`},
+		{"nil analyzer", []scan.Option{scan.WithAnalyzers(a, nil)}, "nil analyzer"},
+		{"negative concurrency", []scan.Option{scan.WithAnalyzers(a), scan.WithConcurrency(-1)}, "concurrency -1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := scan.New(tc.opts...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || isRejected(err) || s != nil {
+				t.Fatalf("New: %v, %v; want an error containing %q", s, err, tc.want)
+			}
+			img := &countingImage{Image: scantest.Image(t)}
+			if _, ierr := scan.Image(context.Background(), img, tc.opts...); ierr == nil || ierr.Error() != err.Error() {
+				t.Errorf("scan.Image: %v, want %v", ierr, err)
+			}
+			if img.calls.Load() != 0 {
+				t.Error("the image was read although the options were refused")
+			}
+		})
 	}
+	// WithAnalyzers() with none is a scan of the layers only; a later
+	// WithAnalyzers replaces an earlier (duplicates are judged per list).
+	for _, opts := range [][]scan.Option{
+		{scan.WithAnalyzers()},
+		{scan.WithAnalyzers(a, a), scan.WithAnalyzers(a)},
+	} {
+		if _, err := scan.New(opts...); err != nil && !strings.Contains(err.Error(), "two analyzers") {
+			t.Errorf("New: %v", err)
+		}
+	}
+}
+
+// countingImage counts Manifest calls.
+type countingImage struct {
+	v1.Image
+	calls atomic.Int64
+}
+
+func (c *countingImage) Manifest() (*v1.Manifest, error) {
+	c.calls.Add(1)
+	return c.Image.Manifest()
+}
+
+// One Scanner serves many images, concurrently, each exactly as a
+// Scanner of its own would; WithBudget charges a shared budget without
+// changing the Scanner it derives from.
+func TestScannerIsReusable(t *testing.T) {
+	s, err := scan.New(scan.WithAnalyzers(inspect.PackageAnalyzers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	debian := scantest.Image(t, scantest.Layer(t, scantest.DebianRootfs(t)...))
+	alpine := scantest.Image(t, scantest.Layer(t, scantest.AlpineRootfs(t)...))
+	want := map[v1.Image][]byte{debian: marshal(t, mustScan(t, debian)), alpine: marshal(t, mustScan(t, alpine))}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		img := debian
+		if i%2 == 1 {
+			img = alpine
+		}
+		wg.Go(func() {
+			res, err := s.Image(context.Background(), img)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if got := marshal(t, res); string(got) != string(want[img]) {
+				t.Errorf("shared Scanner: got %s, want %s", got, want[img])
+			}
+		})
+	}
+	wg.Wait()
+
+	b := scan.NewBudget(0, 1)
+	if _, err := s.WithBudget(b).Image(context.Background(), debian); !errors.Is(err, scan.ErrLimitExceeded) {
+		t.Errorf("scan within a budget of one file: %v, want ErrLimitExceeded", err)
+	}
+	if _, err := s.Image(context.Background(), debian); err != nil {
+		t.Errorf("the Scanner WithBudget derives from is charged too: %v", err)
+	}
+}
+
+func marshal(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func itoa(i int) string {

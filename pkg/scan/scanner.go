@@ -22,8 +22,8 @@ import (
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 )
 
-// scanner holds the state of one Image call shared by its layer walkers.
-type scanner struct {
+// imageScan holds the state of one Image call shared by its layer walkers.
+type imageScan struct {
 	o        *options
 	lim      Limits
 	seed     maphash.Seed
@@ -51,8 +51,8 @@ type scanner struct {
 	cacheErrMu sync.Mutex
 }
 
-func newScanner(o *options) *scanner {
-	s := &scanner{o: o, lim: o.limits, seed: maphash.MakeSeed()}
+func newImageScan(o *options) *imageScan {
+	s := &imageScan{o: o, lim: o.limits, seed: maphash.MakeSeed()}
 	s.sniffers = make([]analyzer.Sniffer, len(o.analyzers))
 	for i, a := range o.analyzers {
 		s.sniffers[i], _ = a.(analyzer.Sniffer)
@@ -62,7 +62,7 @@ func newScanner(o *options) *scanner {
 	return s
 }
 
-func (s *scanner) progress() {
+func (s *imageScan) progress() {
 	if s.o.progress == nil {
 		return
 	}
@@ -80,19 +80,9 @@ type layerMeta struct {
 	size   int64
 }
 
-func (s *scanner) scan(ctx context.Context, img v1.Image) (*Result, error) {
+func (s *imageScan) scan(ctx context.Context, img v1.Image) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("scan: %w", err)
-	}
-	seen := map[string]bool{}
-	for _, a := range s.o.analyzers {
-		if a == nil {
-			return nil, errors.New("scan: nil analyzer")
-		}
-		if seen[a.Name()] {
-			return nil, fmt.Errorf("scan: two analyzers are named %q", a.Name())
-		}
-		seen[a.Name()] = true
 	}
 	if s.o.cache != nil {
 		var ok bool
@@ -166,7 +156,7 @@ func (s *scanner) scan(ctx context.Context, img v1.Image) (*Result, error) {
 }
 
 // walkAll streams the layers, at most o.concurrency at a time.
-func (s *scanner) walkAll(ctx context.Context, metas []layerMeta) ([]*layerOut, error) {
+func (s *imageScan) walkAll(ctx context.Context, metas []layerMeta) ([]*layerOut, error) {
 	outs := make([]*layerOut, len(metas))
 	err := s.eachLayer(ctx, len(metas), func(ctx context.Context, i int) error {
 		var err error
@@ -181,7 +171,7 @@ func (s *scanner) walkAll(ctx context.Context, metas []layerMeta) ([]*layerOut, 
 
 // eachLayer runs fn(ctx, 0..n-1), at most o.concurrency at a time; the
 // first failure cancels the others.
-func (s *scanner) eachLayer(ctx context.Context, n int, fn func(context.Context, int) error) error {
+func (s *imageScan) eachLayer(ctx context.Context, n int, fn func(context.Context, int) error) error {
 	errs := make([]error, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.o.concurrency)
@@ -224,7 +214,7 @@ func (s *scanner) eachLayer(ctx context.Context, n int, fn func(context.Context,
 }
 
 // imageErr classifies a failure to read image metadata.
-func (s *scanner) imageErr(ctx context.Context, err error, what string) error {
+func (s *imageScan) imageErr(ctx context.Context, err error, what string) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("scan: %w", cerr)
 	}

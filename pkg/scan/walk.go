@@ -113,7 +113,7 @@ func (f *fileOut) result(analyzer int) *analyzer.Result {
 
 // layerWalk is the state of streaming one layer.
 type layerWalk struct {
-	s       *scanner
+	s       *imageScan
 	m       *layerMeta
 	ctx     context.Context
 	out     *layerOut
@@ -142,7 +142,7 @@ type layerWalk struct {
 	rec      *layerRecord
 }
 
-func (s *scanner) walkLayer(ctx context.Context, m *layerMeta) (*layerOut, error) {
+func (s *imageScan) walkLayer(ctx context.Context, m *layerMeta) (*layerOut, error) {
 	s.progress()
 	defer s.progress()
 	lw := &layerWalk{

@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/customs-scan/customs/pkg/store"
-	"github.com/customs-scan/customs/pkg/testing/s3test"
+	"github.com/customs-scan/customs/pkg/store/storetest"
 )
 
 // Runs against gofakes3 over real HTTP: the same aws-sdk-go-v2 calls,
 // signing and path-style addressing as against MinIO or AWS.
 func TestS3RoundTrip(t *testing.T) {
 	ctx := context.Background()
-	b := s3test.Start(t).Bucket(t, "reports")
+	b := storetest.Start(t).Bucket(t, "reports")
 
 	if _, err := b.Get(ctx, "missing.json"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get(missing) = %v, want ErrNotFound", err)
@@ -51,7 +51,7 @@ func TestS3RoundTrip(t *testing.T) {
 
 func TestS3Unreachable(t *testing.T) {
 	ctx := context.Background()
-	srv := s3test.Start(t)
+	srv := storetest.Start(t)
 	cfg := srv.Config("reports")
 	cfg.Endpoint = "http://127.0.0.1:1" // nothing listens there
 	cfg.CreateBucket = false

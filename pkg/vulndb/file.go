@@ -10,44 +10,29 @@ import (
 	"path/filepath"
 )
 
-// EnvPath names the environment variable that chooses the database file.
-const EnvPath = "CUSTOMS_DB"
-
 // ErrNoDatabase is returned by OpenFile when the file does not exist:
 // callers report packages and say that vulnerabilities were not checked.
 var ErrNoDatabase = errors.New("vulndb: no vulnerability database (run `customs db update`)")
 
-// DefaultPath is where `customs db update` writes the database and where
-// `customs scan` and `customs up` look for it: $CUSTOMS_DB, else
-// <user cache dir>/customs/vulndb.gob.gz.
+// DefaultPath is <user cache dir>/customs/vulndb.gob.gz, where the customs
+// commands keep the database unless told otherwise (they read CUSTOMS_DB;
+// this package reads no environment variable).
 func DefaultPath() (string, error) {
-	if p := os.Getenv(EnvPath); p != "" {
-		return p, nil
-	}
 	dir, err := os.UserCacheDir()
 	if err != nil {
-		return "", fmt.Errorf("vulndb: no user cache directory (set %s): %w", EnvPath, err)
+		return "", fmt.Errorf("vulndb: no user cache directory: %w", err)
 	}
 	return filepath.Join(dir, "customs", "vulndb.gob.gz"), nil
 }
 
-// OpenOptional opens the database a command should use: path when given
-// (a missing file is then an error), else DefaultPath, where a missing
-// file means "no database" (nil, no error). It returns the path it read.
-func OpenOptional(path string) (*DB, string, error) {
-	if path != "" {
-		db, err := OpenFile(path)
-		return db, path, err
-	}
-	path, err := DefaultPath()
-	if err != nil {
-		return nil, "", err
-	}
+// OpenOptional is OpenFile for a database that may not exist yet (the
+// default location): a missing file is no database (nil, nil).
+func OpenOptional(path string) (*DB, error) {
 	db, err := OpenFile(path)
 	if errors.Is(err, ErrNoDatabase) {
-		return nil, path, nil
+		return nil, nil
 	}
-	return db, path, err
+	return db, err
 }
 
 // OpenFile reads a database file written by WriteFile. A missing file is

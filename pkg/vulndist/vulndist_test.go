@@ -9,8 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndb/vulndbtest"
 	"github.com/customs-scan/customs/pkg/vulndist"
@@ -38,7 +38,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestPublishAndHotSwap(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -112,7 +112,7 @@ func TestPublishAndHotSwap(t *testing.T) {
 // Concurrent publishers: the compare-and-set lets exactly the newest build
 // end up current, whatever the interleaving.
 func TestConcurrentPublish(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -152,7 +152,7 @@ func TestConcurrentPublish(t *testing.T) {
 
 // The watcher survives a NATS restart and picks up what is published after.
 func TestWatcherAcrossRestart(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -175,7 +175,7 @@ func TestWatcherAcrossRestart(t *testing.T) {
 
 // Old blobs are pruned; the current and the previous stay.
 func TestPrune(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := queuetest.Start(t)
 	_, js := srv.Connect(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
 	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
@@ -35,7 +35,7 @@ func sampleReport(packages int) *report.Report {
 // Round trip through a real JetStream, inline and by reference, and the
 // signature checks on the way back.
 func TestReportEventRoundTrip(t *testing.T) {
-	ns := natstest.Start(t)
+	ns := queuetest.Start(t)
 	_, js := ns.Connect(t)
 	ctx := context.Background()
 	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {

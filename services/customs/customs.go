@@ -74,9 +74,12 @@ type UpConfig struct {
 	Limits  scanner.LimitsConfig
 	Engine  inspect.EngineConfig
 	// DBPath is the vulnerability database published to the scanners at
-	// start ("" → vulndb.DefaultPath(); a missing file → none until one is
-	// published with `customs db update --publish`).
+	// start; "" publishes none (until one is published with `customs db
+	// update --publish`). A missing file fails Start unless DBOptional.
 	DBPath string
+	// DBOptional: a missing DBPath is no database, not an error (`customs
+	// up` without --db, looking in the default place).
+	DBOptional bool
 	// RemoteOptions are extra registry client options for the scanner.
 	RemoteOptions []remote.Option
 	// RegistryMiddleware wraps the embedded registry's handler (fault
@@ -242,7 +245,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	if err := queue.EnsureStreams(ctx, js("ingest"), queue.Topology{}); err != nil {
 		return nil, err
 	}
-	if err := publishDB(ctx, js("ingest"), cfg.DBPath, log); err != nil {
+	if err := publishDB(ctx, js("ingest"), cfg.DBPath, cfg.DBOptional, log); err != nil {
 		return nil, err
 	}
 	bucket, err := store.NewS3(ctx, store.S3Config{
@@ -266,9 +269,9 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		return nil, err
 	}
 	remoteOpts := append([]remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}, cfg.RemoteOptions...)
+	// Fields left zero get the services' defaults, as their commands do.
 	scn, err := scanner.New(scanner.Config{
-		Workers: cfg.Workers, AckWait: cfg.AckWait, MaxDeliver: 6, MaxAckPending: 64,
-		ScanTimeout: 15 * time.Minute, Limits: cfg.Limits, Engine: cfg.Engine,
+		Workers: cfg.Workers, AckWait: cfg.AckWait, Limits: cfg.Limits, Engine: cfg.Engine,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
 		RedirectHosts: cfg.RedirectHosts, TokenHosts: cfg.TokenHosts, AllowForeignLayers: cfg.AllowForeignLayers,
 		Signing: wire.SigningConfig{Key: st.ReportSigningKey},
@@ -276,8 +279,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := results.New(results.Config{Workers: 4, AckWait: 30 * time.Second, RematchConcurrency: 8,
-		PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles,
+	res, err := results.New(results.Config{PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles,
 		APITokensFile: cfg.APITokensFile, AdminToken: cfg.AdminToken, APIAuth: cfg.APIAuth, AnonymousReads: st.OpenReads,
 		Signing: wire.SigningConfig{Key: st.ReportSigningKey}},
 		results.Deps{JetStream: js("results"), Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})
@@ -342,8 +344,16 @@ func Up(ctx context.Context, cfg UpConfig) error {
 
 // publishDB makes the database file current in the embedded NATS unless
 // a newer one was published there before.
-func publishDB(ctx context.Context, js jetstream.JetStream, path string, log zerolog.Logger) error {
-	db, path, err := vulndb.OpenOptional(path)
+func publishDB(ctx context.Context, js jetstream.JetStream, path string, optional bool, log zerolog.Logger) error {
+	var db *vulndb.DB
+	var err error
+	switch {
+	case path == "":
+	case optional:
+		db, err = vulndb.OpenOptional(path)
+	default:
+		db, err = vulndb.OpenFile(path)
+	}
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caarlos0/env/v11"
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/notifications"
 	"github.com/nats-io/nats.go/jetstream"
@@ -473,14 +474,23 @@ func TestDeployCompose(t *testing.T) {
 		t.Error("results must wait for minio to be healthy (it creates the bucket at start-up)")
 	}
 
-	// Both front doors start with the compose settings: nothing is open by default.
-	if err := (ingest.Config{WebhookToken: ing.Environment["CUSTOMS_WEBHOOK_TOKEN"], WebhookAuth: ing.Environment["CUSTOMS_WEBHOOK_AUTH"]}).Validate(); err != nil {
-		t.Errorf("ingest would refuse to start: %v", err)
-	}
+	// The services start with the compose settings, parsed as their commands
+	// parse them: nothing is open by default, and what Validate refuses
+	// (no webhook token, no API tokens, no signing key) is set.
 	if res.Environment["CUSTOMS_API_TOKENS"] != "" {
 		t.Error("results CUSTOMS_API_TOKENS names a path inside the container, which this test cannot check; extend it")
-	} else if err := (results.Config{AdminToken: res.Environment["CUSTOMS_ADMIN_TOKEN"], APIAuth: res.Environment["CUSTOMS_API_AUTH"]}).Validate(); err != nil {
-		t.Errorf("results would refuse to start: %v", err)
+	}
+	for name, c := range map[string]struct {
+		env envMap
+		cfg interface{ Validate() error }
+	}{"ingest": {ing.Environment, &ingest.Config{}}, "scanner": {scn.Environment, &scanner.Config{}}, "results": {res.Environment, &results.Config{}}} {
+		if err := env.ParseWithOptions(c.cfg, env.Options{Environment: c.env}); err != nil {
+			t.Errorf("%s environment: %v", name, err)
+			continue
+		}
+		if err := c.cfg.Validate(); err != nil {
+			t.Errorf("%s would refuse to start: %v", name, err)
+		}
 	}
 }
 

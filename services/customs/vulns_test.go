@@ -2,6 +2,7 @@ package customs_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"github.com/customs-scan/customs/pkg/vulndb/vulndbtest"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+	"github.com/customs-scan/customs/services/customs"
 )
 
 // osvDir is the real OSV records of pkg/vulndb's tests.
@@ -234,6 +236,25 @@ func TestNoDatabaseSaysNotChecked(t *testing.T) {
 	if r.VulnerabilityDB.Status != report.VulnDBNotChecked || r.VulnerabilityDB.Note == "" || len(r.Packages) == 0 {
 		t.Fatalf("vulnerability_db = %+v, %d packages", r.VulnerabilityDB, len(r.Packages))
 	}
+}
+
+// A database file named explicitly (customs up --db) must exist; the
+// default place (without --db: $CUSTOMS_DB or the user cache dir,
+// DBOptional) may be empty.
+func TestMissingDatabaseFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.gob.gz")
+	cfg := testConfig(t)
+	cfg.RegistryAddr, cfg.Workers = "", 0
+	cfg.DBPath = missing
+	if st, err := customs.Start(context.Background(), cfg); err == nil {
+		_ = st.Stop()
+		t.Fatal("Start with a missing database file succeeded")
+	} else if !errors.Is(err, vulndb.ErrNoDatabase) {
+		t.Fatalf("Start: %v, want ErrNoDatabase", err)
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.DBOptional = true
+	startStack(t, cfg)
 }
 
 // An ignore file marks a vulnerability as not affecting a repository's

@@ -2,7 +2,15 @@
 // manifest or index push into a scan job on NATS JetStream.
 //
 //	svc, err := ingest.New(cfg, ingest.Deps{JetStream: js, Ready: ready, Log: log})
-//	err = svc.Run(ctx)
+//	err = svc.Run(ctx)       // or svc.Serve(ctx, ln)
+//
+// New checks the configuration and builds the service; nothing listens or
+// connects yet. Run(ctx) listens on cfg.Addr and serves until ctx ends;
+// Serve(ctx, ln) is the same on a listener the caller bound (`customs up`
+// binds every listener before it starts any service). Both return nil once
+// ctx has ended and the service has shut down, or the error that stopped it
+// first; ln is closed when Serve returns. ingest, scanner and results share
+// this lifecycle.
 package ingest
 
 import (
@@ -22,6 +30,8 @@ import (
 )
 
 // Config is read from the environment by cmd/ingest (and by `customs up`).
+// A zero field means its default (the envDefault tag), for Go callers as
+// for the environment; Validate says what New would refuse.
 type Config struct {
 	Addr string `env:"CUSTOMS_INGEST_ADDR" envDefault:"127.0.0.1:8081"`
 	// WebhookToken must arrive as "Authorization: Bearer <token>"
@@ -40,9 +50,26 @@ type Config struct {
 	MaxBodyBytes int64 `env:"CUSTOMS_WEBHOOK_MAX_BYTES" envDefault:"1048576"`
 }
 
-// Validate refuses a configuration that would accept webhooks from anyone
-// without saying so explicitly.
+// withDefaults fills the fields a Go caller left zero with the values the
+// env tags give the commands (TestDefaultsAgree keeps them equal).
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8081"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	return c
+}
+
+// Validate refuses what New would: a configuration that would accept
+// webhooks from anyone without saying so explicitly, a negative body
+// limit. Zero values are fine (they mean the defaults). cmd/ingest calls it
+// before dialling NATS.
 func (c Config) Validate() error {
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("ingest: CUSTOMS_WEBHOOK_MAX_BYTES=%d: want a positive size (0: the default)", c.MaxBodyBytes)
+	}
 	off, err := apiauth.Switch("CUSTOMS_WEBHOOK_AUTH", c.WebhookAuth)
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
@@ -74,14 +101,13 @@ type Service struct {
 	authOffEvery time.Duration
 }
 
-// New validates cfg and builds the HTTP handler.
+// New fills cfg's zero fields with the defaults, validates it and builds
+// the HTTP handler.
 func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.JetStream == nil {
 		return nil, errors.New("ingest: JetStream publisher is required")
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
-	}
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -104,7 +130,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // Handler is the HTTP API (webhooks, health, metrics).
 func (s *Service) Handler() http.Handler { return s.handler }
 
-// Run serves on cfg.Addr until ctx is cancelled.
+// Run listens on cfg.Addr and serves until ctx ends (Serve on a listener
+// of its own).
 func (s *Service) Run(ctx context.Context) error {
 	ln, err := httpx.Listen(s.cfg.Addr)
 	if err != nil {
@@ -113,8 +140,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves on ln until ctx is cancelled.
+// Serve serves webhooks, health and metrics on ln until ctx ends; ln is
+// closed when it returns.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	defer ln.Close()
 	log := s.log.With().Str("service", "ingest").Logger()
 	if s.cfg.WebhookToken == "" {
 		ctx, cancel := context.WithCancel(ctx)

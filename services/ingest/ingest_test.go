@@ -18,7 +18,7 @@ import (
 
 	"github.com/customs-scan/customs/pkg/natsconn"
 	"github.com/customs-scan/customs/pkg/queue"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/ingest"
@@ -50,7 +50,7 @@ func fixture(t *testing.T, rel string) []byte {
 
 type env struct {
 	srv *httptest.Server
-	ns  *natstest.Server
+	ns  *queuetest.Server
 	js  jetstream.JetStream
 }
 
@@ -61,7 +61,7 @@ func start(t *testing.T, cfg ingest.Config) *env {
 	if cfg.WebhookToken == "" {
 		cfg.WebhookAuth = "off"
 	}
-	ns := natstest.Start(t)
+	ns := queuetest.Start(t)
 	ctx := context.Background()
 	nc, js, err := natsconn.Connect(ctx, natsconn.Config{URL: ns.URL()}, "test-ingest", zerolog.Nop())
 	if err != nil {

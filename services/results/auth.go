@@ -9,11 +9,37 @@ import (
 	"github.com/customs-scan/customs/pkg/apiauth"
 )
 
-// Validate checks the API authentication settings (and reads the tokens
-// file) the way New will.
+// Validate refuses what New would: API authentication settings New
+// refuses (it reads the tokens file as New will), report signing on
+// without a usable key, negative counts or durations. Zero values are fine
+// (they mean the defaults). cmd/results calls it before dialling NATS.
 func (c Config) Validate() error {
+	if err := c.validateValues(); err != nil {
+		return err
+	}
 	if _, err := newAuth(c, zerolog.Nop()); err != nil {
 		return fmt.Errorf("results: %w", err)
+	}
+	if _, err := c.Signing.Signer(); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	return nil
+}
+
+// validateValues is Validate without the API authentication and the
+// signing key, which New checks as it builds them.
+func (c Config) validateValues() error {
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"CUSTOMS_RESULTS_WORKERS", int64(c.Workers)},
+		{"CUSTOMS_RESULTS_ACK_WAIT", int64(c.AckWait)},
+		{"CUSTOMS_REMATCH_CONCURRENCY", int64(c.RematchConcurrency)},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("results: %s is negative: want a positive value (0: the default)", n.name)
+		}
 	}
 	return nil
 }

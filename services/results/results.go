@@ -2,7 +2,18 @@
 // reports in S3-compatible storage and serves them over HTTP.
 //
 //	svc, err := results.New(cfg, results.Deps{JetStream: js, Bucket: bucket, Log: log})
-//	err = svc.Run(ctx)
+//	err = svc.Run(ctx)       // or svc.Serve(ctx, ln)
+//
+// New checks the configuration and builds the service; nothing listens or
+// connects yet. Run(ctx) listens on cfg.Addr and serves until ctx ends;
+// Serve(ctx, ln) is the same on a listener the caller bound (`customs up`
+// binds every listener before it starts any service). Both return nil once
+// ctx has ended and the service has shut down, or the error that stopped it
+// first; ln is closed when Serve returns. ingest, scanner and results share
+// this lifecycle.
+//
+// Serve binds the JetStream resources, then stores report events, re-matches
+// after database updates and serves the report API (internal/reportapi).
 package results
 
 import (
@@ -27,12 +38,14 @@ import (
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
-	"github.com/customs-scan/customs/services/results/internal/api"
 	"github.com/customs-scan/customs/services/results/internal/rematch"
+	"github.com/customs-scan/customs/services/results/internal/reportapi"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
 )
 
 // Config is read from the environment by cmd/results (and by `customs up`).
+// A zero field means its default (the envDefault tag), for Go callers as
+// for the environment; Validate says what New would refuse.
 type Config struct {
 	Addr string `env:"CUSTOMS_RESULTS_ADDR" envDefault:"127.0.0.1:8082"`
 	// Workers store reports concurrently.
@@ -59,6 +72,27 @@ type Config struct {
 	// Signing checks report events: only scanners holding the key can
 	// write a verdict.
 	Signing wire.SigningConfig
+}
+
+// withDefaults fills the fields a Go caller left zero with the values the
+// env tags give the commands (TestDefaultsAgree keeps them equal).
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8082"
+	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.RematchConcurrency == 0 {
+		c.RematchConcurrency = 8
+	}
+	if c.Signing.Mode == "" {
+		c.Signing.Mode = "on"
+	}
+	return c
 }
 
 // S3Config is the bucket part of the environment (used by cmd/results).
@@ -103,16 +137,15 @@ type Service struct {
 	reader  *wire.Reader
 }
 
-// New builds the service.
+// New fills cfg's zero fields with the defaults, validates it and builds
+// the service.
 func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.JetStream == nil || deps.Bucket == nil {
 		return nil, errors.New("results: JetStream and Bucket are required")
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 1
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
+	cfg = cfg.withDefaults()
+	if err := cfg.validateValues(); err != nil {
+		return nil, err
 	}
 	signer, err := cfg.Signing.Signer()
 	if err != nil {
@@ -137,14 +170,14 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("results: %w", err)
 	}
-	api.Mount(router, rs, auth, func() api.DBInfo {
+	reportapi.Mount(router, rs, auth, func() reportapi.DBInfo {
 		db := vdb.Current()
 		if db == nil {
-			return api.DBInfo{Status: "none"}
+			return reportapi.DBInfo{Status: "none"}
 		}
 		h := db.Header()
 		built := h.Built.UTC()
-		return api.DBInfo{Status: "loaded", Version: db.Version(), BuiltAt: &built, Advisories: h.Advisories, Entries: h.Entries}
+		return reportapi.DBInfo{Status: "loaded", Version: db.Version(), BuiltAt: &built, Advisories: h.Advisories, Entries: h.Entries}
 	}, log)
 	// Every results process asks; the request's message id makes it one.
 	vdb.OnSwap = func(ctx context.Context, _, db *vulndb.DB) {
@@ -156,7 +189,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		reader: &wire.Reader{Signer: signer},
 		rematch: &rematch.Rematcher{
 			JS: deps.JetStream, Store: rs, Rules: rules, DB: vdb.Current,
-			Concurrency: max(cfg.RematchConcurrency, 1), Log: log,
+			Concurrency: cfg.RematchConcurrency, Log: log,
 		},
 		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "customs_results_reports_total", Help: "Report events by result (stored, stale, attempt: a failed scan kept beside a complete report, refused: dead-lettered).",
@@ -175,7 +208,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // Handler is the HTTP API.
 func (s *Service) Handler() http.Handler { return s.handler }
 
-// Run consumes report events and serves the API on cfg.Addr.
+// Run listens on cfg.Addr, consumes report events and serves the API until
+// ctx ends (Serve on a listener of its own).
 func (s *Service) Run(ctx context.Context) error {
 	ln, err := httpx.Listen(s.cfg.Addr)
 	if err != nil {
@@ -184,8 +218,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Run with the listener given.
+// Serve consumes report events and serves the report API on ln until ctx
+// ends; ln is closed when it returns.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	defer ln.Close()
 	cons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.ReportsStream, jetstream.ConsumerConfig{
 		Durable:       queue.ResultsConsumer,
 		Description:   "stores reports in S3",

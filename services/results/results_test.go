@@ -19,9 +19,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/store"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
 	"github.com/customs-scan/customs/pkg/wire"
 	"github.com/customs-scan/customs/services/results"
 )
@@ -67,7 +67,7 @@ func start(t *testing.T) *env {
 func startWith(t *testing.T, cfg results.Config) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ns := natstest.Start(t)
+	ns := queuetest.Start(t)
 	_, js := ns.Connect(t)
 	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {
 		t.Fatal(err)

@@ -26,9 +26,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/scanner"
 )
@@ -157,7 +157,7 @@ func (s *standin) push(t *testing.T, repo string, img v1.Image) string {
 // stand-in's credentials.
 func startScanner(t *testing.T, cfg scanner.Config) jetstream.JetStream {
 	t.Helper()
-	ns := natstest.Start(t)
+	ns := queuetest.Start(t)
 	_, js := ns.Connect(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {

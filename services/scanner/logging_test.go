@@ -10,8 +10,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
 	"github.com/customs-scan/customs/services/scanner"
 )
 
@@ -44,7 +44,7 @@ func (l *lockedBuf) lines() []map[string]any {
 // job's fields (and the service named once).
 func TestScanLibraryLogsCarryTheJob(t *testing.T) {
 	var buf lockedBuf
-	ns := natstest.Start(t)
+	ns := queuetest.Start(t)
 	_, js := ns.Connect(t)
 	if err := queue.EnsureStreams(t.Context(), js, queue.Topology{}); err != nil {
 		t.Fatal(err)

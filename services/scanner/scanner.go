@@ -2,7 +2,18 @@
 // digest with go-containerregistry, scans it and publishes the report.
 //
 //	svc, err := scanner.New(cfg, scanner.Deps{JetStream: js, Ready: ready, Log: log})
-//	err = svc.Run(ctx)
+//	err = svc.Run(ctx)       // or svc.Serve(ctx, ln)
+//
+// New checks the configuration and builds the service; nothing listens or
+// connects yet. Run(ctx) listens on cfg.Addr and serves until ctx ends;
+// Serve(ctx, ln) is the same on a listener the caller bound (`customs up`
+// binds every listener before it starts any service). Both return nil once
+// ctx has ended and the service has shut down, or the error that stopped it
+// first; ln is closed when Serve returns. ingest, scanner and results share
+// this lifecycle.
+//
+// Serve binds the JetStream resources (consumers, buckets), then works jobs
+// (internal/jobs, through queue.Worker) and serves health and metrics.
 package scanner
 
 import (
@@ -26,13 +37,15 @@ import (
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
-	"github.com/customs-scan/customs/services/scanner/internal/worker"
+	"github.com/customs-scan/customs/services/scanner/internal/jobs"
 )
 
 // ScannedBucket is the KV bucket of already scanned jobs.
 const ScannedBucket = "customs-scanned"
 
 // Config is read from the environment by cmd/scanner (and by `customs up`).
+// A zero field means its default (the envDefault tag), for Go callers as
+// for the environment; Validate says what New would refuse.
 type Config struct {
 	// Addr serves /healthz, /readyz and /metrics.
 	Addr string `env:"CUSTOMS_SCANNER_ADDR" envDefault:"127.0.0.1:8083"`
@@ -134,6 +147,74 @@ func (l LimitsConfig) ScanLimits() scan.Limits {
 	return lim
 }
 
+// withDefaults fills the fields a Go caller left zero with the values the
+// env tags give the commands (TestDefaultsAgree keeps them equal).
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8083"
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.AckWait == 0 {
+		c.AckWait = time.Minute
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 6
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 64
+	}
+	if c.ScannedTTL == 0 {
+		c.ScannedTTL = 7 * 24 * time.Hour
+	}
+	if c.ScanTimeout == 0 {
+		c.ScanTimeout = 15 * time.Minute
+	}
+	if c.Limits.MaxManifestBytes == 0 {
+		c.Limits.MaxManifestBytes = 4 << 20
+	}
+	if c.Engine.ClamdMaxStreamBytes == 0 {
+		c.Engine.ClamdMaxStreamBytes = 25 << 20
+	}
+	if c.LayerCache.TTL == 0 {
+		c.LayerCache.TTL = 7 * 24 * time.Hour
+	}
+	if c.LayerCache.MaxBytes == 0 {
+		c.LayerCache.MaxBytes = 1 << 30
+	}
+	if c.Signing.Mode == "" {
+		c.Signing.Mode = "on"
+	}
+	return c
+}
+
+// Validate refuses what New would: report signing on without a usable key
+// (or a mode other than on/off), and negative counts, durations or sizes
+// where negative means nothing (ScannedTTL and LayerCache.TTL: negative
+// turns them off). Zero values are fine (they mean the defaults).
+// cmd/scanner calls it before dialling NATS.
+func (c Config) Validate() error {
+	for _, n := range []struct {
+		name string
+		v    int64
+	}{
+		{"CUSTOMS_SCANNER_WORKERS", int64(c.Workers)},
+		{"CUSTOMS_SCANNER_ACK_WAIT", int64(c.AckWait)},
+		{"CUSTOMS_SCANNER_MAX_ACK_PENDING", int64(c.MaxAckPending)},
+		{"CUSTOMS_SCAN_TIMEOUT", int64(c.ScanTimeout)},
+		{"CUSTOMS_MAX_MANIFEST_BYTES", c.Limits.MaxManifestBytes},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("scanner: %s is negative: want a positive value (0: the default)", n.name)
+		}
+	}
+	if _, err := c.Signing.Signer(); err != nil {
+		return fmt.Errorf("scanner: %w", err)
+	}
+	return nil
+}
+
 // Deps are the connections the scanner uses.
 type Deps struct {
 	JetStream jetstream.JetStream
@@ -153,60 +234,48 @@ type Service struct {
 	cfg    Config
 	deps   Deps
 	reg    *prometheus.Registry
-	worker *worker.Worker
+	jobs   *jobs.Handler
 	engine *inspect.Engine
 	signer *wire.Signer
 }
 
-// New validates cfg.
+// New fills cfg's zero fields with the defaults, validates it and builds
+// the service: the engine (analyzers, policy, the scanner they run in) and
+// the job handler.
 func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.JetStream == nil {
 		return nil, errors.New("scanner: JetStream is required")
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 1
-	}
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = time.Minute
-	}
-	if cfg.ScanTimeout <= 0 {
-		cfg.ScanTimeout = 15 * time.Minute
-	}
-	if cfg.ScannedTTL == 0 {
-		cfg.ScannedTTL = 7 * 24 * time.Hour
-	}
-	if cfg.LayerCache.TTL == 0 {
-		cfg.LayerCache.TTL = 7 * 24 * time.Hour
-	}
-	if cfg.LayerCache.MaxBytes == 0 {
-		cfg.LayerCache.MaxBytes = 1 << 30
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	signer, err := cfg.Signing.Signer()
 	if err != nil {
 		return nil, fmt.Errorf("scanner: %w", err)
 	}
 	reg := httpx.NewRegistry()
-	engine, err := inspect.NewEngine(cfg.Engine)
+	cache := &cacheSlot{}
+	cacheErrors := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "customs_scanner_layer_cache_errors_total", Help: "Layer cache reads and writes that failed (the layer was scanned instead).",
+	})
+	engine, err := inspect.NewEngine(cfg.Engine, scan.WithLimits(cfg.Limits.ScanLimits()),
+		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }))
 	if err != nil {
 		return nil, fmt.Errorf("scanner: %w", err)
 	}
+	reg.MustRegister(cacheErrors)
 	// The service field is added once, here; everything below logs through it.
 	log := deps.Log.With().Str("service", "scanner").Logger()
 	deps.Log = log
 	// The vulnerability database follows what is published to JetStream;
 	// each scan reads the current one once, so a swap never splits a scan.
 	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
-	cache := &cacheSlot{}
-	cacheErrors := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "customs_scanner_layer_cache_errors_total", Help: "Layer cache reads and writes that failed (the layer was scanned instead).",
-	})
-	reg.MustRegister(cacheErrors)
-	iopts := engine.Options(scan.WithLimits(cfg.Limits.ScanLimits()),
-		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }))
+	iopts := engine.Options()
 	iopts.VulnDB = vdb.Current
 	iopts.JobMaxBytes, iopts.JobMaxFiles = cfg.Limits.JobLimits()
 	iopts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
-	w := worker.New(worker.Config{
+	h := jobs.New(jobs.Config{
 		Registries:         cfg.Registries,
 		InsecureRegistries: cfg.InsecureRegistries,
 		RedirectHosts:      cfg.RedirectHosts,
@@ -216,7 +285,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,
 	}, deps.JetStream, deps.RemoteOptions, reg, deps.Log)
-	return &Service{cfg: cfg, deps: deps, reg: reg, worker: w, engine: engine, vulndb: vdb, cache: cache, signer: signer}, nil
+	return &Service{cfg: cfg, deps: deps, reg: reg, jobs: h, engine: engine, vulndb: vdb, cache: cache, signer: signer}, nil
 }
 
 // cacheSlot is the layer cache once Serve has bound the object store;
@@ -241,7 +310,8 @@ func (c *cacheSlot) Put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// Run creates the durable consumer and works jobs until ctx is cancelled.
+// Run listens on cfg.Addr and works jobs until ctx ends (Serve on a
+// listener of its own).
 func (s *Service) Run(ctx context.Context) error {
 	ln, err := httpx.Listen(s.cfg.Addr)
 	if err != nil {
@@ -250,8 +320,10 @@ func (s *Service) Run(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve is Run with the metrics listener given.
+// Serve creates the durable consumers and buckets, works jobs and serves
+// health and metrics on ln until ctx ends; ln is closed when it returns.
 func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
+	defer ln.Close()
 	log := s.deps.Log
 	if s.cfg.ScannedTTL > 0 {
 		kv, err := queue.Ensure(ctx, "kv "+ScannedBucket, log, func(ctx context.Context) (jetstream.KeyValue, error) {
@@ -266,7 +338,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		if err != nil {
 			return fmt.Errorf("scanner: %w", err)
 		}
-		s.worker.SetScanned(kv)
+		s.jobs.SetScanned(kv)
 	}
 	if s.cfg.LayerCache.TTL > 0 {
 		objs, err := queue.Ensure(ctx, "object store "+layercache.DefaultBucket, log, func(ctx context.Context) (*layercache.ObjectStore, error) {
@@ -291,7 +363,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("scanner: %w", err)
 	}
-	s.worker.SetReports(bodies, s.signer)
+	s.jobs.SetReports(bodies, s.signer)
 	cons, err := queue.EnsureConsumer(ctx, s.deps.JetStream, queue.JobsStream, jetstream.ConsumerConfig{
 		Durable:       queue.ScannerConsumer,
 		Description:   "scanner workers",
@@ -312,8 +384,8 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	s.reg.MustRegister(outcomes)
 	qw := &queue.Worker{
 		Consumer:   cons,
-		Handler:    s.worker.Handle,
-		GiveUp:     s.worker.GiveUp,
+		Handler:    s.jobs.Handle,
+		GiveUp:     s.jobs.GiveUp,
 		Slots:      s.cfg.Workers,
 		AckWait:    s.cfg.AckWait,
 		MaxDeliver: s.cfg.MaxDeliver,
@@ -333,7 +405,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("scanner: create advisory consumer: %w", err)
 	}
 	advWorker := &queue.Worker{
-		Consumer: advCons, Handler: s.worker.HandleAdvisory, Slots: 1, AckWait: 30 * time.Second,
+		Consumer: advCons, Handler: s.jobs.HandleAdvisory, Slots: 1, AckWait: 30 * time.Second,
 		Backoff: func(n uint64) time.Duration { return min(queue.Backoff(n), 30*time.Second) },
 		Log:     log.With().Str("consumer", "scanner-dead-letters").Logger(),
 	}

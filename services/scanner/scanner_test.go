@@ -26,9 +26,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
 	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/scanner"
@@ -81,12 +81,12 @@ type env struct {
 	js   jetstream.JetStream
 	host string
 	reg  *flaky
-	ns   *natstest.Server
+	ns   *queuetest.Server
 }
 
 func start(t *testing.T, cfg scanner.Config) *env {
 	t.Helper()
-	ns := natstest.Start(t)
+	ns := queuetest.Start(t)
 	_, js := ns.Connect(t)
 	if err := queue.EnsureStreams(context.Background(), js, queue.Topology{}); err != nil {
 		t.Fatal(err)
@@ -94,12 +94,12 @@ func start(t *testing.T, cfg scanner.Config) *env {
 	return startOn(t, ns, js, cfg)
 }
 
-func startOn(t *testing.T, ns *natstest.Server, js jetstream.JetStream, cfg scanner.Config) *env {
+func startOn(t *testing.T, ns *queuetest.Server, js jetstream.JetStream, cfg scanner.Config) *env {
 	t.Helper()
 	return startLogged(t, ns, js, cfg, zerolog.Nop())
 }
 
-func startLogged(t *testing.T, ns *natstest.Server, js jetstream.JetStream, cfg scanner.Config, logger zerolog.Logger) *env {
+func startLogged(t *testing.T, ns *queuetest.Server, js jetstream.JetStream, cfg scanner.Config, logger zerolog.Logger) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &flaky{h: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
@@ -254,7 +254,7 @@ func TestJobBecomesReportEvent(t *testing.T) {
 }
 
 func TestScannerRefusesToStartUnsigned(t *testing.T) {
-	ns := natstest.Start(t)
+	ns := queuetest.Start(t)
 	_, js := ns.Connect(t)
 	if _, err := scanner.New(scanner.Config{}, scanner.Deps{JetStream: js, Log: zerolog.Nop()}); err == nil ||
 		!strings.Contains(err.Error(), "CUSTOMS_REPORT_SIGNING_KEY") {
@@ -355,7 +355,7 @@ func TestUnconfiguredRegistryIsRefused(t *testing.T) {
 // Jobs whose workers died on every delivery reach the dead-letter stream
 // through the server's max-deliveries advisory.
 func TestJobThatKilledEveryWorkerIsDeadLettered(t *testing.T) {
-	ns := natstest.Start(t)
+	ns := queuetest.Start(t)
 	_, js := ns.Connect(t)
 	ctx := context.Background()
 	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {

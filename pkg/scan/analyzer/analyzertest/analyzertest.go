@@ -16,6 +16,9 @@ import (
 	"slices"
 	"testing"
 
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/osrelease"
@@ -174,6 +177,10 @@ func runCase(t *testing.T, a analyzer.Analyzer, dir string) {
 	wantCanon, _ := json.MarshalIndent(want, "", "  ")
 	wantCanon = append(wantCanon, '\n')
 	if !bytes.Equal(gotJSON, wantCanon) {
-		t.Errorf("%s: output differs from want.json (run with -update to accept)\n--- got\n%s\n--- want\n%s", dir, gotJSON, wantCanon)
+		diff := gocmp.Diff(want, got, cmpopts.EquateEmpty())
+		if diff == "" { // equal values, different encodings: show the text
+			diff = gocmp.Diff(string(wantCanon), string(gotJSON))
+		}
+		t.Errorf("%s: output differs from want.json (-want +got; run with -update to accept):\n%s", dir, diff)
 	}
 }

@@ -108,7 +108,7 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.Engine = se.Scanner.Engine
 	fs.StringVar(&cfg.Engine.PolicyFile, "policy", cfg.Engine.PolicyFile, "verdict policy file (YAML)")
 	upYara := fs.String("yara-rules", strings.Join(cfg.Engine.YARARules, ","), "comma-separated YARA rule files or directories")
-	upScanners := fs.String("scanners", strings.Join(cfg.Engine.Scanners, ","), "comma-separated: packages,malware,secrets,misconfig (default all)")
+	upScanners := fs.String("scanners", strings.Join(cfg.Engine.Detectors, ","), "comma-separated: packages,malware,secrets,misconfig (default all)")
 	upHashes := fs.String("malware-hashes", strings.Join(cfg.Engine.MalwareHashes, ","), "comma-separated files of known-bad SHA-256s")
 	fs.StringVar(&cfg.Engine.ClamdAddr, "clamd", cfg.Engine.ClamdAddr, "stream suspicious files to this clamd")
 	fs.StringVar(&cfg.DBPath, "db", "", "vulnerability database to publish to the scanners at start (default: $CUSTOMS_DB or the user cache dir; missing: none)")
@@ -126,9 +126,17 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.InsecureRegistries = splitList(*insecure)
 	cfg.RedirectHosts = splitList(*redirects)
 	cfg.Engine.YARARules = splitList(*upYara)
-	cfg.Engine.Scanners = splitList(*upScanners)
+	cfg.Engine.Detectors = splitList(*upScanners)
 	cfg.Engine.MalwareHashes = splitList(*upHashes)
 	cfg.Engine.IgnoreFiles = splitList(*upIgnore)
+	if cfg.DBPath == "" {
+		// Without --db: $CUSTOMS_DB or the user cache dir, where a missing
+		// file means no database yet.
+		if cfg.DBPath, err = dbcmd.DefaultPath(); err != nil {
+			return err
+		}
+		cfg.DBOptional = true
+	}
 	st, err := customs.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -169,7 +177,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&opts.AllowForeignLayers, "allow-foreign-layers", sc.AllowForeignLayers, "fetch foreign-layer URLs (from allowed hosts only)")
 	fs.StringVar(&opts.Engine.PolicyFile, "policy", opts.Engine.PolicyFile, "verdict policy file (YAML)")
 	yaraRules := fs.String("yara-rules", strings.Join(opts.Engine.YARARules, ","), "comma-separated YARA rule files or directories")
-	scanners := fs.String("scanners", strings.Join(opts.Engine.Scanners, ","), "comma-separated: packages,malware,secrets,misconfig (default all)")
+	scanners := fs.String("scanners", strings.Join(opts.Engine.Detectors, ","), "comma-separated: packages,malware,secrets,misconfig (default all)")
 	hashes := fs.String("malware-hashes", strings.Join(opts.Engine.MalwareHashes, ","), "comma-separated files of known-bad SHA-256s")
 	fs.StringVar(&opts.Engine.ClamdAddr, "clamd", opts.Engine.ClamdAddr, "stream suspicious files to this clamd (tcp://host:port or unix:///path)")
 	fs.StringVar(&opts.DBPath, "db", "", "vulnerability database (default: $CUSTOMS_DB or the user cache dir)")
@@ -197,7 +205,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts.Limits = lim
 	opts.RedirectHosts = splitList(*scanRedirects)
 	opts.Engine.YARARules = splitList(*yaraRules)
-	opts.Engine.Scanners = splitList(*scanners)
+	opts.Engine.Detectors = splitList(*scanners)
 	opts.Engine.MalwareHashes = splitList(*hashes)
 	opts.Engine.IgnoreFiles = splitList(*ignoreFiles)
 	opts.Stderr = stderr

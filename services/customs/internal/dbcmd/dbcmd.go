@@ -22,7 +22,7 @@ import (
 type UpdateOptions struct {
 	// Sources are OSV zips (URL or file) or directories.
 	Sources []string
-	// Path is the database file (default vulndb.DefaultPath()).
+	// Path is the database file (default: DefaultPath()).
 	Path string
 	// PublishURL, when set, publishes the built database to the NATS
 	// server of a running Customs.
@@ -132,11 +132,30 @@ func Info(path string, stdout io.Writer) error {
 	return nil
 }
 
+// EnvPath names the environment variable that chooses the database file
+// of every customs command when --db is not given.
+const EnvPath = "CUSTOMS_DB"
+
+// DefaultPath is where `customs db update` writes the database and where
+// `customs scan` and `customs up` look for it without --db: $CUSTOMS_DB,
+// else <user cache dir>/customs/vulndb.gob.gz (vulndb.DefaultPath). The
+// commands read the environment here; the libraries take the path.
+func DefaultPath() (string, error) {
+	if p := os.Getenv(EnvPath); p != "" {
+		return p, nil
+	}
+	p, err := vulndb.DefaultPath()
+	if err != nil {
+		return "", fmt.Errorf("%w (set %s)", err, EnvPath)
+	}
+	return p, nil
+}
+
 func resolvePath(p string) (string, error) {
 	if p != "" {
 		return p, nil
 	}
-	return vulndb.DefaultPath()
+	return DefaultPath()
 }
 
 func isTerminal(w io.Writer) bool {

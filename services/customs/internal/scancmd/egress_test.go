@@ -46,7 +46,7 @@ func TestScanFollowsRedirectsOnlyToGivenHosts(t *testing.T) {
 	if err := remote.Write(ref, scantest.Image(t, scantest.Layer(t, scantest.Reg("etc/motd", "hello")))); err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Ref: ref.String(), Insecure: true, Engine: inspect.EngineConfig{Scanners: []string{inspect.ScannerSecrets}}}
+	opts := Options{Ref: ref.String(), Insecure: true, Engine: inspect.EngineConfig{Detectors: []string{inspect.DetectorSecrets}}}
 
 	err := Run(context.Background(), opts, io.Discard)
 	if !egress.Refused(err) || !strings.Contains(err.Error(), "egress refused "+strings.TrimPrefix(storage.URL, "http://")) {

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
@@ -140,7 +141,7 @@ func readImage(t *testing.T, img v1.Image) {
 			}
 		}
 	}
-	_, _ = scan.Image(context.Background(), img, scan.WithLimits(fuzzScanLimits), scan.WithConcurrency(1))
+	_, _ = scan.Image(context.Background(), img, scan.WithAnalyzers(inspect.PackageAnalyzers()...), scan.WithLimits(fuzzScanLimits), scan.WithConcurrency(1))
 }
 
 // readIndex reads idx and its children, nested indexes to a small depth

@@ -24,6 +24,7 @@ import (
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndb"
+	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 )
 
 // Options for one scan.
@@ -35,8 +36,9 @@ type Options struct {
 	Limits   scan.Limits
 	Engine   inspect.EngineConfig
 	Remote   []remote.Option
-	// DBPath is the vulnerability database; empty: vulndb.DefaultPath(),
-	// where a missing file means "not checked" instead of an error.
+	// DBPath is the vulnerability database; empty: dbcmd.DefaultPath()
+	// ($CUSTOMS_DB or the user cache dir), where a missing file means "not
+	// checked" instead of an error.
 	DBPath string
 	// Stderr gets hints (nil: discarded).
 	Stderr io.Writer
@@ -67,19 +69,21 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if opts.Format != "json" && opts.Format != "table" {
 		return fmt.Errorf("%w: --format must be json or table", ErrUsage)
 	}
-	engine, err := inspect.NewEngine(opts.Engine)
+	sopts := []scan.Option{scan.WithLimits(opts.Limits)}
+	if opts.LayerCacheDir != "" {
+		sopts = append(sopts, scan.WithLayerCache(layercache.Dir(opts.LayerCacheDir)))
+	}
+	engine, err := inspect.NewEngine(opts.Engine, sopts...)
 	if err != nil {
 		return err
 	}
 	defer engine.Close()
-	sopts := []scan.Option{scan.WithLimits(opts.Limits)}
 	if opts.LayerCacheDir != "" {
 		if err := os.MkdirAll(opts.LayerCacheDir, 0o755); err != nil {
 			return fmt.Errorf("layer cache: %w", err)
 		}
-		sopts = append(sopts, scan.WithLayerCache(layercache.Dir(opts.LayerCacheDir)))
 	}
-	iopts := engine.Options(sopts...)
+	iopts := engine.Options()
 	// An index is one job: its platforms share one image's budget, as in
 	// the scanner service by default.
 	if lim := opts.Limits; lim.MaxUncompressedBytes > 0 || lim.MaxFiles > 0 {
@@ -111,10 +115,17 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 }
 
 func openDB(opts Options) (*vulndb.DB, error) {
-	if opts.Engine.Scanners != nil && !slices.Contains(opts.Engine.Scanners, inspect.ScannerPackages) {
+	if opts.Engine.Detectors != nil && !slices.Contains(opts.Engine.Detectors, inspect.DetectorPackages) {
 		return nil, nil
 	}
-	db, path, err := vulndb.OpenOptional(opts.DBPath)
+	if opts.DBPath != "" {
+		return vulndb.OpenFile(opts.DBPath)
+	}
+	path, err := dbcmd.DefaultPath()
+	if err != nil {
+		return nil, err
+	}
+	db, err := vulndb.OpenOptional(path)
 	if err == nil && db == nil && opts.Stderr != nil {
 		fmt.Fprintf(opts.Stderr, "customs: no vulnerability database at %s: packages are listed but not checked (run `customs db update --source ...`)\n", path)
 	}

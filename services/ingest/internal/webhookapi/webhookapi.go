@@ -92,21 +92,21 @@ func (a *API) Mount(r chi.Router) {
 	r.Post("/v1/webhooks/ecr", a.serve("ecr", webhook.ParseECR, "application/json"))
 }
 
-// Response is the body of a successful webhook call.
-type Response struct {
-	Jobs    []JobRef  `json:"jobs"`
-	Skipped []Skipped `json:"skipped"`
+// response is the body of a successful webhook call.
+type response struct {
+	Jobs    []jobRef  `json:"jobs"`
+	Skipped []skipped `json:"skipped"`
 }
 
-// JobRef is one job this request queued (or found already queued).
-type JobRef struct {
+// jobRef is one job this request queued (or found already queued).
+type jobRef struct {
 	JobID     string `json:"job_id"`
 	Digest    string `json:"digest"`
 	Duplicate bool   `json:"duplicate"`
 }
 
-// Skipped is an event that does not become a job, and why.
-type Skipped struct {
+// skipped is an event that does not become a job, and why.
+type skipped struct {
 	EventID string `json:"event_id,omitempty"`
 	Reason  string `json:"reason"`
 }
@@ -131,7 +131,7 @@ func (a *API) serve(source string, parse parser, contentTypes ...string) http.Ha
 	}
 }
 
-func (a *API) handle(r *http.Request, source string, parse parser, contentTypes []string) (int, *Response, error) {
+func (a *API) handle(r *http.Request, source string, parse parser, contentTypes []string) (int, *response, error) {
 	if a.token != nil && !a.authorized(r) {
 		return http.StatusUnauthorized, nil, errors.New("missing or wrong bearer token in Authorization header")
 	}
@@ -153,19 +153,19 @@ func (a *API) handle(r *http.Request, source string, parse parser, contentTypes 
 	if err != nil {
 		return http.StatusBadRequest, nil, err
 	}
-	resp := &Response{Jobs: []JobRef{}, Skipped: []Skipped{}}
+	resp := &response{Jobs: []jobRef{}, Skipped: []skipped{}}
 	for _, s := range res.Skipped {
-		resp.Skipped = append(resp.Skipped, Skipped{EventID: s.EventID, Reason: s.Reason})
+		resp.Skipped = append(resp.Skipped, skipped{EventID: s.EventID, Reason: s.Reason})
 	}
 	for _, ev := range res.Events {
 		if !a.allowed.Registry(ev.Registry) {
 			a.jobs.WithLabelValues(source, "not_allowed").Inc()
 			a.log.Warn().Str("source", source).Str("registry", ev.Registry).Str("repository", ev.Repository).
 				Str("digest", ev.Digest).Msg("event names a registry that is not configured; no job")
-			resp.Skipped = append(resp.Skipped, Skipped{EventID: ev.EventID, Reason: "registry " + ev.Registry + " is not in CUSTOMS_REGISTRIES"})
+			resp.Skipped = append(resp.Skipped, skipped{EventID: ev.EventID, Reason: "registry " + ev.Registry + " is not in CUSTOMS_REGISTRIES"})
 			continue
 		}
-		job := NewJob(source, ev, a.allowed.Insecure(ev.Registry))
+		job := newJob(source, ev, a.allowed.Insecure(ev.Registry))
 		dup, err := a.publish(r.Context(), job)
 		if err != nil {
 			return http.StatusServiceUnavailable, nil, err
@@ -176,7 +176,7 @@ func (a *API) handle(r *http.Request, source string, parse parser, contentTypes 
 		}
 		a.jobs.WithLabelValues(source, result).Inc()
 		a.log.Info().Str("source", source).Str("job_id", job.GetJobId()).Bool("duplicate", dup).Msg("scan job queued")
-		resp.Jobs = append(resp.Jobs, JobRef{JobID: job.GetJobId(), Digest: job.GetDigest(), Duplicate: dup})
+		resp.Jobs = append(resp.Jobs, jobRef{JobID: job.GetJobId(), Digest: job.GetDigest(), Duplicate: dup})
 	}
 	if len(resp.Jobs) == 0 {
 		return http.StatusOK, resp, nil
@@ -191,8 +191,8 @@ func (a *API) authorized(r *http.Request) bool {
 	return ok && subtle.ConstantTimeCompare(h[:], a.token) == 1
 }
 
-// NewJob builds the scan job for one push event.
-func NewJob(source string, ev webhook.Event, insecure bool) *customsv1.ScanJob {
+// newJob builds the scan job for one push event.
+func newJob(source string, ev webhook.Event, insecure bool) *customsv1.ScanJob {
 	var tags []string
 	if ev.Tag != "" {
 		tags = []string{ev.Tag}

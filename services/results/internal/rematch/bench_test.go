@@ -10,9 +10,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
-	"github.com/customs-scan/customs/pkg/testing/natstest"
-	"github.com/customs-scan/customs/pkg/testing/s3test"
+	"github.com/customs-scan/customs/pkg/store/storetest"
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/services/results/internal/rematch"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
@@ -65,12 +65,12 @@ func inventory(n int) []report.Package {
 // Run: go test -run - -bench Rematch -benchtime 3x ./services/results/internal/rematch/
 func BenchmarkRematch1000Inventories(b *testing.B) {
 	ctx := context.Background()
-	ns := natstest.Start(b)
+	ns := queuetest.Start(b)
 	_, js := ns.Connect(b)
 	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {
 		b.Fatal(err)
 	}
-	st := reportstore.New(s3test.Start(b).Bucket(b, "reports"))
+	st := reportstore.New(storetest.Start(b).Bucket(b, "reports"))
 	const images = 1000
 	now := time.Now().UTC()
 	for n := 0; n < images; n++ {

@@ -63,8 +63,8 @@ func (s *Store) lock(digest string) func() {
 	return m.Unlock
 }
 
-// ReportKey is where the report of digest lives.
-func ReportKey(digest string) string {
+// reportKey is where the report of digest lives.
+func reportKey(digest string) string {
 	algo, hex, _ := strings.Cut(digest, ":")
 	return "reports/" + algo + "/" + hex + ".json"
 }
@@ -90,9 +90,9 @@ func summaryKey(r *report.Report) string {
 	return repoPrefix(r.Artifact.Repository) + invTime(pushedAt(r)) + "-" + hex + ".json"
 }
 
-// AttemptKey is where a failed scan of digest, kept beside its complete
+// attemptKey is where a failed scan of digest, kept beside its complete
 // report, is recorded.
-func AttemptKey(digest string, finished time.Time) string {
+func attemptKey(digest string, finished time.Time) string {
 	algo, hex, _ := strings.Cut(digest, ":")
 	return "attempts/" + algo + "/" + hex + "/" + invTime(finished) + ".json"
 }
@@ -101,20 +101,20 @@ func AttemptKey(digest string, finished time.Time) string {
 type PutResult int
 
 const (
-	// Stale: a newer report of the digest is stored; nothing changed.
-	Stale PutResult = iota
-	// Stored: the report is now the digest's report.
-	Stored
-	// Attempt: a failed scan of a digest with a complete report, kept as an
+	// resultStale: a newer report of the digest is stored; nothing changed.
+	resultStale PutResult = iota
+	// resultStored: the report is now the digest's report.
+	resultStored
+	// resultAttempt: a failed scan of a digest with a complete report, kept as an
 	// attempt record and noted on the report (whose verdict stands).
-	Attempt
+	resultAttempt
 )
 
 func (p PutResult) String() string {
 	switch p {
-	case Stored:
+	case resultStored:
 		return "stored"
-	case Attempt:
+	case resultAttempt:
 		return "attempt"
 	default:
 		return "stale"
@@ -133,7 +133,7 @@ func (s *Store) Put(ctx context.Context, r *report.Report) (PutResult, error) {
 // re-match reads and does not change) is not written again.
 func (s *Store) Update(ctx context.Context, r *report.Report) (stored bool, err error) {
 	res, err := s.put(ctx, r, false)
-	return res == Stored, err
+	return res == resultStored, err
 }
 
 func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (PutResult, error) {
@@ -144,44 +144,44 @@ func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (
 			return s.putAttempt(ctx, old, r)
 		}
 		if old.FinishedAt.After(r.FinishedAt) {
-			return Stale, nil
+			return resultStale, nil
 		}
 		if r.LatestAttempt == nil && old.LatestAttempt != nil && old.LatestAttempt.FinishedAt.After(r.FinishedAt) {
 			r.LatestAttempt = old.LatestAttempt
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return Stale, err
+		return resultStale, err
 	}
 	body, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return Stale, fmt.Errorf("encode report: %w", err)
+		return resultStale, fmt.Errorf("encode report: %w", err)
 	}
 	// The summary goes first: a crash between the two writes leaves a
 	// listing entry whose report is the previous one, never a report that
 	// is missing from the listing.
 	if err := s.putSummary(ctx, r); err != nil {
-		return Stale, err
+		return resultStale, err
 	}
 	// The inventory goes before the report for the same reason: a report
 	// is never stored without the inventory a re-match needs.
 	if withInventory && len(r.Manifests) > 0 {
-		if err := s.b.Put(ctx, IndexKey(r.Artifact.Digest), []byte(r.Artifact.Digest), "text/plain"); err != nil {
-			return Stale, err
+		if err := s.b.Put(ctx, indexKey(r.Artifact.Digest), []byte(r.Artifact.Digest), "text/plain"); err != nil {
+			return resultStale, err
 		}
 	}
 	if withInventory && r.Status == report.StatusComplete && len(r.Manifests) == 0 {
-		inv, err := json.Marshal(InventoryOf(r))
+		inv, err := json.Marshal(inventoryOf(r))
 		if err != nil {
-			return Stale, fmt.Errorf("encode inventory: %w", err)
+			return resultStale, fmt.Errorf("encode inventory: %w", err)
 		}
-		if err := s.b.Put(ctx, InventoryKey(r.Artifact.Digest), inv, "application/json"); err != nil {
-			return Stale, err
+		if err := s.b.Put(ctx, inventoryKey(r.Artifact.Digest), inv, "application/json"); err != nil {
+			return resultStale, err
 		}
 	}
-	if err := s.b.Put(ctx, ReportKey(r.Artifact.Digest), body, "application/json"); err != nil {
-		return Stale, err
+	if err := s.b.Put(ctx, reportKey(r.Artifact.Digest), body, "application/json"); err != nil {
+		return resultStale, err
 	}
-	return Stored, nil
+	return resultStored, nil
 }
 
 func (s *Store) putSummary(ctx context.Context, r *report.Report) error {
@@ -205,18 +205,18 @@ func (s *Store) putSummary(ctx context.Context, r *report.Report) error {
 func (s *Store) putAttempt(ctx context.Context, old, failed *report.Report) (PutResult, error) {
 	body, err := json.MarshalIndent(failed, "", "  ")
 	if err != nil {
-		return Stale, fmt.Errorf("encode attempt: %w", err)
+		return resultStale, fmt.Errorf("encode attempt: %w", err)
 	}
-	if err := s.b.Put(ctx, AttemptKey(failed.Artifact.Digest, failed.FinishedAt), body, "application/json"); err != nil {
-		return Stale, err
+	if err := s.b.Put(ctx, attemptKey(failed.Artifact.Digest, failed.FinishedAt), body, "application/json"); err != nil {
+		return resultStale, err
 	}
 	if failed.Artifact.Repository != old.Artifact.Repository {
 		if err := s.putSummary(ctx, failed); err != nil {
-			return Stale, err
+			return resultStale, err
 		}
 	}
 	if old.LatestAttempt != nil && !failed.FinishedAt.After(old.LatestAttempt.FinishedAt) {
-		return Attempt, nil // the same or an older attempt: already noted
+		return resultAttempt, nil // the same or an older attempt: already noted
 	}
 	old.LatestAttempt = &report.Attempt{
 		Status: failed.Status, Error: failed.Error, Registry: failed.Artifact.Registry,
@@ -224,12 +224,12 @@ func (s *Store) putAttempt(ctx context.Context, old, failed *report.Report) (Put
 	}
 	ob, err := json.MarshalIndent(old, "", "  ")
 	if err != nil {
-		return Stale, fmt.Errorf("encode report: %w", err)
+		return resultStale, fmt.Errorf("encode report: %w", err)
 	}
-	if err := s.b.Put(ctx, ReportKey(old.Artifact.Digest), ob, "application/json"); err != nil {
-		return Stale, err
+	if err := s.b.Put(ctx, reportKey(old.Artifact.Digest), ob, "application/json"); err != nil {
+		return resultStale, err
 	}
-	return Attempt, nil
+	return resultAttempt, nil
 }
 
 // AddTags records that a push named tags for digest, already scanned in
@@ -252,7 +252,7 @@ func (s *Store) AddTags(ctx context.Context, digest, repository string, tags []s
 			if err != nil {
 				return fmt.Errorf("encode report: %w", err)
 			}
-			if err := s.b.Put(ctx, ReportKey(digest), body, "application/json"); err != nil {
+			if err := s.b.Put(ctx, reportKey(digest), body, "application/json"); err != nil {
 				return err
 			}
 		}
@@ -290,24 +290,24 @@ func (s *Store) Attempts(ctx context.Context, digest string, limit int) ([]*repo
 	return out, nil
 }
 
-// IndexPrefix holds a marker per stored index report.
-const IndexPrefix = "indexes/"
+// indexPrefix holds a marker per stored index report.
+const indexPrefix = "indexes/"
 
-// IndexKey is the marker of the index report of digest.
-func IndexKey(digest string) string {
+// indexKey is the marker of the index report of digest.
+func indexKey(digest string) string {
 	algo, hex, _ := strings.Cut(digest, ":")
-	return IndexPrefix + algo + "/" + hex
+	return indexPrefix + algo + "/" + hex
 }
 
 // IndexDigests lists the digests of stored index reports.
 func (s *Store) IndexDigests(ctx context.Context) ([]string, error) {
-	keys, err := s.b.List(ctx, IndexPrefix, 0)
+	keys, err := s.b.List(ctx, indexPrefix, 0)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]string, 0, len(keys))
 	for _, k := range keys {
-		rest := strings.TrimPrefix(k, IndexPrefix)
+		rest := strings.TrimPrefix(k, indexPrefix)
 		if algo, hex, ok := strings.Cut(rest, "/"); ok {
 			out = append(out, algo+":"+hex)
 		}
@@ -315,13 +315,13 @@ func (s *Store) IndexDigests(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// InventoryPrefix holds every stored inventory.
-const InventoryPrefix = "inventories/"
+// inventoryPrefix holds every stored inventory.
+const inventoryPrefix = "inventories/"
 
-// InventoryKey is where the inventory of digest lives.
-func InventoryKey(digest string) string {
+// inventoryKey is where the inventory of digest lives.
+func inventoryKey(digest string) string {
 	algo, hex, _ := strings.Cut(digest, ":")
-	return InventoryPrefix + algo + "/" + hex + ".json"
+	return inventoryPrefix + algo + "/" + hex + ".json"
 }
 
 // Inventory is the package inventory (SBOM) of one scanned manifest: what
@@ -336,8 +336,8 @@ type Inventory struct {
 	Scanner       report.Scanner   `json:"scanner"`
 }
 
-// InventoryOf extracts r's inventory.
-func InventoryOf(r *report.Report) Inventory {
+// inventoryOf extracts r's inventory.
+func inventoryOf(r *report.Report) Inventory {
 	return Inventory{
 		SchemaVersion: report.SchemaVersion, Artifact: r.Artifact, OS: r.OS,
 		Layers: r.Layers, Packages: r.Packages, ScannedAt: r.FinishedAt, Scanner: r.Scanner,
@@ -359,17 +359,17 @@ func (s *Store) GetInventory(ctx context.Context, key string) (*Inventory, error
 
 // InventoryKeys lists every stored inventory.
 func (s *Store) InventoryKeys(ctx context.Context) ([]string, error) {
-	return s.b.List(ctx, InventoryPrefix, 0)
+	return s.b.List(ctx, inventoryPrefix, 0)
 }
 
 // GetInventoryRaw returns the stored JSON of digest's inventory.
 func (s *Store) GetInventoryRaw(ctx context.Context, digest string) ([]byte, error) {
-	return s.b.Get(ctx, InventoryKey(digest))
+	return s.b.Get(ctx, inventoryKey(digest))
 }
 
 // GetRaw returns the stored JSON of digest's report.
 func (s *Store) GetRaw(ctx context.Context, digest string) ([]byte, error) {
-	return s.b.Get(ctx, ReportKey(digest))
+	return s.b.Get(ctx, reportKey(digest))
 }
 
 // Get returns digest's report.

@@ -17,6 +17,10 @@ type config struct {
 	NATS    natsconn.Config
 }
 
+// Validate runs before NATS is dialled, so a refused configuration (no
+// signing key) fails fast.
+func (c *config) Validate() error { return c.Scanner.Validate() }
+
 func main() { svcmain.Exit("scanner", run()) }
 
 func run() error {

@@ -1,5 +1,7 @@
-// Package api serves stored reports over HTTP.
-package api
+// Package reportapi is the report API: GET routes serving stored reports,
+// inventories, failed attempts, listings and the vulnerability database
+// state, each behind apiauth.
+package reportapi
 
 import (
 	"context"

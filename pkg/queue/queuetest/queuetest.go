@@ -1,5 +1,6 @@
-// Package natstest runs a real nats-server with JetStream inside a test.
-package natstest
+// Package queuetest runs a real nats-server with JetStream inside a test:
+// the broker the queue package's streams, consumers and buckets live on.
+package queuetest
 
 import (
 	"net"
@@ -41,11 +42,11 @@ func (s *Server) start() {
 	opts := s.opts
 	srv, err := server.NewServer(&opts)
 	if err != nil {
-		s.tb.Fatalf("natstest: new server: %v", err)
+		s.tb.Fatalf("queuetest: new server: %v", err)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
-		s.tb.Fatalf("natstest: server not ready")
+		s.tb.Fatalf("queuetest: server not ready")
 	}
 	s.srv = srv
 }
@@ -74,12 +75,12 @@ func (s *Server) Connect(tb testing.TB) (*nats.Conn, jetstream.JetStream) {
 	tb.Helper()
 	nc, err := nats.Connect(s.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
-		tb.Fatalf("natstest: connect: %v", err)
+		tb.Fatalf("queuetest: connect: %v", err)
 	}
 	tb.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
-		tb.Fatalf("natstest: jetstream: %v", err)
+		tb.Fatalf("queuetest: jetstream: %v", err)
 	}
 	return nc, js
 }

@@ -1,5 +1,8 @@
-// Package worker handles one scan job: pull by digest, scan, publish.
-package worker
+// Package jobs handles scan jobs, one delivery at a time: pull the image by
+// digest, scan it, publish its reports, and dead-letter what Customs gives
+// up on. Handler's methods are the handlers queue.Worker (the consume loop
+// in pkg/queue) calls.
+package jobs
 
 import (
 	"context"
@@ -28,7 +31,8 @@ import (
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
 
-// Config for the job handler.
+// Config for the job handler: the scanner's configuration, its defaults
+// applied (scanner.Config.withDefaults).
 type Config struct {
 	Registries         []string
 	InsecureRegistries []string
@@ -45,8 +49,10 @@ type Config struct {
 	Inspect inspect.Options
 }
 
-// Worker handles scan jobs.
-type Worker struct {
+// Handler handles scan jobs: Handle for each delivery, GiveUp when the
+// queue stops retrying one, HandleAdvisory for jobs whose every delivery
+// died with its process.
+type Handler struct {
 	cfg     Config
 	allowed *egress.Policy    // empty: nothing is pulled
 	egress  *egress.Transport // every registry request goes through it
@@ -62,21 +68,18 @@ type Worker struct {
 
 // SetReports sets how report events are sent: signed by signer (nil: not
 // signed), reports too large for a message put in bodies.
-func (w *Worker) SetReports(bodies jetstream.ObjectStore, signer *wire.Signer) {
-	w.publisher = &wire.Publisher{JS: w.js, Bodies: bodies, Signer: signer}
+func (h *Handler) SetReports(bodies jetstream.ObjectStore, signer *wire.Signer) {
+	h.publisher = &wire.Publisher{JS: h.js, Bodies: bodies, Signer: signer}
 }
 
 // SetScanned turns on skipping jobs already scanned, recorded in kv.
-func (w *Worker) SetScanned(kv jetstream.KeyValue) { w.scanned = kv }
+func (h *Handler) SetScanned(kv jetstream.KeyValue) { h.scanned = kv }
 
-// New builds a Worker and registers its metrics on reg.
-func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg prometheus.Registerer, log zerolog.Logger) *Worker {
-	if cfg.MaxManifestBytes <= 0 {
-		cfg.MaxManifestBytes = 4 << 20
-	}
+// New builds a Handler and registers its metrics on reg.
+func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg prometheus.Registerer, log zerolog.Logger) *Handler {
 	policy := egress.NewPolicy(egress.WithRegistries(cfg.Registries...), egress.WithInsecureRegistries(cfg.InsecureRegistries...),
 		egress.WithRedirectHosts(cfg.RedirectHosts...), egress.WithTokenHosts(cfg.TokenHosts...), egress.WithForeignLayers(cfg.AllowForeignLayers))
-	w := &Worker{
+	h := &Handler{
 		cfg:     cfg,
 		allowed: policy,
 		egress:  egress.NewTransport(policy, nil),
@@ -89,13 +92,13 @@ func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg pro
 			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
 		}, []string{"status"}),
 	}
-	reg.MustRegister(w.scans)
-	w.publisher = &wire.Publisher{JS: js}
-	return w
+	reg.MustRegister(h.scans)
+	h.publisher = &wire.Publisher{JS: js}
+	return h
 }
 
-// DecodeJob reads a ScanJob message body.
-func DecodeJob(data []byte) (*customsv1.ScanJob, error) {
+// decodeJob reads a ScanJob message body.
+func decodeJob(data []byte) (*customsv1.ScanJob, error) {
 	job := &customsv1.ScanJob{}
 	if err := proto.Unmarshal(data, job); err != nil {
 		return nil, fmt.Errorf("decode scan job: %w", err)
@@ -107,15 +110,15 @@ func DecodeJob(data []byte) (*customsv1.ScanJob, error) {
 }
 
 // Handle is the queue handler for one scan job.
-func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
-	job, err := DecodeJob(msg.Data())
+func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
+	job, err := decodeJob(msg.Data())
 	if err != nil {
 		return queue.Permanent(err)
 	}
 	// The consume loop's logger (subject, stream sequence, delivery) plus
 	// the job's fields goes on the context: pkg/scan's warnings about
 	// skipped files then name the job they belong to.
-	base := w.log
+	base := h.log
 	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
 		base = *l
 	}
@@ -124,7 +127,7 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	ctx = log.WithContext(ctx)
 	// An empty allowlist pulls nothing: a job forged onto NATS must not
 	// pick the host.
-	if !w.allowed.Registry(job.GetRegistry()) {
+	if !h.allowed.Registry(job.GetRegistry()) {
 		return queue.Permanent(fmt.Errorf("registry %q is not configured for pulls (CUSTOMS_REGISTRIES, CUSTOMS_INSECURE_REGISTRIES)", job.GetRegistry()))
 	}
 	var seq uint64
@@ -132,8 +135,8 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 		seq = md.Sequence.Stream
 	}
 	claimed := false
-	if w.scanned != nil {
-		d, _, err := w.claim(ctx, job, seq, w.cfg.ScanTimeout+5*time.Minute)
+	if h.scanned != nil {
+		d, _, err := h.claim(ctx, job, seq, h.cfg.ScanTimeout+5*time.Minute)
 		switch {
 		case errors.Is(err, errClaimRace):
 			return queue.RetryAfter(err, time.Second)
@@ -155,27 +158,27 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 	}
 	start := time.Now()
-	reports, err := w.scanJob(ctx, job)
+	reports, err := h.scanJob(ctx, job)
 	status := "complete"
 	if err != nil {
 		status = "error"
 	}
-	w.scans.WithLabelValues(status).Observe(time.Since(start).Seconds())
+	h.scans.WithLabelValues(status).Observe(time.Since(start).Seconds())
 	if err == nil {
 		for _, r := range reports {
-			if err = w.publish(ctx, job, r); err != nil {
+			if err = h.publish(ctx, job, r); err != nil {
 				break
 			}
 		}
 	}
 	if err != nil {
 		if claimed {
-			w.release(context.WithoutCancel(ctx), job, seq)
+			h.release(context.WithoutCancel(ctx), job, seq)
 		}
 		return err
 	}
 	if claimed {
-		if err := w.complete(ctx, job); err != nil {
+		if err := h.complete(ctx, job); err != nil {
 			// The reports are out; a later duplicate is merely scanned again.
 			log.Warn().Err(err).Msg("cannot record the scan; a duplicate job would scan again")
 		}
@@ -184,8 +187,8 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*report.Report, err error) {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.ScanTimeout)
+func (h *Handler) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*report.Report, err error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.ScanTimeout)
 	defer cancel()
 	var nameOpts []name.Option
 	if job.GetInsecure() {
@@ -195,7 +198,7 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*repo
 	if err != nil {
 		return nil, queue.Permanent(fmt.Errorf("invalid image reference: %w", err))
 	}
-	rt, err := w.egress.For(job.GetRegistry())
+	rt, err := h.egress.For(job.GetRegistry())
 	if err != nil {
 		return nil, queue.Permanent(err)
 	}
@@ -209,13 +212,13 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*repo
 		}
 	}()
 	// The egress transport comes last: it replaces any other.
-	opts := append(append([]remote.Option{remote.WithContext(ctx)}, w.remote...), remote.WithTransport(rt))
+	opts := append(append([]remote.Option{remote.WithContext(ctx)}, h.remote...), remote.WithTransport(rt))
 
 	// HEAD first: refuse a huge manifest before reading it.
 	if head, err := remote.Head(ref, opts...); err == nil {
-		if head.Size > w.cfg.MaxManifestBytes {
+		if head.Size > h.cfg.MaxManifestBytes {
 			return nil, queue.Permanent(fmt.Errorf("%w: manifest %s is %d bytes, more than the limit of %d",
-				scan.ErrLimitExceeded, job.GetDigest(), head.Size, w.cfg.MaxManifestBytes))
+				scan.ErrLimitExceeded, job.GetDigest(), head.Size, h.cfg.MaxManifestBytes))
 		}
 	} else if err := classify(err); queue.IsPermanent(err) {
 		return nil, err
@@ -224,9 +227,9 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*repo
 	if err != nil {
 		return nil, classify(fmt.Errorf("get manifest %s: %w", ref, err))
 	}
-	if desc.Size > w.cfg.MaxManifestBytes || int64(len(desc.Manifest)) > w.cfg.MaxManifestBytes {
+	if desc.Size > h.cfg.MaxManifestBytes || int64(len(desc.Manifest)) > h.cfg.MaxManifestBytes {
 		return nil, queue.Permanent(fmt.Errorf("%w: manifest %s is larger than %d bytes",
-			scan.ErrLimitExceeded, job.GetDigest(), w.cfg.MaxManifestBytes))
+			scan.ErrLimitExceeded, job.GetDigest(), h.cfg.MaxManifestBytes))
 	}
 	art := report.Artifact{
 		Registry:   job.GetRegistry(),
@@ -235,24 +238,24 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*repo
 		Tags:       append([]string{}, job.GetTags()...),
 		MediaType:  string(desc.MediaType),
 	}
-	iopts := w.cfg.Inspect
+	iopts := h.cfg.Inspect
 	if get := iopts.VulnDB; get != nil {
 		// One database for the whole job: an index's platforms are all
 		// matched against the same version even if a swap happens mid-job.
 		db := get()
 		iopts.VulnDB = func() *vulndb.DB { return db }
 	}
-	iopts.MaxManifestBytes = w.cfg.MaxManifestBytes
+	iopts.MaxManifestBytes = h.cfg.MaxManifestBytes
 	// An index's platforms go out as each finishes: a platform failing
 	// later (or the job being retried) cannot hold back finished ones.
-	iopts.OnReport = func(ctx context.Context, r *report.Report) error { return w.publish(ctx, job, r) }
+	iopts.OnReport = func(ctx context.Context, r *report.Report) error { return h.publish(ctx, job, r) }
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
 		if err != nil {
 			return nil, classify(err)
 		}
-		idx = w.allowed.Index(idx, ref.Context(), opts...)
+		idx = h.allowed.Index(idx, ref.Context(), opts...)
 		reports, err := inspect.Index(ctx, art, idx, iopts)
 		if err != nil {
 			return nil, classify(err)
@@ -263,7 +266,7 @@ func (w *Worker) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*repo
 		if err != nil {
 			return nil, classify(err)
 		}
-		img = w.allowed.Image(img, ref.Context(), opts...)
+		img = h.allowed.Image(img, ref.Context(), opts...)
 		r, err := inspect.Image(ctx, art, img, iopts)
 		if err != nil {
 			return nil, classify(err)
@@ -312,7 +315,7 @@ func classify(err error) error {
 // with it the verdict) must still reach results.
 const maxFindingsPerRule = 100
 
-func (w *Worker) publish(ctx context.Context, job *customsv1.ScanJob, r *report.Report) error {
+func (h *Handler) publish(ctx context.Context, job *customsv1.ScanJob, r *report.Report) error {
 	requested := job.GetRequestedAt().AsTime()
 	if job.GetRequestedAt() == nil {
 		requested = time.Time{}
@@ -320,17 +323,17 @@ func (w *Worker) publish(ctx context.Context, job *customsv1.ScanJob, r *report.
 		r.RequestedAt = &requested
 	}
 	r.CapFindings(maxFindingsPerRule)
-	return w.publisher.Publish(ctx, job.GetJobId(), requested, r)
+	return h.publisher.Publish(ctx, job.GetJobId(), requested, r)
 }
 
 // GiveUp records a job Customs stops retrying: a DeadLetter on the DLQ
 // stream and a failed report, so the user sees why there is no scan.
-func (w *Worker) GiveUp(ctx context.Context, msg jetstream.Msg, out queue.Outcome) error {
+func (h *Handler) GiveUp(ctx context.Context, msg jetstream.Msg, out queue.Outcome) error {
 	var delivered, seq uint64
 	if md, err := msg.Metadata(); err == nil {
 		delivered, seq = md.NumDelivered, md.Sequence.Stream
 	}
-	return w.deadLetter(ctx, msg.Data(), seq, delivered, out.Reason, inspect.Rejected(out.Err))
+	return h.deadLetter(ctx, msg.Data(), seq, delivered, out.Reason, inspect.Rejected(out.Err))
 }
 
 // maxDeliveriesAdvisory is the server's io.nats.jetstream.advisory.v1.max_deliver.
@@ -344,7 +347,7 @@ type maxDeliveriesAdvisory struct {
 // HandleAdvisory dead-letters a job whose every delivery ended without an
 // answer (the worker crashed or hung each time): JetStream stops
 // delivering it but keeps it in the work queue, where nobody would look.
-func (w *Worker) HandleAdvisory(ctx context.Context, msg jetstream.Msg) error {
+func (h *Handler) HandleAdvisory(ctx context.Context, msg jetstream.Msg) error {
 	var adv maxDeliveriesAdvisory
 	if err := json.Unmarshal(msg.Data(), &adv); err != nil {
 		return queue.Permanent(fmt.Errorf("decode advisory: %w", err))
@@ -352,7 +355,7 @@ func (w *Worker) HandleAdvisory(ctx context.Context, msg jetstream.Msg) error {
 	if adv.Stream != queue.JobsStream {
 		return nil
 	}
-	stream, err := w.js.Stream(ctx, queue.JobsStream)
+	stream, err := h.js.Stream(ctx, queue.JobsStream)
 	if err != nil {
 		return fmt.Errorf("jobs stream: %w", err)
 	}
@@ -364,7 +367,7 @@ func (w *Worker) HandleAdvisory(ctx context.Context, msg jetstream.Msg) error {
 		return fmt.Errorf("get job %d: %w", adv.StreamSeq, err)
 	}
 	reason := fmt.Sprintf("no worker finished this job in %d deliveries (crashed or timed out)", adv.Deliveries)
-	if err := w.deadLetter(ctx, raw.Data, adv.StreamSeq, adv.Deliveries, reason, false); err != nil {
+	if err := h.deadLetter(ctx, raw.Data, adv.StreamSeq, adv.Deliveries, reason, false); err != nil {
 		return err
 	}
 	if err := stream.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -373,8 +376,8 @@ func (w *Worker) HandleAdvisory(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-func (w *Worker) deadLetter(ctx context.Context, data []byte, seq, delivered uint64, reason string, rejected bool) error {
-	job, jerr := DecodeJob(data)
+func (h *Handler) deadLetter(ctx context.Context, data []byte, seq, delivered uint64, reason string, rejected bool) error {
+	job, jerr := decodeJob(data)
 	if jerr != nil {
 		job = &customsv1.ScanJob{JobId: fmt.Sprintf("undecodable-seq-%d", seq)}
 	}
@@ -384,11 +387,11 @@ func (w *Worker) deadLetter(ctx context.Context, data []byte, seq, delivered uin
 		return fmt.Errorf("encode dead letter: %w", err)
 	}
 	// The same id from the worker and from the advisory path: one entry.
-	if _, err := w.js.Publish(ctx, queue.DLQSubjectPrefix+"scan", b,
+	if _, err := h.js.Publish(ctx, queue.DLQSubjectPrefix+"scan", b,
 		jetstream.WithMsgID(fmt.Sprintf("dlq:%s:%d", queue.JobsStream, seq))); err != nil {
 		return fmt.Errorf("publish dead letter: %w", err)
 	}
-	w.log.Warn().Str("job_id", job.GetJobId()).Str("reason", reason).Uint64("deliveries", delivered).Msg("scan job dead-lettered")
+	h.log.Warn().Str("job_id", job.GetJobId()).Str("reason", reason).Uint64("deliveries", delivered).Msg("scan job dead-lettered")
 	if jerr != nil {
 		return nil
 	}
@@ -400,5 +403,5 @@ func (w *Worker) deadLetter(ctx context.Context, data []byte, seq, delivered uin
 		Registry: job.GetRegistry(), Repository: job.GetRepository(), Digest: job.GetDigest(),
 		Tags: append([]string{}, job.GetTags()...), MediaType: job.GetMediaType(),
 	}
-	return w.publish(ctx, job, inspect.Failed(art, started, reason, rejected))
+	return h.publish(ctx, job, inspect.Failed(art, started, reason, rejected))
 }

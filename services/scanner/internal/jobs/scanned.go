@@ -1,4 +1,4 @@
-package worker
+package jobs
 
 import (
 	"context"
@@ -106,9 +106,9 @@ func getRecord(ctx context.Context, kv jetstream.KeyValue, key string) (scannedR
 // claim decides what job (stream sequence seq) does, recording it.
 // staleAfter is how long a scanning claim may go without finishing before
 // another job takes it over (its worker died for good).
-func (w *Worker) claim(ctx context.Context, job *customsv1.ScanJob, seq uint64, staleAfter time.Duration) (decision, uint64, error) {
+func (h *Handler) claim(ctx context.Context, job *customsv1.ScanJob, seq uint64, staleAfter time.Duration) (decision, uint64, error) {
 	key := wire.ScannedKey(job)
-	rec, rev, err := getRecord(ctx, w.scanned, key)
+	rec, rev, err := getRecord(ctx, h.scanned, key)
 	if err != nil {
 		return decideScan, 0, err
 	}
@@ -121,27 +121,27 @@ func (w *Worker) claim(ctx context.Context, job *customsv1.ScanJob, seq uint64, 
 		}
 		// Announce before recording: a crash in between announces twice
 		// (results merges tags idempotently), never zero times.
-		if err := w.publisher.PublishTags(ctx, &customsv1.TagsAdded{
+		if err := h.publisher.PublishTags(ctx, &customsv1.TagsAdded{
 			Registry: job.GetRegistry(), Repository: job.GetRepository(), Digest: job.GetDigest(),
 			Tags: added, RequestedAt: job.GetRequestedAt(),
 		}); err != nil {
 			return decideScan, 0, err
 		}
 		rec.Tags = union(rec.Tags, added)
-		if _, err := putRecord(ctx, w.scanned, key, rec, rev); err != nil {
+		if _, err := putRecord(ctx, h.scanned, key, rec, rev); err != nil {
 			return decideScan, 0, err
 		}
 		return decideTagsAdded, rev, nil
 	case rev != 0 && rec.State == stateScanning && rec.Seq != seq && now.Sub(rec.At) < staleAfter:
 		rec.Tags = union(rec.Tags, job.GetTags())
-		if _, err := putRecord(ctx, w.scanned, key, rec, rev); err != nil {
+		if _, err := putRecord(ctx, h.scanned, key, rec, rev); err != nil {
 			return decideScan, 0, err
 		}
 		return decideMerged, rev, nil
 	}
 	// Nothing recorded, our own claim (redelivered), or a dead worker's.
 	rec = scannedRecord{State: stateScanning, Tags: union(rec.Tags, job.GetTags()), Seq: seq, At: now}
-	rev, err = putRecord(ctx, w.scanned, key, rec, rev)
+	rev, err = putRecord(ctx, h.scanned, key, rec, rev)
 	if err != nil {
 		return decideScan, 0, err
 	}
@@ -150,15 +150,15 @@ func (w *Worker) claim(ctx context.Context, job *customsv1.ScanJob, seq uint64, 
 
 // complete marks job's digest scanned and announces tags that other jobs
 // added to the claim while the scan ran.
-func (w *Worker) complete(ctx context.Context, job *customsv1.ScanJob) error {
+func (h *Handler) complete(ctx context.Context, job *customsv1.ScanJob) error {
 	key := wire.ScannedKey(job)
 	for range 5 {
-		rec, rev, err := getRecord(ctx, w.scanned, key)
+		rec, rev, err := getRecord(ctx, h.scanned, key)
 		if err != nil {
 			return err
 		}
 		if added := minus(rec.Tags, job.GetTags()); len(added) > 0 {
-			if err := w.publisher.PublishTags(ctx, &customsv1.TagsAdded{
+			if err := h.publisher.PublishTags(ctx, &customsv1.TagsAdded{
 				Registry: job.GetRegistry(), Repository: job.GetRepository(), Digest: job.GetDigest(),
 				Tags: added, RequestedAt: timestamppb.New(rec.At),
 			}); err != nil {
@@ -166,7 +166,7 @@ func (w *Worker) complete(ctx context.Context, job *customsv1.ScanJob) error {
 			}
 		}
 		rec = scannedRecord{State: stateComplete, Tags: union(rec.Tags, job.GetTags()), At: time.Now().UTC()}
-		if _, err = putRecord(ctx, w.scanned, key, rec, rev); !errors.Is(err, errClaimRace) {
+		if _, err = putRecord(ctx, h.scanned, key, rec, rev); !errors.Is(err, errClaimRace) {
 			return err
 		}
 	}
@@ -175,14 +175,14 @@ func (w *Worker) complete(ctx context.Context, job *customsv1.ScanJob) error {
 
 // release drops job's claim after a failed scan, so a later job (a retry,
 // a re-push after a fix) scans again instead of being taken for a duplicate.
-func (w *Worker) release(ctx context.Context, job *customsv1.ScanJob, seq uint64) {
+func (h *Handler) release(ctx context.Context, job *customsv1.ScanJob, seq uint64) {
 	key := wire.ScannedKey(job)
 	for range 5 {
-		rec, rev, err := getRecord(ctx, w.scanned, key)
+		rec, rev, err := getRecord(ctx, h.scanned, key)
 		if err != nil || rev == 0 || rec.State != stateScanning || rec.Seq != seq {
 			return
 		}
-		if err := w.scanned.Delete(ctx, key, jetstream.LastRevision(rev)); err == nil || !isWrongRevision(err) {
+		if err := h.scanned.Delete(ctx, key, jetstream.LastRevision(rev)); err == nil || !isWrongRevision(err) {
 			return
 		}
 	}

@@ -1,6 +1,6 @@
-// Package s3test runs a real S3-compatible server (gofakes3, in memory)
+// Package storetest runs a real S3-compatible server (gofakes3, in memory)
 // over HTTP on loopback, so tests exercise aws-sdk-go-v2 end to end.
-package s3test
+package storetest
 
 import (
 	"context"
@@ -41,7 +41,7 @@ func (s *Server) Bucket(tb testing.TB, bucket string) *store.S3 {
 	tb.Helper()
 	b, err := store.NewS3(context.Background(), s.Config(bucket), nil)
 	if err != nil {
-		tb.Fatalf("s3test: %v", err)
+		tb.Fatalf("storetest: %v", err)
 	}
 	return b
 }
