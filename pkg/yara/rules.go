@@ -1,6 +1,8 @@
 package yara
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -33,15 +35,14 @@ type Rules struct {
 }
 
 type rule struct {
-	name     string
-	tags     []string
-	meta     map[string]string
-	private  bool
-	global   bool
-	strs     []int // global string indexes
-	cond     expr
-	line     int
-	severity string
+	name    string
+	tags    []string
+	meta    map[string]string
+	private bool
+	global  bool
+	strs    []int // global string indexes
+	cond    expr
+	line    int
 }
 
 // Match is one rule that matched.
@@ -83,6 +84,12 @@ func Compile(source string) (*Rules, error) {
 func CompileWith(opts CompileOptions, source string) (*Rules, error) {
 	return compileSources([]namedSource{{"", source}}, opts)
 }
+
+// Fingerprint identifies what was compiled: a hex SHA-256 of the
+// sources' text, in order, and the options. File names are left out:
+// they appear in errors only, and the same rules deployed under another
+// path match the same way.
+func (rs *Rules) Fingerprint() string { return rs.fp }
 
 // Skipped returns why each rule left out by SkipUnsupported was.
 func (rs *Rules) Skipped() []error { return rs.skipped }
@@ -237,7 +244,6 @@ func (rs *Rules) addRule(r *ast.Rule) (err error) {
 		return err
 	}
 	ru.cond = cond
-	ru.severity = severity(ru.meta["severity"])
 	rs.ruleIndex[r.Identifier] = len(rs.rules)
 	rs.rules = append(rs.rules, ru)
 	return nil
@@ -387,18 +393,12 @@ func fullword(data []byte, start, end int, wide bool) bool {
 	return true
 }
 
-// severity maps a rule's "severity" meta to a report severity; HIGH when
-// absent or not recognized.
-func severity(s string) string {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "critical":
-		return "CRITICAL"
-	case "high":
-		return "HIGH"
-	case "medium", "moderate":
-		return "MEDIUM"
-	case "low", "info", "informational":
-		return "LOW"
+// sourcesFingerprint hashes what was compiled (see Rules.Fingerprint).
+func sourcesFingerprint(srcs []namedSource, opts CompileOptions) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "skipUnsupported %t\n", opts.SkipUnsupported)
+	for _, s := range srcs {
+		fmt.Fprintf(h, "source %d\n%s\n", len(s.text), s.text)
 	}
-	return "HIGH"
+	return hex.EncodeToString(h.Sum(nil))
 }
