@@ -15,6 +15,8 @@ import (
 
 	"github.com/VirusTotal/gyp"
 	"github.com/VirusTotal/gyp/ast"
+
+	"github.com/customs-scan/customs/pkg/internal/ahocorasick"
 )
 
 // Rules is a compiled rule set, safe for concurrent use.
@@ -23,7 +25,9 @@ type Rules struct {
 	ruleIndex map[string]int
 	strs      []*str
 	atoms     []atom
-	ac        *automaton
+	// ac finds the atoms, ASCII case-insensitively (hits are verified
+	// exactly afterwards, so folding only costs a rare false candidate).
+	ac *ahocorasick.Matcher
 	// brute are hex strings without an atom: tried at every offset.
 	brute []int
 	// skipped are the rules left out by CompileOptions.SkipUnsupported.
@@ -183,7 +187,9 @@ func compileSources(srcs []namedSource, opts CompileOptions) (rs *Rules, err err
 	if len(rs.rules) == 0 {
 		return nil, errors.New("yara: no rules")
 	}
-	rs.buildAtoms()
+	if err := rs.buildAtoms(); err != nil {
+		return nil, err
+	}
 	rs.fp = sourcesFingerprint(srcs, opts)
 	rs.pool.New = func() any {
 		return &env{hits: make([][]hit, len(rs.strs)), budget: make([]int, len(rs.strs)), rules: make([]bool, len(rs.rules))}
@@ -249,7 +255,7 @@ func (rs *Rules) addRule(r *ast.Rule) (err error) {
 	return nil
 }
 
-func (rs *Rules) buildAtoms() {
+func (rs *Rules) buildAtoms() error {
 	var pats [][]byte
 	for si, s := range rs.strs {
 		if s.bruteForce {
@@ -257,15 +263,16 @@ func (rs *Rules) buildAtoms() {
 			continue
 		}
 		for vi, v := range s.variants {
-			folded := make([]byte, len(v.pat))
-			for i, b := range v.pat {
-				folded[i] = fold[b]
-			}
-			pats = append(pats, folded)
+			pats = append(pats, v.pat)
 			rs.atoms = append(rs.atoms, atom{str: si, variant: vi, off: s.atomOff, length: len(v.pat)})
 		}
 	}
-	rs.ac = buildAutomaton(pats)
+	ac, err := ahocorasick.New(pats, ahocorasick.Options{ASCIIFold: true})
+	if err != nil {
+		return fmt.Errorf("yara: %d strings: %w", len(rs.strs), err)
+	}
+	rs.ac = ac
+	return nil
 }
 
 // Scan returns the rules matching data, in declaration order (private
@@ -316,39 +323,39 @@ func (rs *Rules) find(e *env) {
 		e.budget[i] = hexBudget
 	}
 	multi := false
-	rs.ac.scan(data, func(id int32, end int) bool {
+	for h := range rs.ac.All(data) {
+		id, end := h.Pattern, h.End
 		a := &rs.atoms[id]
 		s := rs.strs[a.str]
 		if len(e.hits[a.str]) >= maxMatches {
-			return true
+			continue
 		}
 		if s.hex != nil {
 			start := end - len(s.variants[0].pat) - a.off
 			if start < 0 {
-				return true
+				continue
 			}
 			if e.budget[a.str] <= 0 {
-				return true
+				continue
 			}
 			if n, ok := hexMatch(s.hex, data, start, &e.budget[a.str]); ok {
 				e.hits[a.str] = append(e.hits[a.str], hit{start, n - start})
 			}
-			return true
+			continue
 		}
 		v := &s.variants[a.variant]
 		start := end - len(v.pat)
 		if !v.nocase && string(data[start:end]) != string(v.pat) {
-			return true
+			continue
 		}
 		if s.fullword && !fullword(data, start, end, v.wide) {
-			return true
+			continue
 		}
 		if len(s.variants) > 1 {
 			multi = true
 		}
 		e.hits[a.str] = append(e.hits[a.str], hit{start, len(v.pat)})
-		return true
-	})
+	}
 	for _, si := range rs.brute {
 		s := rs.strs[si]
 		for p := 0; p < len(data) && len(e.hits[si]) < maxMatches && e.budget[si] > 0; p++ {
