@@ -35,7 +35,7 @@ targets=(
   "FuzzAnalyze ./pkg/scan/analyzer/apk"
   "FuzzAnalyze ./pkg/scan/analyzer/gobinary"
   "FuzzAnalyze ./pkg/scan/analyzer/osrelease"
-  "FuzzWalk ./pkg/scan/analyzer/archive"
+  "FuzzWalk ./pkg/archive"
   "FuzzAnalyze ./pkg/scan/analyzer/malware"
   "FuzzAnalyze ./pkg/scan/analyzer/secrets"
   "FuzzAnalyze ./pkg/scan/analyzer/misconfig"

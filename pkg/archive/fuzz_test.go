@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/customs-scan/customs/pkg/scan/analyzer/archive"
+	"github.com/customs-scan/customs/pkg/archive"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
 

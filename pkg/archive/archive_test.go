@@ -12,7 +12,7 @@ import (
 
 	"github.com/klauspost/compress/flate"
 
-	"github.com/customs-scan/customs/pkg/scan/analyzer/archive"
+	"github.com/customs-scan/customs/pkg/archive"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
 
