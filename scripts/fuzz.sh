@@ -36,6 +36,7 @@ targets=(
   "FuzzAnalyze ./pkg/scan/analyzer/gobinary"
   "FuzzAnalyze ./pkg/scan/analyzer/osrelease"
   "FuzzWalk ./pkg/archive"
+  "FuzzWalkZip ./pkg/archive"
   "FuzzAnalyze ./pkg/scan/analyzer/malware"
   "FuzzAnalyze ./pkg/scan/analyzer/secrets"
   "FuzzAnalyze ./pkg/scan/analyzer/misconfig"

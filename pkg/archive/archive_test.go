@@ -126,6 +126,10 @@ func TestNesting(t *testing.T) {
 	if len(got) == 0 || got[len(got)-1].path != "t.tgz.gz!/t.tgz!/d/run" {
 		t.Errorf("gzip of a tgz: %+v", got)
 	}
+	got, st = walkAll(t, "t.tgz", tgz, archive.Limits{MaxArchives: 1})
+	if len(got) != 4 || !strings.Contains(st.Truncated, "x.jar not opened: limit of 1 archives") {
+		t.Errorf("1 archive: %+v %+v", got, st)
+	}
 	got, st = walkAll(t, "t.tgz", tgz, archive.Limits{MaxEntries: 3})
 	if len(got) != 2 || !strings.Contains(st.Truncated, "entries") {
 		t.Errorf("3 entries: %+v %+v", got, st)
