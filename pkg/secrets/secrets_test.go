@@ -3,25 +3,18 @@ package secrets_test
 import (
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/customs-scan/customs/pkg/secrets"
 )
 
-var (
-	shared     *secrets.Engine
-	sharedErr  error
-	sharedOnce sync.Once
-)
-
 func newEngine(t testing.TB) *secrets.Engine {
 	t.Helper()
-	sharedOnce.Do(func() { shared, sharedErr = secrets.New() })
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
+	e, err := secrets.New()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return shared
+	return e
 }
 
 // Made-up credentials of the right shapes.

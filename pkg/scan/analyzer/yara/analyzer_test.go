@@ -34,17 +34,10 @@ rule XMRig_Miner : miner linux {
         $name and $pool1 and $opt1
 }
 
-rule EICAR_Test_File {
-    meta:
-        severity = "low"
-    strings:
-        $eicar = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-    condition:
-        $eicar at 0 and filesize < 128
-}
+rule Test_Marker { meta: severity = "low" strings: $m = "CUSTOMS-YARA-TEST" condition: $m at 0 }
 `
 
-var eicar = []byte(`X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`)
+var marker = []byte("CUSTOMS-YARA-TEST marker file\n")
 
 // elf returns a 64-byte ELF-looking header followed by body.
 func elf(body string) []byte {
@@ -96,9 +89,9 @@ func TestAnalyzer(t *testing.T) {
 	if res.Findings[0] != want {
 		t.Errorf("finding %+v\nwant    %+v", res.Findings[0], want)
 	}
-	res, err = a.Analyze(context.Background(), &analyzer.File{Path: "x", Size: int64(len(eicar)), Data: eicar})
+	res, err = a.Analyze(context.Background(), &analyzer.File{Path: "x", Size: int64(len(marker)), Data: marker})
 	if err != nil || len(res.Findings) != 1 || res.Findings[0].Severity != "LOW" {
-		t.Fatalf("eicar = %+v, %v", res, err)
+		t.Fatalf("marker = %+v, %v", res, err)
 	}
 	// Default severity.
 	b, err := yara.New(yara.Options{Source: `rule plain { strings: $a = "zz" condition: $a }`})
@@ -125,7 +118,7 @@ func TestScanImage(t *testing.T) {
 	l1 := scantest.Layer(t, scantest.Reg("etc/os-release", "ID=debian\nVERSION_ID=12\n"),
 		scantest.Exec("usr/bin/hello", []byte("#!/bin/sh\necho hello\n")))
 	l2 := scantest.Layer(t, scantest.Exec("usr/local/bin/kworker", miner),
-		scantest.Reg("tmp/eicar.com", string(eicar)),
+		scantest.Reg("tmp/marker", string(marker)),
 		scantest.Reg("usr/share/doc/miner.txt", string(miner))) // not matched
 	l3 := scantest.Layer(t, scantest.Whiteout("usr/local/bin/kworker"))
 	res, err := scan.Image(context.Background(), scantest.Image(t, l1, l2, l3), scan.WithAnalyzers(a))
@@ -140,7 +133,7 @@ func TestScanImage(t *testing.T) {
 			t.Errorf("finding %+v: want layer 2 %s", f, d2)
 		}
 	}
-	want := []string{"tmp/eicar.com yara:EICAR_Test_File", "usr/local/bin/kworker yara:XMRig_Miner"}
+	want := []string{"tmp/marker yara:Test_Marker", "usr/local/bin/kworker yara:XMRig_Miner"}
 	if !slices.Equal(got, want) {
 		t.Errorf("findings %v, want %v", got, want)
 	}
@@ -153,7 +146,7 @@ func TestScanImage(t *testing.T) {
 // pkg/yara fuzzes the rules themselves.
 func FuzzAnalyze(f *testing.F) {
 	for _, s := range []analyzertest.Seed{
-		{Path: "tmp/eicar.com", Data: eicar},
+		{Path: "tmp/marker", Data: marker},
 		{Path: "usr/bin/x", Mode: 0o755, Data: elf("xmrig\x00stratum+tcp://x\x00--donate-level=1")},
 		{Path: "app/run.sh", Data: []byte("#!/bin/sh\nXMRIG --donate-level 1 -o stratum+tcp://pool:3333\n")},
 	} {
