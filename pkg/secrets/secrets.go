@@ -39,8 +39,10 @@
 //
 // A Finding never carries a whole secret: its excerpt shows the line with
 // the secret reduced to at most its first 4 and last 2 characters (see
-// Redact).
+// Redact), and Seen tells secrets apart by a hash.
 package secrets
+
+import "crypto/sha256"
 
 // MaxTextSize is the longest text Find looks at (offsets are kept in 32
 // bits); the rest of a longer text is not searched.
@@ -60,7 +62,7 @@ type Finding struct {
 	// Excerpt is the line of the match around the secret, redacted.
 	Excerpt string
 
-	secret string // for Seen; never exported
+	secretSum [sha256.Size]byte // for Seen: not the secret (fmt prints unexported fields)
 }
 
 // New compiles gitleaks' default rules. Build one Engine per process
@@ -119,7 +121,7 @@ func (e *Engine) Find(path string, text []byte, limit int) []Finding {
 			Severity:    sev,
 			Line:        c.line,
 			Excerpt:     excerpt(text, c, cands),
-			secret:      c.secret,
+			secretSum:   sha256.Sum256([]byte(c.secret)),
 		}
 	}
 	return out
@@ -132,11 +134,14 @@ type Seen struct {
 	m map[seenKey]bool
 }
 
-type seenKey struct{ rule, secret string }
+type seenKey struct {
+	rule   string
+	secret [sha256.Size]byte
+}
 
 // Add records f's rule and secret and reports whether they are new.
 func (s *Seen) Add(f *Finding) bool {
-	k := seenKey{f.Rule, f.secret}
+	k := seenKey{f.Rule, f.secretSum}
 	if s.m[k] {
 		return false
 	}
