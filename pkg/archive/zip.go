@@ -27,10 +27,10 @@ func OpenZip(data []byte) (zr *zip.Reader, ok bool) {
 	return zr, true
 }
 
-// flatePool keeps klauspost's deflate decompressors (faster than the
-// standard library's, which archive/zip pools the same way) for reuse:
-// each holds a 32 KiB window and tables, and jars are read an entry at a
-// time.
+// flatePool keeps klauspost's deflate decompressors (the walk's since
+// before WalkZip) for reuse, as archive/zip pools the standard library's:
+// each holds a 32 KiB window and tables, and archives are read an entry
+// at a time.
 var flatePool sync.Pool
 
 func newFlateReader(r io.Reader) io.ReadCloser {
