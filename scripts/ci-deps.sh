@@ -2,7 +2,7 @@
 # System packages for the optional engine tests: clamd and ClamAV's real
 # test samples (pkg/clamd, pkg/scan/analyzer/clamav start their own clamd),
 # and the yara command (libyara), the reference that
-# pkg/scan/analyzer/yara's pure-Go evaluator is compared against. None of
+# pkg/yara's pure-Go evaluator is compared against. None of
 # them is linked into Customs.
 # Debian/Ubuntu, as root, non-interactive, idempotent:
 #   - packages already installed are skipped (no apt-get at all when

@@ -1,8 +1,10 @@
 // Package analyzer defines what an analyzer is: the small interface that
 // the scan package's layer walker drives, and the types it exchanges with
 // analyzers. Each analyzer lives in its own package under
-// pkg/scan/analyzer/<name> and imports only this package (and
-// pkg/report); package scan lists them in DefaultAnalyzers. There is no
+// pkg/scan/analyzer/<name> and imports this package, pkg/report and, when
+// it adapts a detection engine, that engine's package (pkg/secrets,
+// pkg/yara, pkg/archive, pkg/clamd: APIs over bytes that know nothing of
+// analyzers); package inspect lists them in PackageAnalyzers. There is no
 // global registry and no init-time registration.
 //
 // # Life of a file

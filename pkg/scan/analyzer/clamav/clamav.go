@@ -2,12 +2,12 @@
 // a ClamAV daemon (clamd) with INSTREAM and reports its detections as
 // malware findings.
 //
-// It is not in scan.DefaultAnalyzers: a service adds it when
+// It is not in inspect.PackageAnalyzers: a service adds it when
 // CUSTOMS_CLAMD_ADDR is set, e.g.
 //
 //	c, err := clamd.Dial(ctx, os.Getenv("CUSTOMS_CLAMD_ADDR"), clamd.WithMaxStreamBytes(max))
 //	a := clamav.New(c, clamav.Options{})
-//	res, err := scan.Image(ctx, img, scan.WithAnalyzers(append(scan.DefaultAnalyzers(), a)...))
+//	res, err := scan.Image(ctx, img, scan.WithAnalyzers(append(inspect.PackageAnalyzers(), a)...))
 //
 // Suspicious files are executables (any x bit), scripts, archives and
 // executable formats by extension, and every file under tmp/, var/tmp/

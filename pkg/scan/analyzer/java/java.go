@@ -11,9 +11,12 @@
 // Archives nested inside an archive (WEB-INF/lib/*.jar of a war,
 // BOOT-INF/lib/*.jar of a Spring Boot jar, lib/*.jar and modules of an
 // ear, ...: any entry with one of the extensions above) are opened in
-// memory, down to MaxDepth levels, within byte and count limits that are
-// enforced while decompressing: a zip bomb stops at the limit. Their
-// packages carry the path "outer.war!/WEB-INF/lib/x.jar".
+// memory by pkg/archive's WalkZip, down to MaxDepth levels, within byte
+// and count limits: an entry whose declared size does not fit is not
+// read, and archive/zip stops one that holds more than it declares, so a
+// zip bomb costs nothing. An archive that is not opened (a limit, or
+// unreadable) is still reported from its file name. Packages of nested
+// archives carry the path "outer.war!/WEB-INF/lib/x.jar".
 //
 // Every archive is reported, including the ones of a JDK or JRE (those
 // rarely carry Maven metadata). Nothing is written to disk.
@@ -26,16 +29,14 @@ package java
 
 import (
 	"archive/zip"
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"io/fs"
 	"path"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
 
+	"github.com/customs-scan/customs/pkg/archive"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 )
@@ -117,8 +118,8 @@ func isArchiveName(name string) bool {
 // Analyze implements analyzer.Analyzer. Malformed archives yield what
 // could be read and no error.
 func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
-	w := &walker{ctx: ctx, lim: a.lim, seen: map[report.Package]bool{}}
-	w.archive(f.ReaderAt(), int64(len(f.Data)), f.Path, 0)
+	w := &walker{lim: a.lim, seen: map[report.Package]bool{}}
+	_, _ = archive.WalkZip(ctx, f.Path, f.Data, a.walkLimits(), w.archive)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -128,41 +129,45 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 	return &analyzer.Result{Packages: w.pkgs}, nil
 }
 
-// errLimit is returned by reads that would exceed a limit.
-var errLimit = errors.New("java: limit exceeded")
-
-type walker struct {
-	ctx      context.Context
-	lim      Limits
-	total    int64 // decompressed bytes so far
-	archives int   // nested archives opened
-	entries  int   // zip entries looked at
-	pkgs     []report.Package
-	seen     map[report.Package]bool
+// walkLimits are a's limits as pkg/archive's. A limit ≤ 0 allows nothing
+// here but means "the default" (or "none") there, so it becomes the
+// smallest pkg/archive has, with the same result: one byte (nothing java
+// reads fits), one archive level (MaxDepth, MaxArchives); the entries of
+// a walk with MaxEntries ≤ 0 are ignored by archive.
+func (a *Analyzer) walkLimits() archive.Limits {
+	l := archive.Limits{
+		MaxDepth:      1 + max(a.lim.MaxDepth, 0), // the file itself, then nested levels
+		MaxEntryBytes: max(a.lim.MaxEntryBytes, 1),
+		MaxTotalBytes: max(a.lim.MaxTotalBytes, 1),
+		MaxEntries:    a.lim.MaxEntries,
+		MaxArchives:   a.lim.MaxArchives,
+	}
+	if a.lim.MaxArchives <= 0 {
+		l.MaxDepth = 1
+	}
+	return l
 }
 
-// archive reads the packages of one zip archive at depth (0: the file).
-func (w *walker) archive(r io.ReaderAt, size int64, name string, depth int) {
-	if w.ctx.Err() != nil {
-		return
-	}
-	zr, err := zip.NewReader(r, size)
-	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
-		return
-	}
-	if zr == nil {
-		return
-	}
+type walker struct {
+	lim  Limits
+	pkgs []report.Package
+	seen map[report.Package]bool
+}
+
+// archive reads the packages of one zip archive (the file, or one nested
+// in it): its pom.properties, else its manifest and name, then the
+// archives it holds.
+func (w *walker) archive(z *archive.ZipArchive) error {
 	var (
 		poms     []*zip.File
 		manifest *zip.File
 		nested   []*zip.File
 	)
-	for _, e := range zr.File {
-		w.entries++
-		if w.entries > w.lim.MaxEntries {
-			break
-		}
+	files := z.Files
+	if w.lim.MaxEntries <= 0 {
+		files = nil // see walkLimits
+	}
+	for _, e := range files {
 		n := e.Name
 		switch {
 		case strings.HasPrefix(n, "META-INF/maven/") && strings.HasSuffix(n, "/pom.properties"):
@@ -178,12 +183,12 @@ func (w *walker) archive(r io.ReaderAt, size int64, name string, depth int) {
 
 	found := false
 	for _, e := range poms {
-		b, err := w.read(e, w.lim.MaxMetaBytes)
+		b, err := z.Read(e, w.lim.MaxMetaBytes)
 		if err != nil {
 			continue
 		}
 		props := parseProperties(b)
-		if p, ok := pkg(props["groupId"], props["artifactId"], props["version"], name); ok {
+		if p, ok := pkg(props["groupId"], props["artifactId"], props["version"], z.Path); ok {
 			w.add(p)
 			found = true
 		}
@@ -191,62 +196,26 @@ func (w *walker) archive(r io.ReaderAt, size int64, name string, depth int) {
 	if !found {
 		var m map[string]string
 		if manifest != nil {
-			if b, err := w.read(manifest, w.lim.MaxMetaBytes); err == nil {
+			if b, err := z.Read(manifest, w.lim.MaxMetaBytes); err == nil {
 				m = parseManifest(b)
 			}
 		}
-		if p, ok := fallback(m, name); ok {
+		if p, ok := fallback(m, z.Path); ok {
 			w.add(p)
 		}
 	}
 
 	for _, e := range nested {
-		if w.ctx.Err() != nil {
-			return
-		}
 		if e.UncompressedSize64 < minZip {
 			continue
 		}
-		where := name + "!/" + e.Name
-		if depth >= w.lim.MaxDepth || w.archives >= w.lim.MaxArchives {
-			w.byName(where)
-			continue
+		if err := z.Open(e); err != nil {
+			// Not opened (a limit, or unreadable): the file name may
+			// still tell.
+			w.byName(z.Path + "!/" + e.Name)
 		}
-		w.archives++
-		b, err := w.read(e, w.lim.MaxEntryBytes)
-		if err != nil {
-			// Too large (or corrupt): the file name may still tell.
-			w.byName(where)
-			continue
-		}
-		w.archive(bytes.NewReader(b), int64(len(b)), where, depth+1)
 	}
-}
-
-// read decompresses e into memory, up to max bytes and what is left of
-// the total budget; larger entries are not read (errLimit).
-func (w *walker) read(e *zip.File, max int64) ([]byte, error) {
-	max = min(max, w.lim.MaxTotalBytes-w.total)
-	if max <= 0 || e.UncompressedSize64 > uint64(max) {
-		return nil, errLimit
-	}
-	rc, err := e.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	// The declared size bounds the buffer; archive/zip also fails a read
-	// past the declared size, and the LimitReader is the last fence.
-	buf := bytes.NewBuffer(make([]byte, 0, min(int(e.UncompressedSize64), 1<<20)))
-	n, err := buf.ReadFrom(io.LimitReader(rc, max+1))
-	w.total += n
-	if err != nil {
-		return nil, err
-	}
-	if n > max {
-		return nil, errLimit
-	}
-	return buf.Bytes(), nil
+	return nil
 }
 
 // byName reports a nested archive that is not opened from its file name.

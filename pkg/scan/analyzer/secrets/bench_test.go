@@ -106,13 +106,3 @@ func BenchmarkAnalyzer(b *testing.B) {
 	b.ReportMetric(float64(findings), "findings")
 	b.ReportMetric(float64(len(files)), "files")
 }
-
-// BenchmarkNew measures compiling the rules (once per process).
-func BenchmarkNew(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := secrets.New(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

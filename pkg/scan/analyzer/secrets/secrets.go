@@ -1,45 +1,17 @@
-// Package secrets finds credentials in image files and in the image
-// config (environment, labels, history) with gitleaks' default rule set
-// (github.com/zricethezav/gitleaks/v8, MIT): 220-odd rules, each with
-// keywords, a regular expression, an optional entropy threshold and
-// allowlists, plus gitleaks' global allowlists (paths such as lock files
-// and vendored dependencies, placeholder values, stop words).
+// Package secrets is the analyzer that finds credentials in image files
+// and in the image config (environment, labels, history) with the engine
+// of pkg/secrets (gitleaks' default rule set; see there for how it runs
+// and what it reports).
 //
-// The rules are loaded from gitleaks' own config package (its embedded
-// gitleaks.toml, parsed with gitleaks' ViperConfig.Translate) and run by
-// this package's engine, which follows gitleaks' detector for one
-// fragment but is built for a registry scanner:
-//
-//   - One Aho–Corasick pass over a file finds every keyword
-//     (case-insensitively, without lowercasing a copy of the file); a file
-//     holding no keyword of a rule never reaches that rule's regex, and a
-//     file holding none at all never reaches any.
-//   - A regex runs only on the lines around its keywords' hits when that
-//     provably finds the same matches (every match contains a keyword and
-//     spans a bounded number of lines: checked on the parsed expression
-//     when the analyzer is built); otherwise on the whole file. For most
-//     rules a hit first has to pass a short anchored regex (the keyword
-//     and what must follow it, e.g. "key" then an assignment), so the
-//     full regex runs on a few hundred bytes around real candidates only.
-//     Work per hit is bounded and at most 1000 candidate matches of a
-//     text are examined: adversarial files cost linear time.
-//   - No logging (gitleaks' trace logs carry secrets), no process-wide
-//     state, safe for concurrent use; "gitleaks:allow" comments are not
-//     honoured (they would let an image author hide a credential).
-//   - No base64/hex decoding passes (gitleaks' library default).
-//   - Two cloud credentials gitleaks only knows as generic-api-key are
-//     named when key name and value have their exact shape:
-//     aws-secret-access-key (aws_secret_access_key = <40 chars>) and
-//     azure-storage-account-key (AccountKey=<86 chars>==).
-//
-// Severity (see Severity): CRITICAL for private keys, AWS/GCP/Azure
-// credentials and GitHub/GitLab tokens, MEDIUM for generic-api-key, HIGH
-// for every other rule.
+// Match offers every non-empty file up to the size cap except binary
+// formats (by extension) and trees that hold no secrets (documentation,
+// locales, headers, certificate bundles, toolchains); Sniff drops binary
+// content and paths on gitleaks' global allowlist.
 //
 // A finding never carries a whole secret: the excerpt shows the line with
 // the secret reduced to at most its first 4 and last 2 characters (see
-// Redact). The analyzer is Persistent: a secret added in one layer and
-// deleted in a later one is still in the image anyone can pull.
+// pkg/secrets.Redact). The analyzer is Persistent: a secret added in one
+// layer and deleted in a later one is still in the image anyone can pull.
 package secrets
 
 import (
@@ -54,6 +26,7 @@ import (
 
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
+	engine "github.com/customs-scan/customs/pkg/secrets"
 )
 
 const (
@@ -66,15 +39,13 @@ const (
 	DefaultMaxFindingsPerFile = 100
 	// ConfigPath is Finding.Path for findings in the image config.
 	ConfigPath = "(image config)"
-	// maxFileSizeLimit keeps offsets within int32.
-	maxFileSizeLimit = 1 << 30
 )
 
 // Analyzer is the secrets analyzer. Build it once per process with New
 // (compiling the rules takes a moment) and share it: it is safe for
 // concurrent use.
 type Analyzer struct {
-	e           *engine
+	e           *engine.Engine
 	maxSize     int64
 	maxFindings int
 }
@@ -88,7 +59,7 @@ type options struct {
 }
 
 // WithMaxFileSize sets the largest file scanned (default 2 MiB; at most
-// 1 GiB). Larger files are not matched.
+// 1 GiB, engine.MaxTextSize). Larger files are not matched.
 func WithMaxFileSize(n int64) Option { return func(o *options) { o.maxFileSize = n } }
 
 // WithMaxFindingsPerFile bounds the findings reported for one file or
@@ -103,17 +74,13 @@ func New(opts ...Option) (*Analyzer, error) {
 			fn(&o)
 		}
 	}
-	if o.maxFileSize <= 0 || o.maxFileSize > maxFileSizeLimit {
-		return nil, fmt.Errorf("secrets: max file size %d out of range (1..%d)", o.maxFileSize, maxFileSizeLimit)
+	if o.maxFileSize <= 0 || o.maxFileSize > engine.MaxTextSize {
+		return nil, fmt.Errorf("secrets: max file size %d out of range (1..%d)", o.maxFileSize, engine.MaxTextSize)
 	}
 	if o.maxFindings <= 0 {
 		return nil, fmt.Errorf("secrets: max findings per file must be positive")
 	}
-	cfg, err := loadDefaultConfig()
-	if err != nil {
-		return nil, err
-	}
-	e, err := newEngine(cfg)
+	e, err := engine.New()
 	if err != nil {
 		return nil, err
 	}
@@ -131,16 +98,7 @@ func (*Analyzer) Version() int { return 1 }
 func (*Analyzer) KeepsDeleted() bool { return true }
 
 // Rules returns the ids of the rules in use, in gitleaks' order.
-func (a *Analyzer) Rules() []string {
-	var ids []string
-	for _, r := range a.e.rules {
-		ids = append(ids, r.id)
-	}
-	for _, r := range a.e.pathRules {
-		ids = append(ids, r.id)
-	}
-	return ids
-}
+func (a *Analyzer) Rules() []string { return a.e.Rules() }
 
 // Match implements analyzer.Analyzer: non-empty files up to the size cap,
 // except binary formats (by extension) and trees that hold no secrets
@@ -158,29 +116,23 @@ func (a *Analyzer) Match(path string, _ fs.FileMode, size int64) bool {
 // 512 bytes is binary (kept only for gitleaks' path-only rules, e.g.
 // PKCS#12 files), and paths on gitleaks' global allowlist are skipped.
 func (a *Analyzer) Sniff(path string, head []byte) bool {
-	if a.e.pathAllowed(path) {
+	if a.e.PathAllowed(path) {
 		return false
 	}
 	if bytes.IndexByte(head, 0) >= 0 {
-		return len(a.e.pathFindings(path)) > 0
+		return len(a.e.PathFindings(path)) > 0
 	}
 	return true
 }
 
 // Analyze implements analyzer.Analyzer.
 func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
-	if a.e.pathAllowed(f.Path) {
+	if a.e.PathAllowed(f.Path) {
 		return nil, nil
 	}
 	var res analyzer.Result
-	for _, r := range a.e.pathFindings(f.Path) {
-		res.Findings = append(res.Findings, report.Finding{
-			Kind:     report.KindSecret,
-			Rule:     r.id,
-			Severity: r.severity,
-			Title:    r.desc,
-			Engine:   Engine,
-		})
+	for _, fi := range a.e.PathFindings(f.Path) {
+		res.Findings = append(res.Findings, finding(&fi, ""))
 	}
 	head := f.Data[:min(len(f.Data), analyzer.SniffLen)]
 	if bytes.IndexByte(head, 0) >= 0 {
@@ -189,21 +141,28 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cands := a.e.detect(f.Path, f.Data, a.maxFindings)
-	for i := range cands {
-		c := &cands[i]
-		id, desc, sev := refine(f.Data, c)
-		res.Findings = append(res.Findings, report.Finding{
-			Kind:     report.KindSecret,
-			Rule:     id,
-			Severity: sev,
-			Title:    desc,
-			Line:     c.line,
-			Excerpt:  excerpt(f.Data, c, cands),
-			Engine:   Engine,
-		})
+	for _, fi := range a.e.Find(f.Path, f.Data, a.maxFindings) {
+		res.Findings = append(res.Findings, finding(&fi, ""))
 	}
 	return &res, nil
+}
+
+// finding is the report form of an engine finding; where, when set,
+// says where in the image config it is.
+func finding(f *engine.Finding, where string) report.Finding {
+	title := f.Description
+	if where != "" {
+		title += " (" + where + ")"
+	}
+	return report.Finding{
+		Kind:     report.KindSecret,
+		Rule:     f.Rule,
+		Severity: f.Severity,
+		Title:    title,
+		Line:     f.Line,
+		Excerpt:  f.Excerpt,
+		Engine:   Engine,
+	}
 }
 
 // AnalyzeConfig implements analyzer.ConfigAnalyzer: the rules run over
@@ -219,29 +178,15 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 		return nil, nil
 	}
 	var res analyzer.Result
-	type key struct{ rule, secret string }
-	seen := map[key]bool{}
+	var seen engine.Seen
 	scan := func(text, where, layer string, history bool) {
-		data := []byte(text)
-		cands := a.e.detect("", data, a.maxFindings)
-		for i := range cands {
-			c := &cands[i]
-			id, desc, sev := refine(data, c)
-			k := key{id, c.secret}
-			if history && seen[k] {
+		for _, fi := range a.e.Find("", []byte(text), a.maxFindings) {
+			if !seen.Add(&fi) && history {
 				continue
 			}
-			seen[k] = true
-			res.Findings = append(res.Findings, report.Finding{
-				Kind:     report.KindSecret,
-				Rule:     id,
-				Severity: sev,
-				Title:    desc + " (" + where + ")",
-				Path:     ConfigPath,
-				Layer:    layer,
-				Excerpt:  excerpt(data, c, cands),
-				Engine:   Engine,
-			})
+			f := finding(&fi, where)
+			f.Path, f.Layer, f.Line = ConfigPath, layer, 0
+			res.Findings = append(res.Findings, f)
 		}
 	}
 	for _, kv := range cfg.Config.Env {

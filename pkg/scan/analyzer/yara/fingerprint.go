@@ -16,18 +16,6 @@ var _ analyzer.Fingerprinter = (*Analyzer)(nil)
 // re-scans cached layers instead of serving findings of the old rules.
 func (a *Analyzer) Fingerprint() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "rules %s\nmax %d all %t\n", a.rules.fp, a.max, a.all)
+	fmt.Fprintf(h, "rules %s\nmax %d all %t\n", a.rules.Fingerprint(), a.max, a.all)
 	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// sourcesFingerprint hashes what was compiled. File names are left out:
-// they appear in errors only, and the same rules deployed under another
-// path give the same findings.
-func sourcesFingerprint(srcs []namedSource, opts CompileOptions) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "skipUnsupported %t\n", opts.SkipUnsupported)
-	for _, s := range srcs {
-		fmt.Fprintf(h, "source %d\n%s\n", len(s.text), s.text)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/customs-scan/customs/pkg/scan/analyzer/yara"
+	engine "github.com/customs-scan/customs/pkg/yara"
 )
 
 // The fingerprint follows the rules' content (not their file names) and
@@ -36,7 +37,7 @@ func TestFingerprint(t *testing.T) {
 	if got := fp(yara.Options{Source: r1}); got != ref {
 		t.Errorf("same rules as source: %s, want %s", got, ref)
 	}
-	rules, err := yara.Compile(r1)
+	rules, err := engine.Compile(r1)
 	if err != nil {
 		t.Fatal(err)
 	}

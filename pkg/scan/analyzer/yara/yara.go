@@ -1,12 +1,8 @@
-// Package yara is an analyzer that runs operators' YARA rules over
-// executables, scripts and archives, in pure Go: rules are parsed with
-// github.com/VirusTotal/gyp and evaluated by this package, which
-// implements the common subset of YARA (README.md lists it; everything
-// else fails at compile time with an error naming the construct). No cgo,
-// so it works in the static (CGO_ENABLED=0) scanner image.
+// Package yara is an analyzer that runs operators' YARA rules (compiled
+// by pkg/yara, pure Go) over executables, scripts and archives.
 //
 //	a, err := yara.New(yara.Options{Files: []string{"/etc/customs/rules"}})
-//	res, err := scan.Image(ctx, img, scan.WithAnalyzers(append(scan.DefaultAnalyzers(), a)...))
+//	res, err := scan.Image(ctx, img, scan.WithAnalyzers(append(inspect.PackageAnalyzers(), a)...))
 //
 // Each matching rule is a malware finding: Rule "yara:<rule name>",
 // Engine "yara", severity from the rule's meta "severity" (low, medium,
@@ -25,6 +21,7 @@ import (
 
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
+	engine "github.com/customs-scan/customs/pkg/yara"
 )
 
 // Name is the analyzer's name and the findings' Engine.
@@ -41,7 +38,7 @@ type Options struct {
 	// Files are rule files or directories of *.yar / *.yara files.
 	Files []string
 	// Rules are already compiled rules (shared between analyzers).
-	Rules *Rules
+	Rules *engine.Rules
 	// MaxFileSize bounds the files scanned (default 64 MiB); larger ones
 	// are not matched. It cannot raise scan.Limits.MaxAnalyzedFileSize.
 	MaxFileSize int64
@@ -49,14 +46,14 @@ type Options struct {
 	// suspicious ones (executables, scripts, archives, tmp/).
 	AllFiles bool
 	// SkipUnsupported leaves out rules outside the supported subset
-	// instead of failing (see CompileOptions); Rules().Skipped() lists
-	// them, for the caller to log.
+	// instead of failing (see pkg/yara.CompileOptions); Rules().Skipped()
+	// lists them, for the caller to log.
 	SkipUnsupported bool
 }
 
 // Analyzer runs compiled YARA rules over files.
 type Analyzer struct {
-	rules *Rules
+	rules *engine.Rules
 	max   int64
 	all   bool
 }
@@ -81,9 +78,9 @@ func New(opts Options) (*Analyzer, error) {
 	var err error
 	switch {
 	case opts.Source != "":
-		rules, err = CompileWith(CompileOptions{SkipUnsupported: opts.SkipUnsupported}, opts.Source)
+		rules, err = engine.CompileWith(engine.CompileOptions{SkipUnsupported: opts.SkipUnsupported}, opts.Source)
 	case len(opts.Files) > 0:
-		rules, err = CompileFilesWith(CompileOptions{SkipUnsupported: opts.SkipUnsupported}, opts.Files...)
+		rules, err = engine.CompileFilesWith(engine.CompileOptions{SkipUnsupported: opts.SkipUnsupported}, opts.Files...)
 	}
 	if err != nil {
 		return nil, err
@@ -96,7 +93,7 @@ func New(opts Options) (*Analyzer, error) {
 }
 
 // Rules returns the compiled rules.
-func (a *Analyzer) Rules() *Rules { return a.rules }
+func (a *Analyzer) Rules() *engine.Rules { return a.rules }
 
 // Name implements analyzer.Analyzer.
 func (*Analyzer) Name() string { return Name }
@@ -138,7 +135,7 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 		out.Findings = append(out.Findings, report.Finding{
 			Kind:     report.KindMalware,
 			Rule:     "yara:" + m.Rule,
-			Severity: a.rules.severityOf(m.Rule),
+			Severity: severity(m.Meta["severity"]),
 			Title:    title,
 			Excerpt:  excerpt(m.Strings),
 			SHA256:   digest,
@@ -149,7 +146,7 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 }
 
 // excerpt names the strings that matched and where (never their bytes).
-func excerpt(s []StringMatch) string {
+func excerpt(s []engine.StringMatch) string {
 	if len(s) == 0 {
 		return ""
 	}
@@ -171,9 +168,18 @@ func excerpt(s []StringMatch) string {
 	return b.String()
 }
 
-func (rs *Rules) severityOf(rule string) string {
-	if i, ok := rs.ruleIndex[rule]; ok {
-		return rs.rules[i].severity
+// severity maps a rule's "severity" meta to a report severity; HIGH when
+// absent or not recognized.
+func severity(s string) string {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "critical":
+		return report.SeverityCritical
+	case "high":
+		return report.SeverityHigh
+	case "medium", "moderate":
+		return report.SeverityMedium
+	case "low", "info", "informational":
+		return report.SeverityLow
 	}
 	return report.SeverityHigh
 }

@@ -1,6 +1,8 @@
 package yara
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/VirusTotal/gyp"
 	"github.com/VirusTotal/gyp/ast"
+
+	"github.com/customs-scan/customs/pkg/internal/ahocorasick"
 )
 
 // Rules is a compiled rule set, safe for concurrent use.
@@ -21,7 +25,9 @@ type Rules struct {
 	ruleIndex map[string]int
 	strs      []*str
 	atoms     []atom
-	ac        *automaton
+	// ac finds the atoms, ASCII case-insensitively (hits are verified
+	// exactly afterwards, so folding only costs a rare false candidate).
+	ac *ahocorasick.Matcher
 	// brute are hex strings without an atom: tried at every offset.
 	brute []int
 	// skipped are the rules left out by CompileOptions.SkipUnsupported.
@@ -33,15 +39,14 @@ type Rules struct {
 }
 
 type rule struct {
-	name     string
-	tags     []string
-	meta     map[string]string
-	private  bool
-	global   bool
-	strs     []int // global string indexes
-	cond     expr
-	line     int
-	severity string
+	name    string
+	tags    []string
+	meta    map[string]string
+	private bool
+	global  bool
+	strs    []int // global string indexes
+	cond    expr
+	line    int
 }
 
 // Match is one rule that matched.
@@ -83,6 +88,12 @@ func Compile(source string) (*Rules, error) {
 func CompileWith(opts CompileOptions, source string) (*Rules, error) {
 	return compileSources([]namedSource{{"", source}}, opts)
 }
+
+// Fingerprint identifies what was compiled: a hex SHA-256 of the
+// sources' text, in order, and the options. File names are left out:
+// they appear in errors only, and the same rules deployed under another
+// path match the same way.
+func (rs *Rules) Fingerprint() string { return rs.fp }
 
 // Skipped returns why each rule left out by SkipUnsupported was.
 func (rs *Rules) Skipped() []error { return rs.skipped }
@@ -176,7 +187,9 @@ func compileSources(srcs []namedSource, opts CompileOptions) (rs *Rules, err err
 	if len(rs.rules) == 0 {
 		return nil, errors.New("yara: no rules")
 	}
-	rs.buildAtoms()
+	if err := rs.buildAtoms(); err != nil {
+		return nil, err
+	}
 	rs.fp = sourcesFingerprint(srcs, opts)
 	rs.pool.New = func() any {
 		return &env{hits: make([][]hit, len(rs.strs)), budget: make([]int, len(rs.strs)), rules: make([]bool, len(rs.rules))}
@@ -237,13 +250,12 @@ func (rs *Rules) addRule(r *ast.Rule) (err error) {
 		return err
 	}
 	ru.cond = cond
-	ru.severity = severity(ru.meta["severity"])
 	rs.ruleIndex[r.Identifier] = len(rs.rules)
 	rs.rules = append(rs.rules, ru)
 	return nil
 }
 
-func (rs *Rules) buildAtoms() {
+func (rs *Rules) buildAtoms() error {
 	var pats [][]byte
 	for si, s := range rs.strs {
 		if s.bruteForce {
@@ -251,15 +263,16 @@ func (rs *Rules) buildAtoms() {
 			continue
 		}
 		for vi, v := range s.variants {
-			folded := make([]byte, len(v.pat))
-			for i, b := range v.pat {
-				folded[i] = fold[b]
-			}
-			pats = append(pats, folded)
+			pats = append(pats, v.pat)
 			rs.atoms = append(rs.atoms, atom{str: si, variant: vi, off: s.atomOff, length: len(v.pat)})
 		}
 	}
-	rs.ac = buildAutomaton(pats)
+	ac, err := ahocorasick.New(pats, ahocorasick.Options{ASCIIFold: true})
+	if err != nil {
+		return fmt.Errorf("yara: %d strings: %w", len(rs.strs), err)
+	}
+	rs.ac = ac
+	return nil
 }
 
 // Scan returns the rules matching data, in declaration order (private
@@ -310,39 +323,39 @@ func (rs *Rules) find(e *env) {
 		e.budget[i] = hexBudget
 	}
 	multi := false
-	rs.ac.scan(data, func(id int32, end int) bool {
+	for h := range rs.ac.All(data) {
+		id, end := h.Pattern, h.End
 		a := &rs.atoms[id]
 		s := rs.strs[a.str]
 		if len(e.hits[a.str]) >= maxMatches {
-			return true
+			continue
 		}
 		if s.hex != nil {
 			start := end - len(s.variants[0].pat) - a.off
 			if start < 0 {
-				return true
+				continue
 			}
 			if e.budget[a.str] <= 0 {
-				return true
+				continue
 			}
 			if n, ok := hexMatch(s.hex, data, start, &e.budget[a.str]); ok {
 				e.hits[a.str] = append(e.hits[a.str], hit{start, n - start})
 			}
-			return true
+			continue
 		}
 		v := &s.variants[a.variant]
 		start := end - len(v.pat)
 		if !v.nocase && string(data[start:end]) != string(v.pat) {
-			return true
+			continue
 		}
 		if s.fullword && !fullword(data, start, end, v.wide) {
-			return true
+			continue
 		}
 		if len(s.variants) > 1 {
 			multi = true
 		}
 		e.hits[a.str] = append(e.hits[a.str], hit{start, len(v.pat)})
-		return true
-	})
+	}
 	for _, si := range rs.brute {
 		s := rs.strs[si]
 		for p := 0; p < len(data) && len(e.hits[si]) < maxMatches && e.budget[si] > 0; p++ {
@@ -387,18 +400,12 @@ func fullword(data []byte, start, end int, wide bool) bool {
 	return true
 }
 
-// severity maps a rule's "severity" meta to a report severity; HIGH when
-// absent or not recognized.
-func severity(s string) string {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "critical":
-		return "CRITICAL"
-	case "high":
-		return "HIGH"
-	case "medium", "moderate":
-		return "MEDIUM"
-	case "low", "info", "informational":
-		return "LOW"
+// sourcesFingerprint hashes what was compiled (see Rules.Fingerprint).
+func sourcesFingerprint(srcs []namedSource, opts CompileOptions) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "skipUnsupported %t\n", opts.SkipUnsupported)
+	for _, s := range srcs {
+		fmt.Fprintf(h, "source %d\n%s\n", len(s.text), s.text)
 	}
-	return "HIGH"
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -2,8 +2,6 @@ package yara_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -11,11 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/customs-scan/customs/pkg/report"
-	"github.com/customs-scan/customs/pkg/scan"
-	"github.com/customs-scan/customs/pkg/scan/analyzer"
-	"github.com/customs-scan/customs/pkg/scan/analyzer/yara"
-	"github.com/customs-scan/customs/pkg/scan/scantest"
+	"github.com/customs-scan/customs/pkg/yara"
 )
 
 // Rules in the style of public rule sets (signature-base, Elastic,
@@ -357,101 +351,6 @@ func TestCompileFiles(t *testing.T) {
 	}
 	if _, err := yara.CompileFiles(dir); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("error does not name the file: %v", err)
-	}
-}
-
-func TestAnalyzer(t *testing.T) {
-	a, err := yara.New(yara.Options{Source: realWorldRules})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Name() != "yara" || !a.KeepsDeleted() {
-		t.Error("Name/KeepsDeleted")
-	}
-	for _, tc := range []struct {
-		path string
-		mode int
-		size int64
-		want bool
-	}{
-		{"usr/bin/xmrig", 0o755, 100, true},
-		{"opt/miner/config.json", 0o644, 100, false},
-		{"tmp/config.json", 0o644, 100, true},
-		{"app/start.sh", 0o644, 100, true},
-		{"app/lib.JAR", 0o644, 100, true},
-		{"usr/bin/huge", 0o755, yara.DefaultMaxFileSize + 1, false},
-		{"usr/bin/empty", 0o755, 0, false},
-	} {
-		if got := a.Match(tc.path, os.FileMode(tc.mode), tc.size); got != tc.want {
-			t.Errorf("Match(%s) = %v", tc.path, got)
-		}
-	}
-	if n := testing.AllocsPerRun(100, func() { a.Match("usr/share/doc/x/README.gz", 0o644, 10) }); n != 0 {
-		t.Errorf("Match allocates %v", n)
-	}
-
-	data := elf([]byte("xmrig\x00stratum+tcp://x\x00--donate-level=1"))
-	res, err := a.Analyze(context.Background(), &analyzer.File{Path: "usr/bin/x", Size: int64(len(data)), Data: data})
-	if err != nil || len(res.Findings) != 1 {
-		t.Fatalf("Analyze = %+v, %v", res, err)
-	}
-	sum := sha256.Sum256(data)
-	want := report.Finding{
-		Kind: "malware", Rule: "yara:XMRig_Miner", Severity: "CRITICAL",
-		Title:   "YARA: XMRig_Miner: XMRig Monero miner (binary or config)",
-		Excerpt: "matched $pool1 at 0x46, $name at 0x40, $opt1 at 0x58",
-		SHA256:  hex.EncodeToString(sum[:]), Engine: "yara",
-	}
-	if res.Findings[0] != want {
-		t.Errorf("finding %+v\nwant    %+v", res.Findings[0], want)
-	}
-	res, err = a.Analyze(context.Background(), &analyzer.File{Path: "x", Size: int64(len(eicar)), Data: eicar})
-	if err != nil || len(res.Findings) != 1 || res.Findings[0].Severity != "LOW" {
-		t.Fatalf("eicar = %+v, %v", res, err)
-	}
-	// Default severity.
-	b, err := yara.New(yara.Options{Source: `rule plain { strings: $a = "zz" condition: $a }`})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, _ = b.Analyze(context.Background(), &analyzer.File{Path: "x", Size: 2, Data: []byte("zz")})
-	if res == nil || res.Findings[0].Severity != "HIGH" || res.Findings[0].Title != "YARA: plain" {
-		t.Errorf("default severity: %+v", res)
-	}
-	if _, err := yara.New(yara.Options{}); err == nil {
-		t.Error("New without rules: no error")
-	}
-}
-
-// The engine: a miner added in layer 2 and deleted in layer 3 is still
-// reported, attributed to layer 2.
-func TestScanImage(t *testing.T) {
-	a, err := yara.New(yara.Options{Source: realWorldRules})
-	if err != nil {
-		t.Fatal(err)
-	}
-	miner := elf([]byte("xmrig\x00stratum+tcp://x\x00--donate-level=1"))
-	l1 := scantest.Layer(t, scantest.Reg("etc/os-release", "ID=debian\nVERSION_ID=12\n"),
-		scantest.Exec("usr/bin/hello", []byte("#!/bin/sh\necho hello\n")))
-	l2 := scantest.Layer(t, scantest.Exec("usr/local/bin/kworker", miner),
-		scantest.Reg("tmp/eicar.com", string(eicar)),
-		scantest.Reg("usr/share/doc/miner.txt", string(miner))) // not matched
-	l3 := scantest.Layer(t, scantest.Whiteout("usr/local/bin/kworker"))
-	res, err := scan.Image(context.Background(), scantest.Image(t, l1, l2, l3), scan.WithAnalyzers(a))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2, _ := l2.Digest()
-	var got []string
-	for _, f := range res.Findings {
-		got = append(got, f.Path+" "+f.Rule)
-		if f.Layer != d2.String() || f.Engine != "yara" {
-			t.Errorf("finding %+v: want layer 2 %s", f, d2)
-		}
-	}
-	want := []string{"tmp/eicar.com yara:EICAR_Test_File", "usr/local/bin/kworker yara:XMRig_Miner"}
-	if !slices.Equal(got, want) {
-		t.Errorf("findings %v, want %v", got, want)
 	}
 }
 

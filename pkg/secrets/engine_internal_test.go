@@ -101,7 +101,7 @@ var contexts = []string{
 }
 
 // naive runs every triggered rule over the whole text, as gitleaks does.
-func naive(e *engine, path string, data []byte) []candidate {
+func naive(e *Engine, path string, data []byte) []candidate {
 	sc := &scratch{seen: make([]bool, len(e.keywords))}
 	sc.hits = e.pf.scan(data, nil, sc.seen)
 	sc.lines.reset(data)
@@ -118,7 +118,7 @@ func naive(e *engine, path string, data []byte) []candidate {
 	return dedupeGeneric(sc.cand)
 }
 
-func optimized(e *engine, path string, data []byte) []candidate {
+func optimized(e *Engine, path string, data []byte) []candidate {
 	return e.detect(path, data, 1<<30)
 }
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/customs-scan/customs/pkg/scan/analyzer/archive"
+	"github.com/customs-scan/customs/pkg/archive"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
 
@@ -134,4 +134,59 @@ func sparseTar(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// FuzzWalkZip walks arbitrary bytes with WalkZip as a jar reader does
+// (reading every entry up to a small limit, opening every entry named like
+// an archive) and checks that nothing fails on content, that the
+// admission limits hold exactly (depth, archives, entries listed, bytes
+// read, each read within its limit) and that walking twice sees the same.
+func FuzzWalkZip(f *testing.F) {
+	lim := archive.Limits{MaxDepth: 3, MaxEntryBytes: 256 << 10, MaxTotalBytes: 1 << 20, MaxEntries: 200, MaxArchives: 8}
+	inner := zipOf(f, "META-INF/maven/g/a/pom.properties", "groupId=g\nartifactId=a\nversion=1\n")
+	f.Add(zipOf(f, "META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n", "lib/inner.jar", string(inner), "lib/x.war", string(zipOf(f, "y.jar", string(inner)))))
+	f.Add(append([]byte("#!/bin/sh\n"), zipOf(f, "a", "b")...))
+	f.Add(zeroZip(f, 2<<20))
+	f.Add([]byte("PK\x05\x06junk"))
+	const readLimit = 64 << 10
+	f.Fuzz(func(t *testing.T, data []byte) {
+		walk := func() ([]string, archive.Stats) {
+			var seen []string
+			listed, archives := 0, 0
+			st, err := archive.WalkZip(context.Background(), "f.jar", data, lim, func(z *archive.ZipArchive) error {
+				if z.Depth >= lim.MaxDepth {
+					t.Fatalf("archive %q at depth %d, limit %d", z.Path, z.Depth, lim.MaxDepth)
+				}
+				if z.Depth > 0 {
+					archives++
+				}
+				listed += len(z.Files)
+				for _, e := range z.Files {
+					if archive.HasArchiveName(e.Name) {
+						seen = append(seen, fmt.Sprintf("open %s: %v", e.Name, z.Open(e)))
+						continue
+					}
+					b, err := z.Read(e, readLimit)
+					if len(b) > readLimit {
+						t.Fatalf("%s: %d bytes read, limit %d", e.Name, len(b), readLimit)
+					}
+					sum := sha256.Sum256(b)
+					seen = append(seen, fmt.Sprintf("%s %v %x", e.Name, err, sum[:8]))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("WalkZip: %v", err)
+			}
+			if listed > lim.MaxEntries || archives > lim.MaxArchives || st.Bytes > lim.MaxTotalBytes {
+				t.Fatalf("%d entries, %d archives, stats %+v over the limits %+v", listed, archives, st, lim)
+			}
+			return seen, st
+		}
+		seen, st := walk()
+		again, st2 := walk()
+		if !slices.Equal(seen, again) || st != st2 {
+			t.Fatalf("two walks differ:\n%q %+v\n%q %+v", seen, st, again, st2)
+		}
+	})
 }

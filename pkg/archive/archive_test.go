@@ -12,7 +12,7 @@ import (
 
 	"github.com/klauspost/compress/flate"
 
-	"github.com/customs-scan/customs/pkg/scan/analyzer/archive"
+	"github.com/customs-scan/customs/pkg/archive"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
 
@@ -125,6 +125,10 @@ func TestNesting(t *testing.T) {
 	got, _ = walkAll(t, "t.tgz.gz", gz, archive.Limits{})
 	if len(got) == 0 || got[len(got)-1].path != "t.tgz.gz!/t.tgz!/d/run" {
 		t.Errorf("gzip of a tgz: %+v", got)
+	}
+	got, st = walkAll(t, "t.tgz", tgz, archive.Limits{MaxArchives: 1})
+	if len(got) != 4 || !strings.Contains(st.Truncated, "x.jar not opened: limit of 1 archives") {
+		t.Errorf("1 archive: %+v %+v", got, st)
 	}
 	got, st = walkAll(t, "t.tgz", tgz, archive.Limits{MaxEntries: 3})
 	if len(got) != 2 || !strings.Contains(st.Truncated, "entries") {

@@ -15,7 +15,7 @@ import (
 	"github.com/zricethezav/gitleaks/v8/config"
 )
 
-// engine is gitleaks' default rule set, compiled once. It follows
+// Engine is gitleaks' default rule set, compiled once. It follows
 // gitleaks' detect.Detector.DetectContext for one fragment (keyword
 // prefilter, path rules, regex, secret group, entropy, global and rule
 // allowlists, generic-rule de-duplication) without its side effects: no
@@ -23,7 +23,7 @@ import (
 // decoding passes (the gitleaks library default, MaxDecodeDepth 0) and no
 // "gitleaks:allow" comments (an image author must not be able to hide a
 // credential from the registry's scanner with a comment).
-type engine struct {
+type Engine struct {
 	rules     []*rule
 	pathRules []*rule // rules with a path and no regex: the path is the finding
 	keywords  []string
@@ -201,8 +201,8 @@ func loadDefaultConfig() (config.Config, error) {
 	return cfg, nil
 }
 
-func newEngine(cfg config.Config) (*engine, error) {
-	e := &engine{global: cfg.Allowlists}
+func newEngine(cfg config.Config) (*Engine, error) {
+	e := &Engine{global: cfg.Allowlists}
 	var err error
 	if e.globalPaths, err = orPaths(cfg.Allowlists); err != nil {
 		return nil, fmt.Errorf("secrets: global allowlist: %w", err)
@@ -397,11 +397,11 @@ func orPaths(lists []*config.Allowlist) (*pathSet, error) {
 }
 
 // pathAllowed reports whether gitleaks' global allowlists skip path.
-func (e *engine) pathAllowed(path string) bool { return e.globalPaths.match(path) }
+func (e *Engine) pathAllowed(path string) bool { return e.globalPaths.match(path) }
 
 // pathFindings returns the path-only rules (e.g. pkcs12-file) that path
 // matches.
-func (e *engine) pathFindings(path string) []*rule {
+func (e *Engine) pathFindings(path string) []*rule {
 	var out []*rule
 	for _, r := range e.pathRules {
 		if r.path.MatchString(path) && !r.allowPaths.match(path) {
@@ -414,7 +414,7 @@ func (e *engine) pathFindings(path string) []*rule {
 // detect runs the rules over data (a file's content or one config
 // string) and returns at most limit findings, in order of rule then
 // position. path is "" for config strings.
-func (e *engine) detect(path string, data []byte, limit int) []candidate {
+func (e *Engine) detect(path string, data []byte, limit int) []candidate {
 	if len(data) == 0 {
 		return nil
 	}
@@ -461,7 +461,7 @@ func (e *engine) detect(path string, data []byte, limit int) []candidate {
 
 // runRule runs one triggered rule over data, around its keyword hits
 // when its regex allows.
-func (e *engine) runRule(r *rule, path string, data []byte, sc *scratch) {
+func (e *Engine) runRule(r *rule, path string, data []byte, sc *scratch) {
 	switch {
 	case !r.windowed:
 		e.matchIn(r, path, data, window{start: 0, end: len(data)}, sc)
@@ -653,7 +653,7 @@ func isASCII(b []byte) bool {
 
 // matchIn runs r's regex over data[w.start:w.end] and records the
 // findings that pass gitleaks' checks.
-func (e *engine) matchIn(r *rule, path string, data []byte, w window, sc *scratch) {
+func (e *Engine) matchIn(r *rule, path string, data []byte, w window, sc *scratch) {
 	li := &sc.lines
 	text := data[w.start:w.end]
 	re := r.re

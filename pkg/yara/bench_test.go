@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/customs-scan/customs/pkg/scan/analyzer/yara"
+	"github.com/customs-scan/customs/pkg/yara"
 )
 
 // benchRules is realWorldRules plus rules shaped like public rule sets:

@@ -1,9 +1,17 @@
 // Package archive walks archives found inside image layers — zip (and
 // jar, war, ear), tar, tar.gz/tgz and single-file gzip — to a bounded
-// nesting depth, in memory, for analyzers that look inside them (malware,
-// secrets).
+// nesting depth, in memory, for analyzers that look inside them. It has
+// two walks over the same zip reading, buffers and limits:
 //
-// Every decompressed byte is counted as it is produced, and the limits
+//   - Walk, for content scanners (the malware analyzer): every format,
+//     recognized by magic number, each entry handed to a Visitor, nested
+//     archives opened as they come, decompression bombs detected.
+//   - WalkZip, for readers of zip-based formats (the java analyzer): the
+//     caller chooses which entries of each archive to read, in which
+//     order, and which nested archives to open; limits admit or refuse an
+//     entry before it is read, and nothing is a bomb.
+//
+// The rest of this comment is about Walk. Every decompressed byte is counted as it is produced, and the limits
 // are enforced right there, so a decompression bomb stops the walk early
 // and is reported in Stats.Bomb instead of exhausting memory or time.
 // Nothing is extracted to disk and links are never followed.
@@ -21,10 +29,8 @@ package archive
 
 import (
 	"archive/tar"
-	"archive/zip"
 	"bufio"
 	"bytes"
-	"compress/bzip2"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -37,7 +43,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
 )
 
@@ -117,6 +122,9 @@ type Limits struct {
 	MaxTotalBytes int64
 	// MaxEntries bounds the entries visited (all levels together).
 	MaxEntries int
+	// MaxArchives bounds the nested archives opened (all levels
+	// together); 0 or negative: no limit.
+	MaxArchives int
 }
 
 // DefaultLimits: depth 4, 64 MiB per entry, 256 MiB in total, 100,000
@@ -224,6 +232,7 @@ func (l Limits) resolve() Limits {
 		MaxEntryBytes: i64(l.MaxEntryBytes, d.MaxEntryBytes),
 		MaxTotalBytes: i64(l.MaxTotalBytes, d.MaxTotalBytes),
 		MaxEntries:    l.MaxEntries,
+		MaxArchives:   l.MaxArchives,
 	}
 	if out.MaxDepth == 0 {
 		out.MaxDepth = d.MaxDepth
@@ -233,6 +242,9 @@ func (l Limits) resolve() Limits {
 		out.MaxEntries = d.MaxEntries
 	case out.MaxEntries < 0:
 		out.MaxEntries = int(^uint(0) >> 1)
+	}
+	if out.MaxArchives <= 0 {
+		out.MaxArchives = int(^uint(0) >> 1)
 	}
 	return out
 }
@@ -246,6 +258,8 @@ type walker struct {
 	// bufs[d] holds the content of the entry being read at depth d
 	// (which may be the archive walked at depth d+1).
 	bufs [][]byte
+	// archives counts the nested archives opened.
+	archives int
 }
 
 // archive walks data, whose entries are at depth.
@@ -330,6 +344,11 @@ func (w *walker) got(e *Entry, data []byte) error {
 		w.truncate("archive %s not opened: depth limit %d", e.Path, w.lim.MaxDepth)
 		return nil
 	}
+	if w.archives >= w.lim.MaxArchives {
+		w.truncate("archive %s not opened: limit of %d archives", e.Path, w.lim.MaxArchives)
+		return nil
+	}
+	w.archives++
 	return w.archive(e.Path, data, e.Depth+1)
 }
 
@@ -382,12 +401,10 @@ func (w *walker) readAll(d int, r io.Reader, limit, sizeHint, compressed int64, 
 }
 
 func (w *walker) zip(name string, data []byte, depth int) error {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
-	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+	zr, ok := OpenZip(data)
+	if !ok {
 		return nil // corrupt or not really a zip: nothing to walk
 	}
-	zr.RegisterDecompressor(zip.Deflate, flate.NewReader)
-	zr.RegisterDecompressor(12, func(r io.Reader) io.ReadCloser { return io.NopCloser(bzip2.NewReader(r)) })
 
 	// Declared sizes first: a bomb is visible in the central directory
 	// before anything is decompressed.
@@ -466,19 +483,6 @@ func (w *walker) zip(name string, data []byte, depth int) error {
 		}
 	}
 	return nil
-}
-
-// stored returns the content of a stored (uncompressed, unencrypted) zip
-// entry as a slice of data.
-func stored(f *zip.File, data []byte) ([]byte, bool) {
-	if f.Method != zip.Store || f.Flags&0x1 != 0 || f.CompressedSize64 != f.UncompressedSize64 {
-		return nil, false
-	}
-	off, err := f.DataOffset()
-	if err != nil || off < 0 || uint64(off) > uint64(len(data)) || f.CompressedSize64 > uint64(len(data))-uint64(off) {
-		return nil, false
-	}
-	return data[off : uint64(off)+f.CompressedSize64], true
 }
 
 // countingReader counts what r produces into the walk's total.

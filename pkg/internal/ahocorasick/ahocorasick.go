@@ -1,0 +1,217 @@
+// Package ahocorasick finds every occurrence of many byte strings in one
+// pass over a text: an Aho–Corasick automaton compiled to a dense DFA.
+// It is the matcher of the secrets keyword prefilter, the YARA atoms and
+// the malware signatures.
+//
+// The table has one row per state and one column per byte class (bytes
+// that occur in no pattern share one class; with ASCIIFold, an upper-case
+// letter shares its lower case's). Rows hold premultiplied state ids
+// (state × classes), so a step is one load, and states that end a
+// pattern are numbered last, so a step tests for a match with one
+// comparison. A Matcher is read-only after New and safe for concurrent
+// use.
+package ahocorasick
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+)
+
+// Options configure New.
+type Options struct {
+	// ASCIIFold matches ASCII letters case-insensitively. Other bytes
+	// (UTF-8 sequences included) match exactly.
+	ASCIIFold bool
+}
+
+// Matcher is a compiled set of patterns.
+type Matcher struct {
+	// class maps a byte to its column.
+	class [256]uint8
+	// delta[s+class[b]] is the state after s on b, states being
+	// premultiplied ids; ids from outStart on end at least one pattern.
+	delta    []uint32
+	outStart uint32
+	stride   uint32
+	// out[(s-outStart)/stride] lists the patterns ending in state s,
+	// longest first (the state's own, then those of its failure chain).
+	out  [][]int32
+	lens []int32 // byte length of each pattern
+}
+
+// Match is one occurrence: text[Start:End] spells pattern Pattern.
+type Match struct {
+	Pattern    int
+	Start, End int
+}
+
+// ErrTooLarge is returned by New when the table would not fit the
+// 32-bit state ids.
+var ErrTooLarge = errors.New("ahocorasick: too many states")
+
+// New compiles patterns (none may be empty). Patterns may repeat: each
+// index is reported.
+func New(patterns [][]byte, opts Options) (*Matcher, error) {
+	m := &Matcher{lens: make([]int32, len(patterns))}
+	fold := func(b byte) byte {
+		if opts.ASCIIFold && 'A' <= b && b <= 'Z' {
+			return b + 'a' - 'A'
+		}
+		return b
+	}
+
+	// Classes: one per (folded) byte used in a pattern, plus one shared
+	// by every byte in none.
+	var used [256]bool
+	for i, p := range patterns {
+		if len(p) == 0 {
+			return nil, fmt.Errorf("ahocorasick: pattern %d is empty", i)
+		}
+		if len(p) > math.MaxInt32 {
+			return nil, fmt.Errorf("ahocorasick: pattern %d is too long", i)
+		}
+		m.lens[i] = int32(len(p))
+		for _, b := range p {
+			used[fold(b)] = true
+		}
+	}
+	var colOf [256]int
+	n := 0
+	for b := range used {
+		if used[b] {
+			colOf[b] = n
+			n++
+		}
+	}
+	unused := n
+	for b := range used {
+		if !used[b] && !used[fold(byte(b))] {
+			n++ // some byte is in no pattern: it gets the last column
+			break
+		}
+	}
+	for b := range m.class {
+		if f := fold(byte(b)); used[f] {
+			m.class[b] = uint8(colOf[f])
+		} else {
+			m.class[b] = uint8(unused)
+		}
+	}
+	ncls := n
+
+	// Trie over classes (-1: no child).
+	type node struct {
+		next []int32
+		out  []int32
+	}
+	newNode := func() node {
+		nx := make([]int32, ncls)
+		for i := range nx {
+			nx[i] = -1
+		}
+		return node{next: nx}
+	}
+	nodes := []node{newNode()}
+	for i, p := range patterns {
+		s := int32(0)
+		for _, b := range p {
+			c := m.class[b]
+			if nodes[s].next[c] < 0 {
+				nodes = append(nodes, newNode())
+				nodes[s].next[c] = int32(len(nodes) - 1)
+			}
+			s = nodes[s].next[c]
+		}
+		nodes[s].out = append(nodes[s].out, int32(i))
+	}
+	ns := len(nodes)
+	if uint64(ns)*uint64(ncls) > math.MaxUint32 {
+		return nil, ErrTooLarge
+	}
+
+	// Breadth first: failure links, complete transitions (in trie ids)
+	// and output lists; a state's row and list are complete before its
+	// children need them.
+	full := make([]int32, ns*ncls)
+	fail := make([]int32, ns)
+	outs := make([][]int32, ns)
+	queue := make([]int32, 0, ns)
+	for c := range ncls {
+		if t := nodes[0].next[c]; t >= 0 {
+			full[c] = t
+			queue = append(queue, t)
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		f := fail[s]
+		if len(nodes[s].out) > 0 || len(outs[f]) > 0 {
+			outs[s] = append(append([]int32(nil), nodes[s].out...), outs[f]...)
+		}
+		row, frow := full[int(s)*ncls:][:ncls], full[int(f)*ncls:][:ncls]
+		for c := range ncls {
+			if t := nodes[s].next[c]; t >= 0 {
+				fail[t] = frow[c]
+				row[c] = t
+				queue = append(queue, t)
+			} else {
+				row[c] = frow[c]
+			}
+		}
+	}
+
+	// Number states without output first (the root is one: no pattern
+	// is empty), then those with output.
+	id := make([]uint32, ns)
+	k := uint32(0)
+	for s := range ns {
+		if len(outs[s]) == 0 {
+			id[s] = k
+			k++
+		}
+	}
+	m.outStart = k * uint32(ncls)
+	for s := range ns {
+		if len(outs[s]) > 0 {
+			id[s] = k
+			m.out = append(m.out, outs[s])
+			k++
+		}
+	}
+	m.stride = uint32(ncls)
+	m.delta = make([]uint32, ns*ncls)
+	for s := range ns {
+		row := m.delta[int(id[s])*ncls:][:ncls]
+		for c, t := range full[s*ncls:][:ncls] {
+			row[c] = id[t] * uint32(ncls)
+		}
+	}
+	return m, nil
+}
+
+// Len returns the number of patterns.
+func (m *Matcher) Len() int { return len(m.lens) }
+
+// All yields every occurrence of every pattern in text, overlapping ones
+// included, in order of end offset; occurrences ending at the same
+// offset come longest first, and patterns of equal bytes in index order.
+func (m *Matcher) All(text []byte) iter.Seq[Match] {
+	return func(yield func(Match) bool) {
+		delta, class, outStart := m.delta, &m.class, m.outStart
+		var s uint32
+		for i, b := range text {
+			s = delta[s+uint32(class[b])]
+			if s < outStart {
+				continue
+			}
+			for _, p := range m.out[(s-outStart)/m.stride] {
+				if !yield(Match{Pattern: int(p), Start: i + 1 - int(m.lens[p]), End: i + 1}) {
+					return
+				}
+			}
+		}
+	}
+}

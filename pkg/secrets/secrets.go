@@ -1,0 +1,153 @@
+// Package secrets finds credentials in text with gitleaks' default rule
+// set (github.com/zricethezav/gitleaks/v8, MIT): 220-odd rules, each with
+// keywords, a regular expression, an optional entropy threshold and
+// allowlists, plus gitleaks' global allowlists (paths such as lock files
+// and vendored dependencies, placeholder values, stop words). It knows
+// nothing of images: pkg/scan/analyzer/secrets runs it over image files
+// and the image config.
+//
+// The rules are loaded from gitleaks' own config package (its embedded
+// gitleaks.toml, parsed with gitleaks' ViperConfig.Translate) and run by
+// this package's engine, which follows gitleaks' detector for one
+// fragment but is built for a registry scanner:
+//
+//   - One Aho–Corasick pass over a text finds every keyword
+//     (case-insensitively, without lowercasing a copy of the text); a text
+//     holding no keyword of a rule never reaches that rule's regex, and a
+//     text holding none at all never reaches any.
+//   - A regex runs only on the lines around its keywords' hits when that
+//     provably finds the same matches (every match contains a keyword and
+//     spans a bounded number of lines: checked on the parsed expression
+//     when the engine is built); otherwise on the whole text. For most
+//     rules a hit first has to pass a short anchored regex (the keyword
+//     and what must follow it, e.g. "key" then an assignment), so the
+//     full regex runs on a few hundred bytes around real candidates only.
+//     Work per hit is bounded and at most 1000 candidate matches of a
+//     text are examined: adversarial texts cost linear time.
+//   - No logging (gitleaks' trace logs carry secrets), no process-wide
+//     state, safe for concurrent use; "gitleaks:allow" comments are not
+//     honoured (they would let an image author hide a credential).
+//   - No base64/hex decoding passes (gitleaks' library default).
+//   - Two cloud credentials gitleaks only knows as generic-api-key are
+//     named when key name and value have their exact shape:
+//     aws-secret-access-key (aws_secret_access_key = <40 chars>) and
+//     azure-storage-account-key (AccountKey=<86 chars>==).
+//
+// Severity (see Severity): CRITICAL for private keys, AWS/GCP/Azure
+// credentials and GitHub/GitLab tokens, MEDIUM for generic-api-key, HIGH
+// for every other rule.
+//
+// A Finding never carries a whole secret: its excerpt shows the line with
+// the secret reduced to at most its first 4 and last 2 characters (see
+// Redact), and Seen tells secrets apart by a hash.
+package secrets
+
+import "crypto/sha256"
+
+// MaxTextSize is the longest text Find looks at (offsets are kept in 32
+// bits); the rest of a longer text is not searched.
+const MaxTextSize = 1 << 30
+
+// Finding is one secret found by a rule.
+type Finding struct {
+	// Rule is the gitleaks rule id (or a refinement's, see Severity).
+	Rule string
+	// Description is the rule's description.
+	Description string
+	// Severity is a report severity (CRITICAL, HIGH, MEDIUM).
+	Severity string
+	// Line is the 1-based line of the match in the text; 0 for a finding
+	// of a path-only rule.
+	Line int
+	// Excerpt is the line of the match around the secret, redacted.
+	Excerpt string
+
+	secretSum [sha256.Size]byte // for Seen: not the secret (fmt prints unexported fields)
+}
+
+// New compiles gitleaks' default rules. Build one Engine per process
+// (compiling takes a moment) and share it: it is safe for concurrent use.
+func New() (*Engine, error) {
+	cfg, err := loadDefaultConfig()
+	if err != nil {
+		return nil, err
+	}
+	return newEngine(cfg)
+}
+
+// Rules returns the ids of the rules in use, in gitleaks' order.
+func (e *Engine) Rules() []string {
+	var ids []string
+	for _, r := range e.rules {
+		ids = append(ids, r.id)
+	}
+	for _, r := range e.pathRules {
+		ids = append(ids, r.id)
+	}
+	return ids
+}
+
+// PathAllowed reports whether gitleaks' global allowlists skip the file
+// at path (whatever it holds).
+func (e *Engine) PathAllowed(path string) bool { return e.pathAllowed(path) }
+
+// PathFindings returns a finding for each path-only rule (e.g.
+// pkcs12-file: the file's name is the finding) that path matches.
+func (e *Engine) PathFindings(path string) []Finding {
+	var out []Finding
+	for _, r := range e.pathFindings(path) {
+		out = append(out, Finding{Rule: r.id, Description: r.desc, Severity: r.severity})
+	}
+	return out
+}
+
+// Find runs the rules over text (a file's content, or any string) and
+// returns at most limit findings, in order of rule then position. path
+// is the file's path, for the rules and allowlists that look at paths;
+// "" for a text that is not a file.
+func (e *Engine) Find(path string, text []byte, limit int) []Finding {
+	text = text[:min(len(text), MaxTextSize)]
+	cands := e.detect(path, text, limit)
+	if len(cands) == 0 {
+		return nil
+	}
+	out := make([]Finding, len(cands))
+	for i := range cands {
+		c := &cands[i]
+		id, desc, sev := refine(text, c)
+		out[i] = Finding{
+			Rule:        id,
+			Description: desc,
+			Severity:    sev,
+			Line:        c.line,
+			Excerpt:     excerpt(text, c, cands),
+			secretSum:   sha256.Sum256([]byte(c.secret)),
+		}
+	}
+	return out
+}
+
+// Seen remembers the secrets of findings, by rule, to report each secret
+// once among many texts (a build argument repeated by every later history
+// step). The zero value is empty and ready.
+type Seen struct {
+	m map[seenKey]bool
+}
+
+type seenKey struct {
+	rule   string
+	secret [sha256.Size]byte
+}
+
+// Add records f's rule and secret and reports whether they are new.
+func (s *Seen) Add(f *Finding) bool {
+	k := seenKey{f.Rule, f.secretSum}
+	if s.m[k] {
+		return false
+	}
+	if s.m == nil {
+		s.m = map[seenKey]bool{}
+	}
+	s.m[k] = true
+	return true
+}
