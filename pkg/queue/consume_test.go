@@ -15,6 +15,7 @@ import (
 
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/queue/queuetest"
+	"github.com/customs-scan/customs/pkg/svcmain/svcmaintest"
 )
 
 func noBackoff(uint64) time.Duration { return 10 * time.Millisecond }
@@ -226,7 +227,7 @@ func TestHandlerContextCarriesTheLogger(t *testing.T) {
 	if _, err := js.Publish(context.Background(), queue.JobsSubjectPrefix+"test", []byte("job")); err != nil {
 		t.Fatal(err)
 	}
-	var buf syncBuf
+	var buf svcmaintest.LogBuffer
 	stop := runWorker(t, &queue.Worker{
 		Consumer: cons, Slots: 1, AckWait: 5 * time.Second, MaxDeliver: 5, Backoff: noBackoff,
 		Log: zerolog.New(&buf).With().Str("service", "test").Logger(),
@@ -243,21 +244,4 @@ func TestHandlerContextCarriesTheLogger(t *testing.T) {
 			t.Errorf("log %q lacks %s", out, want)
 		}
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
+	"github.com/customs-scan/customs/pkg/svcmain/svcmaintest"
 )
 
 var buildCustoms = sync.OnceValues(func() (string, error) {
@@ -245,7 +246,7 @@ func TestCustomsUpBinary(t *testing.T) {
 	cmd := exec.Command(bin, "up", "--data", t.TempDir(), "--registry", registry,
 		"--ingest-addr", ingest, "--results-addr", results, "--scanner-addr", scanner,
 		"--nats-addr", natsAddr, "--s3-addr", s3, "--log-level", "warn")
-	var stderr syncBuffer
+	var stderr svcmaintest.LogBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -288,22 +289,4 @@ func TestCustomsUpBinary(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("customs up did not stop on SIGINT")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

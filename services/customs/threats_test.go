@@ -25,6 +25,7 @@ import (
 	"github.com/customs-scan/customs/pkg/scan/analyzer/malware"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 	"github.com/customs-scan/customs/pkg/store"
+	"github.com/customs-scan/customs/pkg/svcmain/svcmaintest"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 )
 
@@ -84,7 +85,7 @@ const xmrigConfig = `{
 // registry and read the verdict and findings back — and check that no
 // full secret is written anywhere: report, S3 object, NATS message, logs.
 func TestThreatsAreReportedAndSecretsNeverStored(t *testing.T) {
-	var logs syncBuffer
+	var logs svcmaintest.LogBuffer
 	cfg := testConfig(t)
 	cfg.Log = zerolog.New(&logs).Level(zerolog.DebugLevel)
 	st := startStack(t, cfg)

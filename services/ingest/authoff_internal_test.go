@@ -1,34 +1,17 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/customs-scan/customs/pkg/svcmain/svcmaintest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type publisher struct{ jetstream.Publisher }
 
@@ -39,7 +22,7 @@ func TestAuthOffIsWarnedAboutRepeatedly(t *testing.T) {
 		cfg  Config
 		warn bool
 	}{{Config{WebhookAuth: "off"}, true}, {Config{WebhookToken: "t"}, false}} {
-		var logs syncBuffer
+		var logs svcmaintest.LogBuffer
 		svc, err := New(tc.cfg, Deps{JetStream: publisher{}, Log: zerolog.New(&logs)})
 		if err != nil {
 			t.Fatal(err)

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
@@ -33,36 +33,6 @@ func failed(repo string, n int, finished time.Time, reason string) *report.Repor
 	r := newReport(repo, n, finished)
 	r.Status, r.Error, r.Verdict, r.Packages = report.StatusFailed, reason, report.VerdictWarn, []report.Package{}
 	return r
-}
-
-// events waits until stream holds n messages and returns them in order.
-func events(t *testing.T, js jetstream.JetStream, stream string, n int) []jetstream.RawStreamMsg {
-	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s, err := js.Stream(ctx, stream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.Msgs >= uint64(n) {
-			var out []jetstream.RawStreamMsg
-			for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-				if m, err := s.GetMsg(ctx, seq); err == nil {
-					out = append(out, *m)
-				}
-			}
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has %d messages, want %d", stream, info.State.Msgs, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestFailedScanNeverReplacesCompleteReport(t *testing.T) {
@@ -195,7 +165,7 @@ func TestForgedReportEventIsRefusedAndDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dead := events(t, e.js, queue.DLQStream, 3)
+	dead := queuetest.WaitMsgs(t, e.js, queue.DLQStream, 3)
 	for _, m := range dead {
 		if m.Subject != results.DeadReportSubject {
 			t.Errorf("dead letter on %s", m.Subject)
@@ -219,7 +189,7 @@ func TestForgedReportEventIsRefusedAndDeadLettered(t *testing.T) {
 	if _, err := e.js.PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	dead = events(t, e.js, queue.DLQStream, 4)
+	dead = queuetest.WaitMsgs(t, e.js, queue.DLQStream, 4)
 	if r := dead[3].Header.Get("Customs-Dead-Reason"); !strings.Contains(r, "decode") {
 		t.Errorf("undecodable event dead-lettered with %q", r)
 	}
@@ -249,7 +219,7 @@ func TestLargeReportTravelsByReference(t *testing.T) {
 		t.Fatalf("large report: verdict %s, %d packages, want quarantine and %d", got.Verdict, len(got.Packages), len(r.Packages))
 	}
 	// The event itself stayed small.
-	for _, m := range events(t, e.js, queue.ReportsStream, 1) {
+	for _, m := range queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1) {
 		if len(m.Data) > 64<<10 {
 			t.Errorf("report event is %d bytes", len(m.Data))
 		}
@@ -283,7 +253,7 @@ func TestLargeReportTravelsByReference(t *testing.T) {
 	if _, err := e.js.PublishMsg(context.Background(), replay); err != nil {
 		t.Fatal(err)
 	}
-	dead := events(t, e.js, queue.DLQStream, 1)
+	dead := queuetest.WaitMsgs(t, e.js, queue.DLQStream, 1)
 	if reason := dead[0].Header.Get("Customs-Dead-Reason"); !strings.Contains(reason, "does not match") {
 		t.Errorf("swapped object dead-lettered with %q", reason)
 	}

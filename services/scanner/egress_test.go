@@ -203,10 +203,10 @@ func enqueueAt(t *testing.T, js jetstream.JetStream, registry, repo, digest stri
 func failedOnce(t *testing.T, js jetstream.JetStream, want string) {
 	t.Helper()
 	var letter customsv1.DeadLetter
-	if err := proto.Unmarshal(events(t, js, queue.DLQStream, 1)[0].Data, &letter); err != nil {
+	if err := proto.Unmarshal(queuetest.WaitMsgs(t, js, queue.DLQStream, 1)[0].Data, &letter); err != nil {
 		t.Fatal(err)
 	}
-	ev, r := decodeReport(t, events(t, js, queue.ReportsStream, 1)[0].Data)
+	ev, r := decodeReport(t, queuetest.WaitMsgs(t, js, queue.ReportsStream, 1)[0].Data)
 	if letter.GetDeliveries() != 1 {
 		t.Errorf("failed after %d deliveries, want 1 (permanent)", letter.GetDeliveries())
 	}
@@ -311,7 +311,7 @@ func TestRefusedPlatformIsListedWithAFixedReason(t *testing.T) {
 	js := startScanner(t, scanner.Config{InsecureRegistries: []string{reg.host()}})
 	enqueueAt(t, js, reg.host(), "team/multi", digest.String())
 	var index *report.Report
-	for _, m := range events(t, js, queue.ReportsStream, 3) {
+	for _, m := range queuetest.WaitMsgs(t, js, queue.ReportsStream, 3) {
 		if _, r := decodeReport(t, m.Data); r.Artifact.Digest == digest.String() {
 			index = r
 		}
@@ -407,7 +407,7 @@ func TestAllowedRedirectHostGetsNoCredentials(t *testing.T) {
 	js := startScanner(t, scanner.Config{InsecureRegistries: []string{reg.host()},
 		RedirectHosts: []string{storage.host(), storage.byName()}, AllowForeignLayers: true})
 	enqueueAt(t, js, reg.host(), "team/win", digest)
-	ev, r := decodeReport(t, events(t, js, queue.ReportsStream, 1)[0].Data)
+	ev, r := decodeReport(t, queuetest.WaitMsgs(t, js, queue.ReportsStream, 1)[0].Data)
 	if ev.GetStatus() != report.StatusComplete || r.OS.ID != "debian" || len(r.Layers) != 2 {
 		t.Fatalf("event %v report error %q", ev, r.Error)
 	}

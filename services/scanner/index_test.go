@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 	"github.com/customs-scan/customs/services/scanner"
@@ -42,7 +43,7 @@ func (e *env) pushIndex(t *testing.T, repo string, imgs map[string]v1.Image) str
 func (e *env) reportsByDigest(t *testing.T, n int) map[string]*report.Report {
 	t.Helper()
 	out := map[string]*report.Report{}
-	for _, m := range events(t, e.js, queue.ReportsStream, n) {
+	for _, m := range queuetest.WaitMsgs(t, e.js, queue.ReportsStream, n) {
 		_, r := decodeReport(t, m.Data)
 		out[r.Artifact.Digest] = r
 	}

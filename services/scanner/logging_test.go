@@ -1,10 +1,7 @@
 package scanner_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -12,38 +9,14 @@ import (
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
+	"github.com/customs-scan/customs/pkg/svcmain/svcmaintest"
 	"github.com/customs-scan/customs/services/scanner"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) lines() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(l.b.String()))
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // What pkg/scan logs through zerolog.Ctx reaches the operator with the
 // job's fields (and the service named once).
 func TestScanLibraryLogsCarryTheJob(t *testing.T) {
-	var buf lockedBuf
+	var buf svcmaintest.LogBuffer
 	ns := queuetest.Start(t)
 	_, js := ns.Connect(t)
 	if err := queue.EnsureStreams(t.Context(), js, queue.Topology{}); err != nil {
@@ -54,13 +27,13 @@ func TestScanLibraryLogsCarryTheJob(t *testing.T) {
 	a := scantest.Image(t, base, scantest.Layer(t, scantest.Reg("srv/a", "a")))
 	b := scantest.Image(t, base, scantest.Layer(t, scantest.Reg("srv/b", "b")))
 	e.enqueue(t, "team/a", e.push(t, "team/a", a))
-	events(t, e.js, queue.ReportsStream, 1)
+	queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)
 	digestB := e.push(t, "team/b", b)
 	e.enqueue(t, "team/b", digestB)
-	events(t, e.js, queue.ReportsStream, 2)
+	queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 2)
 
 	var hit map[string]any
-	for _, l := range buf.lines() {
+	for _, l := range buf.Lines() {
 		if l["message"] == "scan: layer results from the cache" {
 			hit = l
 		}
@@ -74,7 +47,7 @@ func TestScanLibraryLogsCarryTheJob(t *testing.T) {
 	if hit["service"] != "scanner" {
 		t.Errorf("service field = %v", hit["service"])
 	}
-	if raw := func() string { buf.mu.Lock(); defer buf.mu.Unlock(); return buf.b.String() }(); strings.Contains(raw, `"service":"scanner","service"`) {
+	if raw := buf.String(); strings.Contains(raw, `"service":"scanner","service"`) {
 		t.Error("the service field is added more than once")
 	}
 }

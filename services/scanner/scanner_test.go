@@ -163,41 +163,6 @@ func (e *env) enqueue(t *testing.T, repo, digest string) {
 	}
 }
 
-// events waits for n messages on stream and returns them.
-func events(t *testing.T, js jetstream.JetStream, stream string, n int) []jetstream.RawStreamMsg {
-	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		// Errors are retried: the server may be restarting.
-		s, err := js.Stream(ctx, stream)
-		var info *jetstream.StreamInfo
-		if err == nil {
-			info, err = s.Info(ctx)
-		}
-		if err != nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %v", stream, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		if info.State.Msgs >= uint64(n) {
-			var out []jetstream.RawStreamMsg
-			for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-				if m, err := s.GetMsg(ctx, seq); err == nil {
-					out = append(out, *m)
-				}
-			}
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s has %d messages, want %d", stream, info.State.Msgs, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // testSigningKey signs the test scanners' report events.
 const testSigningKey = "scanner-test-signing-key-0123456789abcdef"
 
@@ -232,7 +197,7 @@ func TestJobBecomesReportEvent(t *testing.T) {
 	e := start(t, scanner.Config{})
 	digest := e.push(t, "team/debian", scantest.Image(t, scantest.Layer(t, scantest.DebianRootfs(t)...)))
 	e.enqueue(t, "team/debian", digest)
-	msgs := events(t, e.js, queue.ReportsStream, 1)
+	msgs := queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)
 	ev, r := decodeReport(t, msgs[0].Data)
 	if ev.GetDigest() != digest || ev.GetStatus() != report.StatusComplete || r.OS.ID != "debian" || len(r.Packages) != 3 {
 		t.Fatalf("event %v report %+v", ev, r)
@@ -269,7 +234,7 @@ func TestMissingManifestIsDeadLetteredAfterOneAttempt(t *testing.T) {
 	e := start(t, scanner.Config{})
 	missing := "sha256:" + strings.Repeat("ab", 32)
 	e.enqueue(t, "team/gone", missing)
-	dl := events(t, e.js, queue.DLQStream, 1)
+	dl := queuetest.WaitMsgs(t, e.js, queue.DLQStream, 1)
 	var letter customsv1.DeadLetter
 	if err := proto.Unmarshal(dl[0].Data, &letter); err != nil {
 		t.Fatal(err)
@@ -278,7 +243,7 @@ func TestMissingManifestIsDeadLetteredAfterOneAttempt(t *testing.T) {
 		t.Errorf("dead letter = %v", &letter)
 	}
 	// Users find a failed report instead of nothing.
-	ev, r := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	ev, r := decodeReport(t, queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)[0].Data)
 	if ev.GetStatus() != report.StatusFailed || r.Error == "" || r.Verdict != report.VerdictWarn {
 		t.Errorf("failed report: %v %+v", ev, r)
 	}
@@ -292,7 +257,7 @@ func TestRegistry503IsRetried(t *testing.T) {
 	digest := e.push(t, "team/alpine", scantest.Image(t, scantest.Layer(t, scantest.AlpineRootfs(t)...)))
 	e.reg.fail503.Store(4) // more than one attempt's worth of 503s
 	e.enqueue(t, "team/alpine", digest)
-	ev, _ := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	ev, _ := decodeReport(t, queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)[0].Data)
 	if ev.GetStatus() != report.StatusComplete {
 		t.Fatalf("event = %v", ev)
 	}
@@ -312,7 +277,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	e.reg.mu.Unlock()
 	e.reg.fail429.Store(1)
 	e.enqueue(t, "team/alpine", digest)
-	if ev, _ := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data); ev.GetStatus() != report.StatusComplete {
+	if ev, _ := decodeReport(t, queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)[0].Data); ev.GetStatus() != report.StatusComplete {
 		t.Fatalf("event = %v", ev)
 	}
 	e.reg.mu.Lock()
@@ -330,7 +295,7 @@ func TestOversizeManifestIsRefused(t *testing.T) {
 	e := start(t, scanner.Config{Limits: scanner.LimitsConfig{MaxManifestBytes: 100}})
 	digest := e.push(t, "team/big", scantest.Image(t, scantest.Layer(t, scantest.AlpineRootfs(t)...)))
 	e.enqueue(t, "team/big", digest)
-	ev, r := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	ev, r := decodeReport(t, queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)[0].Data)
 	if ev.GetStatus() != report.StatusFailed || !strings.Contains(r.Error, "limit of 100") || r.Verdict != report.VerdictQuarantine {
 		t.Fatalf("event %v error %q verdict %q", ev, r.Error, r.Verdict)
 	}
@@ -344,7 +309,7 @@ func TestUnconfiguredRegistryIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	var letter customsv1.DeadLetter
-	if err := proto.Unmarshal(events(t, e.js, queue.DLQStream, 1)[0].Data, &letter); err != nil {
+	if err := proto.Unmarshal(queuetest.WaitMsgs(t, e.js, queue.DLQStream, 1)[0].Data, &letter); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(letter.GetReason(), "not configured") {
@@ -393,16 +358,16 @@ func TestJobThatKilledEveryWorkerIsDeadLettered(t *testing.T) {
 			t.Fatal("a third delivery despite MaxDeliver 2")
 		}
 	}
-	events(t, js, queue.AdvisoriesStream, 1) // the server gave up on it
+	queuetest.WaitMsgs(t, js, queue.AdvisoriesStream, 1) // the server gave up on it
 	e := startOn(t, ns, js, scanner.Config{MaxDeliver: 2, AckWait: time.Second})
 	var letter customsv1.DeadLetter
-	if err := proto.Unmarshal(events(t, e.js, queue.DLQStream, 1)[0].Data, &letter); err != nil {
+	if err := proto.Unmarshal(queuetest.WaitMsgs(t, e.js, queue.DLQStream, 1)[0].Data, &letter); err != nil {
 		t.Fatal(err)
 	}
 	if letter.GetJob().GetDigest() != job.GetDigest() || !strings.Contains(letter.GetReason(), "2 deliveries") {
 		t.Errorf("dead letter = %v", &letter)
 	}
-	ev, _ := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	ev, _ := decodeReport(t, queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)[0].Data)
 	if ev.GetStatus() != report.StatusFailed {
 		t.Errorf("report event = %v", ev)
 	}
@@ -436,7 +401,7 @@ func TestScannerRecoversFromNATSRestart(t *testing.T) {
 			t.Fatalf("publish after restart: %v", err)
 		}
 	}
-	ev, _ := decodeReport(t, events(t, e.js, queue.ReportsStream, 1)[0].Data)
+	ev, _ := decodeReport(t, queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)[0].Data)
 	if ev.GetDigest() != digest || ev.GetStatus() != report.StatusComplete {
 		t.Fatalf("event = %v", ev)
 	}
@@ -449,7 +414,7 @@ func TestRepeatedJobAfterDuplicateWindowIsNotRescanned(t *testing.T) {
 	e := start(t, scanner.Config{})
 	digest := e.push(t, "team/debian", scantest.Image(t, scantest.Layer(t, scantest.DebianRootfs(t)...)))
 	e.enqueue(t, "team/debian", digest)
-	events(t, e.js, queue.ReportsStream, 1)
+	queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)
 	waitJobs(t, e.js)
 	before := e.reg.manifests.Load()
 
@@ -515,12 +480,12 @@ func TestSharedBaseLayerIsNotDownloadedAgain(t *testing.T) {
 	b := scantest.Image(t, base, own)
 
 	e.enqueue(t, "team/a", e.push(t, "team/a", a))
-	events(t, e.js, queue.ReportsStream, 1)
+	queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)
 	if n := e.gets(baseDigest.String()); n != 1 {
 		t.Fatalf("base layer fetched %d times for the first image", n)
 	}
 	e.enqueue(t, "team/b", e.push(t, "team/b", b))
-	msgs := events(t, e.js, queue.ReportsStream, 2)
+	msgs := queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 2)
 	if n := e.gets(baseDigest.String()); n != 1 {
 		t.Errorf("base layer fetched %d times in all: the second image downloaded it again", n)
 	}

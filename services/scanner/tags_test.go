@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 	"github.com/customs-scan/customs/pkg/wire"
@@ -35,12 +36,12 @@ func TestNewTagOfScannedDigestIsRecordedWithoutRescan(t *testing.T) {
 	e := start(t, scanner.Config{})
 	digest := e.push(t, "team/app", scantest.Image(t, scantest.Layer(t, scantest.DebianRootfs(t)...)))
 	e.pushEvent(t, "team/app", digest, "ev-1", "latest")
-	events(t, e.js, queue.ReportsStream, 1)
+	queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)
 	waitJobs(t, e.js)
 	before := e.reg.manifests.Load()
 
 	e.pushEvent(t, "team/app", digest, "ev-2", "v1.2", "latest")
-	msgs := events(t, e.js, queue.ReportsStream, 2)
+	msgs := queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 2)
 	waitJobs(t, e.js)
 	if n := e.reg.manifests.Load() - before; n != 0 {
 		t.Fatalf("the new tag made %d manifest requests: the image was scanned again", n)
@@ -75,14 +76,14 @@ func TestRepushAfterFailedScanIsScanned(t *testing.T) {
 	d, _ := img.Digest()
 	digest := d.String()
 	e.pushEvent(t, "team/app", digest, "ev-1", "latest") // 404: not pushed yet
-	msgs := events(t, e.js, queue.ReportsStream, 1)
+	msgs := queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)
 	if ev, _ := decodeReport(t, msgs[0].Data); ev.GetStatus() != report.StatusFailed {
 		t.Fatalf("first attempt %s, want failed", ev.GetStatus())
 	}
 	waitJobs(t, e.js)
 	e.push(t, "team/app", img)
 	e.pushEvent(t, "team/app", digest, "ev-2", "latest") // the same tag, a new push
-	msgs = events(t, e.js, queue.ReportsStream, 2)
+	msgs = queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 2)
 	ev, r := decodeReport(t, msgs[1].Data)
 	if ev.GetStatus() != report.StatusComplete || len(r.Packages) == 0 {
 		t.Fatalf("re-push: %s with %d packages, want a complete scan", ev.GetStatus(), len(r.Packages))
@@ -102,7 +103,7 @@ func TestConcurrentPushesOfOneDigestScanOnce(t *testing.T) {
 	e.pushEvent(t, "team/app", digest, "ev-1", "a")
 	e.pushEvent(t, "team/app", digest, "ev-2", "b")
 	waitJobs(t, e.js)
-	msgs := events(t, e.js, queue.ReportsStream, 2)
+	msgs := queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 2)
 	var scans int
 	tags := map[string]bool{}
 	for _, m := range msgs {

@@ -3,6 +3,7 @@
 package queuetest
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -83,4 +84,35 @@ func (s *Server) Connect(tb testing.TB) (*nats.Conn, jetstream.JetStream) {
 		tb.Fatalf("queuetest: jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// WaitMsgs waits (up to 30 s) until stream holds at least n messages and
+// returns them in order. Errors are retried: the server may be restarting.
+func WaitMsgs(tb testing.TB, js jetstream.JetStream, stream string, n int) []jetstream.RawStreamMsg {
+	tb.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := js.Stream(ctx, stream)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = s.Info(ctx)
+		}
+		if err == nil && info.State.Msgs >= uint64(n) {
+			var out []jetstream.RawStreamMsg
+			for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+				if m, err := s.GetMsg(ctx, seq); err == nil {
+					out = append(out, *m)
+				}
+			}
+			return out
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				tb.Fatalf("%s: %v", stream, err)
+			}
+			tb.Fatalf("%s has %d messages, want %d", stream, info.State.Msgs, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
