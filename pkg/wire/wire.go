@@ -399,3 +399,34 @@ func (rd *Reader) DecodeTags(subject string, header nats.Header, data []byte) (*
 	}
 	return ev, nil
 }
+
+// JobSubject is where a job from source ("distribution", "harbor", "ecr",
+// …) is published.
+func JobSubject(source string) string { return queue.JobsSubjectPrefix + source }
+
+// PublishJob sends job on its subject with its message id, into the jobs
+// stream only; duplicate reports that JetStream dropped it as a repeat.
+func PublishJob(ctx context.Context, pub jetstream.Publisher, job *customsv1.ScanJob) (duplicate bool, err error) {
+	data, err := proto.Marshal(job)
+	if err != nil {
+		return false, fmt.Errorf("encode job: %w", err)
+	}
+	ack, err := pub.Publish(ctx, JobSubject(job.GetSource()), data,
+		jetstream.WithMsgID(JobMsgID(job)), jetstream.WithExpectStream(queue.JobsStream))
+	if err != nil {
+		return false, fmt.Errorf("publish job %s: %w", job.GetJobId(), err)
+	}
+	return ack.Duplicate, nil
+}
+
+// DecodeJob reads a ScanJob message body and checks it names an image.
+func DecodeJob(data []byte) (*customsv1.ScanJob, error) {
+	job := &customsv1.ScanJob{}
+	if err := proto.Unmarshal(data, job); err != nil {
+		return nil, fmt.Errorf("decode scan job: %w", err)
+	}
+	if job.GetRegistry() == "" || job.GetRepository() == "" || job.GetDigest() == "" {
+		return nil, fmt.Errorf("scan job %q lacks registry, repository or digest", job.GetJobId())
+	}
+	return job, nil
+}

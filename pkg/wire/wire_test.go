@@ -133,3 +133,35 @@ func TestIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestJobRoundTrip(t *testing.T) {
+	ns := queuetest.Start(t)
+	_, js := ns.Connect(t)
+	ctx := context.Background()
+	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	job := &customsv1.ScanJob{JobId: wire.JobID("r.test", "team/app", "sha256:1"), Source: "distribution",
+		Registry: "r.test", Repository: "team/app", Digest: "sha256:1", Tags: []string{"latest"}, EventId: "ev-1"}
+	for i, wantDup := range []bool{false, true} { // a webhook retry is the same message
+		dup, err := wire.PublishJob(ctx, js, job)
+		if err != nil || dup != wantDup {
+			t.Fatalf("publish %d: duplicate %v, %v", i, dup, err)
+		}
+	}
+	s, err := js.Stream(ctx, queue.JobsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, wire.JobSubject("distribution"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := wire.DecodeJob(m.Data)
+	if err != nil || got.GetJobId() != job.GetJobId() || got.GetTags()[0] != "latest" {
+		t.Fatalf("decoded %v, %v", got, err)
+	}
+	if _, err := wire.DecodeJob([]byte{0x0a, 0x01, 'x'}); err == nil {
+		t.Error("a job without registry, repository or digest was accepted")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/egress"
 	"github.com/customs-scan/customs/pkg/inspect"
@@ -68,6 +69,16 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	}
 	if opts.Format != "json" && opts.Format != "table" {
 		return fmt.Errorf("%w: --format must be json or table", ErrUsage)
+	}
+	if opts.Stderr != nil && zerolog.Ctx(ctx).GetLevel() == zerolog.Disabled {
+		// The scan library's warnings (a file an analyzer could not read)
+		// reach the person running the command, with the image named.
+		ref := opts.Ref
+		if ref == "" {
+			ref = opts.Input
+		}
+		ctx = zerolog.New(zerolog.ConsoleWriter{Out: opts.Stderr}).Level(zerolog.WarnLevel).
+			With().Str("image", ref).Logger().WithContext(ctx)
 	}
 	sopts := []scan.Option{scan.WithLimits(opts.Limits)}
 	if opts.LayerCacheDir != "" {

@@ -19,13 +19,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/customs-scan/customs/pkg/apiauth"
 	"github.com/customs-scan/customs/pkg/egress"
 	"github.com/customs-scan/customs/pkg/httpx"
-	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/webhook"
 	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
@@ -212,18 +210,13 @@ func newJob(source string, ev webhook.Event, insecure bool) *customsv1.ScanJob {
 }
 
 func (a *API) publish(ctx context.Context, job *customsv1.ScanJob) (duplicate bool, err error) {
-	data, err := proto.Marshal(job)
-	if err != nil {
-		return false, fmt.Errorf("encode job: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	ack, err := a.js.Publish(ctx, queue.JobsSubjectPrefix+job.GetSource(), data,
-		jetstream.WithMsgID(wire.JobMsgID(job)), jetstream.WithExpectStream(queue.JobsStream))
+	duplicate, err = wire.PublishJob(ctx, a.js, job)
 	if err != nil {
-		return false, fmt.Errorf("%w: publish job %s: %w", errUnavailable, job.GetJobId(), err)
+		return false, fmt.Errorf("%w: %w", errUnavailable, err)
 	}
-	return ack.Duplicate, nil
+	return duplicate, nil
 }
 
 func contains(list []string, s string) bool {

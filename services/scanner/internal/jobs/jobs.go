@@ -97,21 +97,9 @@ func New(cfg Config, js jetstream.JetStream, remoteOpts []remote.Option, reg pro
 	return h
 }
 
-// decodeJob reads a ScanJob message body.
-func decodeJob(data []byte) (*customsv1.ScanJob, error) {
-	job := &customsv1.ScanJob{}
-	if err := proto.Unmarshal(data, job); err != nil {
-		return nil, fmt.Errorf("decode scan job: %w", err)
-	}
-	if job.GetRegistry() == "" || job.GetRepository() == "" || job.GetDigest() == "" {
-		return nil, fmt.Errorf("scan job %q lacks registry, repository or digest", job.GetJobId())
-	}
-	return job, nil
-}
-
 // Handle is the queue handler for one scan job.
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
-	job, err := decodeJob(msg.Data())
+	job, err := wire.DecodeJob(msg.Data())
 	if err != nil {
 		return queue.Permanent(err)
 	}
@@ -377,7 +365,7 @@ func (h *Handler) HandleAdvisory(ctx context.Context, msg jetstream.Msg) error {
 }
 
 func (h *Handler) deadLetter(ctx context.Context, data []byte, seq, delivered uint64, reason string, rejected bool) error {
-	job, jerr := decodeJob(data)
+	job, jerr := wire.DecodeJob(data)
 	if jerr != nil {
 		job = &customsv1.ScanJob{JobId: fmt.Sprintf("undecodable-seq-%d", seq)}
 	}
