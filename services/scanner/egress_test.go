@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -163,27 +162,9 @@ func startScanner(t *testing.T, cfg scanner.Config) jetstream.JetStream {
 	if err := queue.EnsureStreams(ctx, js, queue.Topology{}); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Workers, cfg.AckWait, cfg.MaxDeliver = 1, 5*time.Second, 4
-	cfg.Signing.Key = testSigningKey
-	svc, err := scanner.New(cfg, scanner.Deps{JetStream: js, Log: zerolog.Nop(), RemoteOptions: []remote.Option{
+	runScanner(t, ctx, cancel, cfg, scanner.Deps{JetStream: js, Log: zerolog.Nop(), RemoteOptions: []remote.Option{
 		remote.WithAuth(authn.FromConfig(registryCreds)), remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("scanner.Serve: %v", err)
-		}
-	})
 	return js
 }
 

@@ -107,6 +107,15 @@ func startLogged(t *testing.T, ns *queuetest.Server, js jetstream.JetStream, cfg
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	cfg.InsecureRegistries = []string{host}
+	runScanner(t, ctx, cancel, cfg, scanner.Deps{JetStream: js, Log: logger,
+		RemoteOptions: []remote.Option{remote.WithRetryBackoff(remote.Backoff{Steps: 1})}})
+	return &env{js: js, host: host, reg: f, ns: ns}
+}
+
+// runScanner serves a scanner with the tests' defaults (one worker, short
+// ack wait, the test signing key) until the test ends.
+func runScanner(t *testing.T, ctx context.Context, cancel context.CancelFunc, cfg scanner.Config, deps scanner.Deps) {
+	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	if cfg.Workers == 0 {
 		cfg.Workers = 1
@@ -120,8 +129,7 @@ func startLogged(t *testing.T, ns *queuetest.Server, js jetstream.JetStream, cfg
 	if cfg.Signing == (wire.SigningConfig{}) {
 		cfg.Signing.Key = testSigningKey
 	}
-	svc, err := scanner.New(cfg, scanner.Deps{JetStream: js, Log: logger,
-		RemoteOptions: []remote.Option{remote.WithRetryBackoff(remote.Backoff{Steps: 1})}})
+	svc, err := scanner.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +145,6 @@ func startLogged(t *testing.T, ns *queuetest.Server, js jetstream.JetStream, cfg
 			t.Errorf("scanner.Serve: %v", err)
 		}
 	})
-	return &env{js: js, host: host, reg: f, ns: ns}
 }
 
 func (e *env) push(t *testing.T, repo string, img v1.Image) string {
