@@ -615,7 +615,7 @@ func (st *rereadState) walk(lw *layerWalk, tr *tar.Reader) error {
 		if len(jobs) == 0 {
 			continue
 		}
-		results, err := lw.analyzeFile(tr, hdr, name, mode, jobs)
+		results, err := lw.analyzeFile(tr, hdr, name, mode, jobs, nil)
 		if err != nil {
 			return err
 		}

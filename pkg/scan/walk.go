@@ -513,19 +513,25 @@ func (lw *layerWalk) regular(tr *tar.Reader, hdr *tar.Header, name string) error
 	s := lw.s
 	mode := hdr.FileInfo().Mode()
 	lw.matched = lw.matched[:0]
+	var large []fileJob
+	tooBig := hdr.Size > s.lim.MaxAnalyzedFileSize
 	for i, a := range s.o.analyzers {
-		if a.Match(name, mode, hdr.Size) {
+		w, windowed := a.(analyzer.Windowed)
+		switch {
+		case a.Match(name, mode, hdr.Size) && !(tooBig && windowed):
 			lw.matched = append(lw.matched, i)
+		case windowed && (w.MatchLarge(name, mode, hdr.Size) || tooBig && a.Match(name, mode, hdr.Size)):
+			large = append(large, fileJob{analyzer: i, path: name})
 		}
 	}
-	if len(lw.matched) == 0 {
+	if len(lw.matched) == 0 && len(large) == 0 {
 		return nil
 	}
 	lw.jobs = lw.jobs[:0]
 	for _, i := range lw.matched {
 		lw.jobs = append(lw.jobs, fileJob{analyzer: i, path: name})
 	}
-	results, err := lw.analyzeFile(tr, hdr, name, mode, lw.jobs)
+	results, err := lw.analyzeFile(tr, hdr, name, mode, lw.jobs, large)
 	if err != nil || len(results) == 0 {
 		return err
 	}
@@ -553,9 +559,10 @@ type jobResult struct {
 // into memory, within MaxAnalyzedFileSize and the memory budget, and runs
 // the jobs whose analyzer's Sniff accepts it. It returns the non-empty
 // results, in jobs order.
-func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mode fs.FileMode, jobs []fileJob) ([]jobResult, error) {
+func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mode fs.FileMode, jobs, large []fileJob) ([]jobResult, error) {
 	s := lw.s
-	if hdr.Size > s.lim.MaxAnalyzedFileSize {
+	tooBig := hdr.Size > s.lim.MaxAnalyzedFileSize
+	if tooBig && len(large) == 0 {
 		zerolog.Ctx(lw.ctx).Debug().Str("layer", lw.m.digest.String()).Str("path", name).Int64("size", hdr.Size).
 			Msg("scan: file larger than MaxAnalyzedFileSize not analyzed")
 		return nil, nil
@@ -565,14 +572,26 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 	if _, err := io.ReadFull(tr, head); err != nil {
 		return nil, lw.classify(err, "invalid tar archive")
 	}
-	keep := jobs[:0]
-	for _, j := range jobs {
-		if sn := s.sniffers[j.analyzer]; sn == nil || sn.Sniff(j.path, head) {
-			keep = append(keep, j)
+	sniffed := func(jobs []fileJob) []fileJob {
+		keep := jobs[:0]
+		for _, j := range jobs {
+			if sn := s.sniffers[j.analyzer]; sn == nil || sn.Sniff(j.path, head) {
+				keep = append(keep, j)
+			}
 		}
+		return keep
+	}
+	large = sniffed(large)
+	var keep []fileJob
+	if !tooBig {
+		keep = sniffed(jobs)
 	}
 	if len(keep) == 0 {
-		return nil, nil
+		if len(large) == 0 {
+			return nil, nil
+		}
+		// Only window-by-window analyzers want it: stream it through them.
+		return lw.analyzeWindows(io.MultiReader(bytes.NewReader(head), tr), hdr.Size, mode, large)
 	}
 
 	// Parsers that copy the file count their copies too; one that would
@@ -595,7 +614,10 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 	}
 	keep = fits
 	if len(keep) == 0 {
-		return nil, nil
+		if len(large) == 0 {
+			return nil, nil
+		}
+		return lw.analyzeWindows(io.MultiReader(bytes.NewReader(head), tr), hdr.Size, mode, large)
 	}
 	weight := max(min(hdr.Size*(1+copies), budget), 1)
 	if err := s.mem.Acquire(lw.ctx, weight); err != nil {
@@ -639,7 +661,139 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 		analyzer.Normalize(a, j.path, res)
 		results = append(results, jobResult{fileResult: fileResult{analyzer: j.analyzer, res: res}, path: j.path})
 	}
+	if len(large) > 0 {
+		// The file is in memory already: its windows are slices of it.
+		more, err := lw.windows(data, hdr.Size, mode, large)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, more...)
+	}
 	return results, nil
+}
+
+// windowSize is the window Windowed analyzers get: a quarter of the
+// per-file budget, within [4×overlap, 16 MiB].
+func (s *imageScan) windowSize() int64 {
+	return min(max(s.lim.MaxAnalyzedFileSize/4, 4*analyzer.WindowOverlap), 16<<20)
+}
+
+// analyzeWindows streams a file of size bytes from r through the jobs'
+// analyzers in overlapping windows (File.Window set). Memory: one window,
+// counted against the scan's budget.
+func (lw *layerWalk) analyzeWindows(r io.Reader, size int64, mode fs.FileMode, jobs []fileJob) ([]jobResult, error) {
+	s := lw.s
+	w := int(min(s.windowSize(), size))
+	if w <= 0 {
+		return nil, nil
+	}
+	if err := s.mem.Acquire(lw.ctx, int64(w)); err != nil {
+		return nil, err
+	}
+	defer s.mem.Release(int64(w))
+	buf := make([]byte, w)
+	m := newWindowMerge(lw, size, mode, jobs)
+	filled := 0
+	for first := true; ; first = false {
+		n, err := io.ReadFull(r, buf[filled:])
+		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !eof {
+			return nil, lw.classify(err, "invalid tar archive")
+		}
+		filled += n
+		if n > 0 || (first && filled > 0) {
+			if err := m.add(buf[:filled], first); err != nil {
+				return nil, err
+			}
+		}
+		if eof || filled < w {
+			return m.results(), nil
+		}
+		// Keep the tail: a match across the boundary is whole in the next window.
+		keep := min(analyzer.WindowOverlap, filled)
+		copy(buf, buf[filled-keep:filled])
+		filled = keep
+		if err := lw.ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// windows runs the jobs over overlapping windows of data, a file already
+// in memory (the windows are slices of it).
+func (lw *layerWalk) windows(data []byte, size int64, mode fs.FileMode, jobs []fileJob) ([]jobResult, error) {
+	w := int(lw.s.windowSize())
+	m := newWindowMerge(lw, size, mode, jobs)
+	for start := 0; ; start += w - analyzer.WindowOverlap {
+		end := min(start+w, len(data))
+		if err := m.add(data[start:end], start == 0); err != nil {
+			return nil, err
+		}
+		if end == len(data) {
+			return m.results(), nil
+		}
+	}
+}
+
+// windowMerge gives windows of one file to the jobs' analyzers and keeps
+// one finding per rule per analyzer (the first window's).
+type windowMerge struct {
+	lw     *layerWalk
+	size   int64
+	mode   fs.FileMode
+	jobs   []fileJob
+	merged []*analyzer.Result
+	seen   []map[string]bool
+}
+
+func newWindowMerge(lw *layerWalk, size int64, mode fs.FileMode, jobs []fileJob) *windowMerge {
+	return &windowMerge{lw: lw, size: size, mode: mode, jobs: jobs,
+		merged: make([]*analyzer.Result, len(jobs)), seen: make([]map[string]bool, len(jobs))}
+}
+
+func (m *windowMerge) add(win []byte, first bool) error {
+	lw := m.lw
+	for k, j := range m.jobs {
+		a := lw.s.o.analyzers[j.analyzer]
+		res, err := analyze(lw.ctx, a, &analyzer.File{Path: j.path, Mode: m.mode, Size: m.size, Data: win, Window: true})
+		if err != nil {
+			if cerr := lw.ctx.Err(); cerr != nil {
+				return cerr
+			}
+			zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
+				Str("path", j.path).Msg("scan: analyzer failed on a window; window skipped")
+			continue
+		}
+		if res.Empty() {
+			continue
+		}
+		if m.merged[k] == nil {
+			m.merged[k], m.seen[k] = &analyzer.Result{}, map[string]bool{}
+		}
+		for _, f := range res.Findings {
+			if m.seen[k][f.Rule] {
+				continue
+			}
+			m.seen[k][f.Rule] = true
+			if !first {
+				f.Line = 0 // counted from the window, not the file
+			}
+			m.merged[k].Findings = append(m.merged[k].Findings, f)
+		}
+	}
+	return nil
+}
+
+func (m *windowMerge) results() []jobResult {
+	var out []jobResult
+	for k, j := range m.jobs {
+		if m.merged[k] == nil {
+			continue
+		}
+		analyzer.Normalize(m.lw.s.o.analyzers[j.analyzer], j.path, m.merged[k])
+		out = append(out, jobResult{fileResult: fileResult{analyzer: j.analyzer, res: m.merged[k]}, path: j.path})
+	}
+	return out
 }
 
 // analyze calls a.Analyze, turning a panic into an error.

@@ -178,11 +178,29 @@ type File struct {
 	Path string
 	// Mode holds the type and permission bits from the tar header.
 	Mode fs.FileMode
-	// Size is the file size; len(Data) == Size.
+	// Size is the file size; len(Data) == Size unless Window is set.
 	Size int64
-	// Data is the whole content. It is only valid during Analyze (the
-	// buffer is reused): copy what you keep — string(b) copies.
+	// Data is the whole content (one window of it when Window is set). It
+	// is only valid during Analyze (the buffer is reused): copy what you
+	// keep — string(b) copies.
 	Data []byte
+	// Window says Data is one window of a file too large to hold whole
+	// (see Windowed): windows overlap by WindowOverlap bytes, so a match
+	// shorter than that is seen whole in some window.
+	Window bool
+}
+
+// WindowOverlap is how many bytes consecutive windows of a file share.
+const WindowOverlap = 64 << 10
+
+// Windowed is an optional Analyzer interface for analyzers that can judge
+// a file window by window (signature matching): a file over the size
+// they buffer (their own Match limit, or the scan's MaxAnalyzedFileSize)
+// would otherwise go unread, and padding a miner past the limit would
+// hide it. MatchLarge is Match for such files; Analyze then gets
+// overlapping windows (File.Window set) and its findings are merged.
+type Windowed interface {
+	MatchLarge(path string, mode fs.FileMode, size int64) bool
 }
 
 // ReaderAt returns an io.ReaderAt (and io.Reader, io.Seeker) over Data.
