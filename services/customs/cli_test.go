@@ -238,21 +238,60 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// waitUp waits for customs up to say it is up; exited is true when the
+// process ended first (its error was consumed from done).
+func waitUp(stderr *svcmaintest.LogBuffer, done chan error) (up, exited bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "Customs is up") {
+		select {
+		case <-done:
+			return false, true
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return false, false
+		}
+	}
+	return true, false
+}
+
 // The README's first command: `customs up --registry …`, then push and
 // read the report, then Ctrl-C.
 func TestCustomsUpBinary(t *testing.T) {
 	bin := customsBin(t)
-	ingest, results, scanner, natsAddr, s3, registry := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "up", "--data", t.TempDir(), "--registry", registry,
-		"--ingest-addr", ingest, "--results-addr", results, "--scanner-addr", scanner,
-		"--nats-addr", natsAddr, "--s3-addr", s3, "--log-level", "warn")
-	var stderr svcmaintest.LogBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	var (
+		cmd               *exec.Cmd
+		done              chan error
+		stderr            *svcmaintest.LogBuffer
+		results, registry string
+	)
+	// freeAddr's ports are free when picked, not when customs up binds
+	// them: another test may take one in between. Try again on that.
+	for attempt := 1; ; attempt++ {
+		var ingest, scanner, natsAddr, s3 string
+		ingest, results, scanner, natsAddr, s3, registry = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+		cmd = exec.Command(bin, "up", "--data", t.TempDir(), "--registry", registry,
+			"--ingest-addr", ingest, "--results-addr", results, "--scanner-addr", scanner,
+			"--nats-addr", natsAddr, "--s3-addr", s3, "--log-level", "warn")
+		stderr = &svcmaintest.LogBuffer{}
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done = make(chan error, 1)
+		go func(c *exec.Cmd, d chan error) { d <- c.Wait() }(cmd, done)
+		up, exited := waitUp(stderr, done)
+		if up {
+			break
+		}
+		if !exited {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if attempt == 3 || !strings.Contains(stderr.String(), "address already in use") {
+			t.Fatalf("customs up did not start:\n%s", stderr.String())
+		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	exited := false
 	defer func() {
 		if !exited {
@@ -260,13 +299,6 @@ func TestCustomsUpBinary(t *testing.T) {
 			<-done
 		}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "Customs is up") {
-		if time.Now().After(deadline) {
-			t.Fatalf("customs up did not start:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	img := scantest.Image(t, scantest.Layer(t, scantest.AlpineRootfs(t)...))
 	ref, _ := name.ParseReference(registry+"/demo/alpine:latest", name.Insecure)
 	if err := remote.Write(ref, img, remote.WithContext(context.Background())); err != nil {
