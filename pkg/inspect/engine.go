@@ -156,18 +156,6 @@ func NewEngine(cfg EngineConfig, opts ...scan.Option) (*Engine, error) {
 	return e, nil
 }
 
-// RematchOptions returns the options Rematch needs (policy and ignore
-// rules, no analyzers).
-//
-// Deprecated: services that only re-decide reports use verdict.Load.
-func RematchOptions(cfg EngineConfig) (Options, error) {
-	rules, err := verdict.Load(cfg.PolicyFile, cfg.IgnoreFiles)
-	if err != nil {
-		return Options{}, err
-	}
-	return Options{Rules: rules}, nil
-}
-
 // Detector names for EngineConfig.Detectors (the values of --scanners and
 // CUSTOMS_SCANNERS).
 const (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -138,4 +139,31 @@ func mustStream(t *testing.T, js jetstream.JetStream, name string) jetstream.Str
 		t.Fatal(err)
 	}
 	return s
+}
+
+// A scanned record the scanner cannot read (corrupt, or written by
+// something else) does not make a job look scanned: the image is scanned.
+func TestUnreadableScannedRecordDoesNotSkipTheScan(t *testing.T) {
+	e := start(t, scanner.Config{})
+	digest := e.push(t, "team/app", scantest.Image(t, scantest.Layer(t, scantest.DebianRootfs(t)...)))
+	ctx := context.Background()
+	var kv jetstream.KeyValue
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		if kv, err = e.js.KeyValue(ctx, scanner.ScannedBucket); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scanned bucket: %v", err)
+		}
+	}
+	job := &customsv1.ScanJob{Registry: e.host, Repository: "team/app", Digest: digest}
+	if _, err := kv.Put(ctx, wire.ScannedKey(job), []byte("not a record")); err != nil {
+		t.Fatal(err)
+	}
+	e.pushEvent(t, "team/app", digest, "ev-1", "latest")
+	ev, _ := decodeReport(t, queuetest.WaitMsgs(t, e.js, queue.ReportsStream, 1)[0].Data)
+	if ev.GetStatus() != report.StatusComplete {
+		t.Fatalf("scan status %s", ev.GetStatus())
+	}
 }

@@ -304,10 +304,9 @@ func classify(err error) error {
 const maxFindingsPerRule = 100
 
 func (h *Handler) publish(ctx context.Context, job *customsv1.ScanJob, r *report.Report) error {
-	requested := job.GetRequestedAt().AsTime()
-	if job.GetRequestedAt() == nil {
-		requested = time.Time{}
-	} else {
+	var requested time.Time // zero: the job did not say (an older ingest)
+	if job.GetRequestedAt() != nil {
+		requested = job.GetRequestedAt().AsTime()
 		r.RequestedAt = &requested
 	}
 	r.CapFindings(maxFindingsPerRule)

@@ -97,8 +97,12 @@ func getRecord(ctx context.Context, kv jetstream.KeyValue, key string) (scannedR
 	}
 	var rec scannedRecord
 	if json.Unmarshal(e.Value(), &rec) != nil {
-		// An entry of an older format (a bare time) means complete.
-		rec = scannedRecord{State: stateComplete}
+		// The older format (a bare time) meant scanned; anything else is
+		// not trusted to skip a scan: the job claims the entry over it.
+		rec = scannedRecord{}
+		if _, err := time.Parse(time.RFC3339, string(e.Value())); err == nil {
+			rec.State = stateComplete
+		}
 	}
 	return rec, e.Revision(), nil
 }
