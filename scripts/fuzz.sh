@@ -54,6 +54,7 @@ targets=(
   "FuzzLoad ./pkg/policy"
   "FuzzRule ./pkg/policy"
   "FuzzDecode ./pkg/wire"
+  "FuzzDecodeTags ./pkg/wire"
   "FuzzNormalize ./pkg/report"
   "FuzzLoadBytes ./pkg/ignore"
 )

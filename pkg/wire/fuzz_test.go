@@ -144,3 +144,33 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeTags: a TagsAdded body of any bytes is refused or read, never
+// a panic; a signed event whose body was changed is refused.
+func FuzzDecodeTags(f *testing.F) {
+	good, err := proto.Marshal(&customsv1.TagsAdded{Registry: "r.test", Repository: "team/app",
+		Digest: "sha256:" + strings.Repeat("ab", 32), Tags: []string{"v1"}, RequestedAt: timestamppb.Now()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add([]byte("\x0a\xff\xff\xff\xff\x0f"))
+	signer, err := wire.NewSigner(strings.Repeat("k", wire.MinKeyBytes))
+	if err != nil {
+		f.Fatal(err)
+	}
+	subject := wire.TagsSubject("sha256:" + strings.Repeat("ab", 32))
+	sig := signer.Sign(subject, good)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := (&wire.Reader{}).DecodeTags(subject, nil, data)
+		if err == nil && (ev.GetDigest() == "" || ev.GetRepository() == "") {
+			t.Fatalf("accepted a tags event without digest or repository: %v", ev)
+		}
+		h := nats.Header{}
+		h.Set(wire.SignatureHeader, sig)
+		if _, err := (&wire.Reader{Signer: signer}).DecodeTags(subject, h, data); err == nil && !bytes.Equal(data, good) {
+			t.Fatal("a changed body passed the signature")
+		}
+	})
+}
