@@ -141,15 +141,7 @@ func newStandin(t *testing.T, configure func(reg *standin)) *standin {
 
 func (s *standin) push(t *testing.T, repo string, img v1.Image) string {
 	t.Helper()
-	ref, err := name.ParseReference(s.direct+"/"+repo+":latest", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := img.Digest()
-	return d.String()
+	return pushTo(t, s.direct, repo, img)
 }
 
 // startScanner runs a scanner with exactly cfg's allowlist and the

@@ -149,7 +149,13 @@ func runScanner(t *testing.T, ctx context.Context, cancel context.CancelFunc, cf
 
 func (e *env) push(t *testing.T, repo string, img v1.Image) string {
 	t.Helper()
-	ref, err := name.ParseReference(e.host+"/"+repo+":latest", name.Insecure)
+	return pushTo(t, e.host, repo, img)
+}
+
+// pushTo writes img as host/repo:latest over plain HTTP and returns its digest.
+func pushTo(t *testing.T, host, repo string, img v1.Image) string {
+	t.Helper()
+	ref, err := name.ParseReference(host+"/"+repo+":latest", name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
