@@ -40,6 +40,16 @@ const (
 	EventsStream              = "CUSTOMS_EVENTS"
 	EventsSubjectPrefix       = "customs.events."
 	NewVulnerabilitiesSubject = EventsSubjectPrefix + "vulnerabilities."
+	// ReportStoredSubject: results stored a report (ReportStored), on
+	// customs.events.stored.<digest hex>.
+	ReportStoredSubject = EventsSubjectPrefix + "stored."
+
+	// QuarantineAuditStream keeps every change of a quarantine record
+	// (QuarantineAudit on customs.audit.quarantine.<digest hex>): no age
+	// limit, and deleting or purging is refused by the server.
+	QuarantineAuditStream        = "CUSTOMS_QUARANTINE_AUDIT"
+	QuarantineAuditSubjectPrefix = "customs.audit.quarantine."
+	QuarantineConsumer           = "results-quarantine"
 
 	ScannerConsumer = "scanner"
 	ResultsConsumer = "results"
@@ -118,11 +128,22 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 		},
 		{
 			Name:        EventsStream,
-			Description: "events for alerting (NewVulnerabilities)",
+			Description: "events for alerting and quarantine (NewVulnerabilities, ReportStored)",
 			Subjects:    []string{EventsSubjectPrefix + ">"},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			MaxAge:      30 * 24 * time.Hour,
+			Duplicates:  t.DuplicateWindow,
+			Replicas:    t.Replicas,
+		},
+		{
+			Name:        QuarantineAuditStream,
+			Description: "every change of a quarantine record (QuarantineAudit): kept, never edited",
+			Subjects:    []string{QuarantineAuditSubjectPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			DenyDelete:  true,
+			DenyPurge:   true,
 			Duplicates:  t.DuplicateWindow,
 			Replicas:    t.Replicas,
 		},
