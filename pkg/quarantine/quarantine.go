@@ -229,3 +229,40 @@ func IsECRHost(host string) bool { return ecrHostRE.MatchString(host) }
 // now is time.Now in UTC, truncated to microseconds so records compare
 // equal after a round trip through JSON.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// VerdictsBucket holds the last ReportStored of every digest, by digest
+// hex: the gate's "has it been scanned?" (CUSTOMS_GATE_UNSCANNED=deny)
+// without a call to the report API. Written by results before it publishes
+// the event; no TTL (a scanned image stays scanned).
+const VerdictsBucket = "customs-verdicts"
+
+// EnsureVerdicts creates or updates the verdicts bucket.
+func EnsureVerdicts(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      VerdictsBucket,
+		Description: "the last stored report event (ReportStored) of every digest, by digest hex",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	})
+}
+
+// VerdictKey is digest's key in the verdicts bucket.
+func VerdictKey(digest string) string {
+	_, h, _ := strings.Cut(digest, ":")
+	return h
+}
+
+// GetVerdict reads the last ReportStored of digest; jetstream.ErrKeyNotFound
+// when none was stored.
+func GetVerdict(ctx context.Context, kv jetstream.KeyValue, digest string) (*customsv1.ReportStored, error) {
+	e, err := kv.Get(ctx, VerdictKey(digest))
+	if err != nil {
+		return nil, err
+	}
+	var ev customsv1.ReportStored
+	if err := proto.Unmarshal(e.Value(), &ev); err != nil {
+		return nil, fmt.Errorf("decode verdict of %s: %w", digest, err)
+	}
+	return &ev, nil
+}
