@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/apiauth"
+	"github.com/customs-scan/customs/pkg/quarantine"
 )
 
 // Validate refuses what New would: API authentication settings New
@@ -40,6 +41,9 @@ func (c Config) validateValues() error {
 		if n.v < 0 {
 			return fmt.Errorf("results: %s is negative: want a positive value (0: the default)", n.name)
 		}
+	}
+	if _, err := quarantine.ParseMode(c.Quarantine, quarantine.ModeDryRun); err != nil {
+		return fmt.Errorf("results: %w", err)
 	}
 	return nil
 }

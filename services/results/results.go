@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/quarantine"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/store"
@@ -41,6 +42,7 @@ import (
 	"github.com/customs-scan/customs/services/results/internal/rematch"
 	"github.com/customs-scan/customs/services/results/internal/reportapi"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
+	"github.com/customs-scan/customs/services/results/internal/stored"
 )
 
 // Config is read from the environment by cmd/results (and by `customs up`).
@@ -72,6 +74,11 @@ type Config struct {
 	// Signing checks report events: only scanners holding the key can
 	// write a verdict.
 	Signing wire.SigningConfig
+	// Quarantine: enforce acts on quarantine verdicts, dry-run records
+	// what it would have done, off does neither. Unset in the standalone
+	// service means dry-run, so nothing is blocked by surprise (`customs
+	// up` enforces).
+	Quarantine string `env:"CUSTOMS_QUARANTINE" envDefault:"dry-run"`
 }
 
 // withDefaults fills the fields a Go caller left zero with the values the
@@ -91,6 +98,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Signing.Mode == "" {
 		c.Signing.Mode = "on"
+	}
+	if m, err := quarantine.ParseMode(c.Quarantine, quarantine.ModeDryRun); err == nil {
+		c.Quarantine = m
 	}
 	return c
 }
@@ -135,6 +145,11 @@ type Service struct {
 	handler http.Handler
 	stored  *prometheus.CounterVec
 	reader  *wire.Reader
+	// announce publishes ReportStored; its buckets are bound in Serve.
+	announce *stored.Announcer
+	// quarantine is nil when CUSTOMS_QUARANTINE=off; its KV is bound in Serve.
+	quarantine *quarantine.Controller
+	qmetrics   *prometheus.CounterVec
 }
 
 // New fills cfg's zero fields with the defaults, validates it and builds
@@ -170,15 +185,6 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("results: %w", err)
 	}
-	reportapi.Mount(router, rs, auth, func() reportapi.DBInfo {
-		db := vdb.Current()
-		if db == nil {
-			return reportapi.DBInfo{Status: "none"}
-		}
-		h := db.Header()
-		built := h.Built.UTC()
-		return reportapi.DBInfo{Status: "loaded", Version: db.Version(), BuiltAt: &built, Advisories: h.Advisories, Entries: h.Entries}
-	}, log)
 	// Every results process asks; the request's message id makes it one.
 	vdb.OnSwap = func(ctx context.Context, _, db *vulndb.DB) {
 		if err := rematch.Request(ctx, deps.JetStream, db.Version()); err != nil {
@@ -202,7 +208,51 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}, []string{"result"})
 	reg.MustRegister(rematched)
 	s.rematch.Observe = func(r rematch.Result) { rematched.WithLabelValues(r.String()).Inc() }
+	s.announce = &stored.Announcer{JS: deps.JetStream}
+	s.rematch.Announce = func(ctx context.Context, r *report.Report, prev string) error {
+		return s.announce.Announce(ctx, stored.Event(r, prev, stored.CauseRematch), stored.RematchID(r.Artifact.Digest, r.VulnerabilityDB.Version))
+	}
+	s.qmetrics = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "customs_quarantine_total",
+		Help: "Quarantine changes by what happened (quarantined, released, enforcement_failed, rescan_failed) and registry kind.",
+	}, []string{"change", "kind"})
+	reg.MustRegister(s.qmetrics)
+	if cfg.Quarantine != quarantine.ModeOff {
+		resolve, err := newResolver(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("results: %w", err)
+		}
+		s.quarantine = &quarantine.Controller{
+			JS: deps.JetStream, Mode: cfg.Quarantine, Resolve: resolve, Log: log,
+			Observe: func(what, kind string) { s.qmetrics.WithLabelValues(what, kind).Inc() },
+		}
+	}
+	reportapi.Mount(router, rs, auth, func() reportapi.DBInfo {
+		db := vdb.Current()
+		if db == nil {
+			return reportapi.DBInfo{Status: "none"}
+		}
+		h := db.Header()
+		built := h.Built.UTC()
+		return reportapi.DBInfo{Status: "loaded", Version: db.Version(), BuiltAt: &built, Advisories: h.Advisories, Entries: h.Entries}
+	}, s.quarantineState, log)
+	reportapi.MountQuarantine(router, auth, s.quarantine, cfg.Quarantine, log)
 	return s, nil
+}
+
+// quarantineState is the "quarantine" of a served report.
+func (s *Service) quarantineState(ctx context.Context, registry, repository, digest string) (any, error) {
+	if s.quarantine == nil || s.quarantine.KV == nil || registry == "" {
+		return nil, nil
+	}
+	rec, _, err := quarantine.Get(ctx, s.quarantine.KV, quarantine.Key(registry, repository, digest))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read quarantine record: %w", err)
+	}
+	return quarantine.StateOf(rec), nil
 }
 
 // Handler is the HTTP API.
@@ -246,6 +296,19 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("results: %w", err)
 	}
 	s.reader.Bodies = bodies
+	verdicts, err := queue.Ensure(ctx, "kv "+quarantine.VerdictsBucket, s.deps.Log, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return quarantine.EnsureVerdicts(ctx, s.deps.JetStream, s.deps.Replicas)
+	})
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	s.announce.Verdicts = verdicts
+	var qw *queue.Worker
+	if s.quarantine != nil {
+		if qw, err = s.quarantineWorker(ctx); err != nil {
+			return err
+		}
+	}
 	w := &queue.Worker{
 		Consumer: cons,
 		Handler:  s.handle,
@@ -278,6 +341,9 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.vulndb.Run(gctx) })
 	g.Go(func() error { return rw.Run(gctx) })
+	if qw != nil {
+		g.Go(func() error { return qw.Run(gctx) })
+	}
 	g.Go(func() error {
 		// Reports are matched up to the current database before they are
 		// stored; wait until it is known.
@@ -350,6 +416,17 @@ func (s *Service) handleTags(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return err
 	}
+	// A push of a digest already scanned: what enforces a quarantine
+	// hears of it (ECR restores an archived image that is pushed again).
+	if cur, err := s.store.Get(ctx, ev.GetDigest()); err == nil {
+		sev := stored.Event(cur, cur.Verdict, stored.CausePush)
+		sev.Registry, sev.Repository, sev.Tags = ev.GetRegistry(), ev.GetRepository(), ev.GetTags()
+		if err := s.announce.Announce(ctx, sev, stored.PushID(ev.GetDigest(), ev.GetRepository(), ev.GetTags(), pushed)); err != nil {
+			return err
+		}
+	} else {
+		return err
+	}
 	s.stored.WithLabelValues("tags").Inc()
 	s.deps.Log.Info().Str("digest", ev.GetDigest()).Str("repository", ev.GetRepository()).Strs("tags", ev.GetTags()).Msg("tags recorded")
 	return nil
@@ -373,12 +450,21 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 	if db := s.vulndb.Current(); db != nil && olderDB(r, db) {
 		s.rematch.Rules.Rematch(r, db)
 	}
-	stored, err := s.store.Put(ctx, r)
+	res, prev, err := s.store.Put(ctx, r)
 	if err != nil {
 		return err
 	}
-	s.stored.WithLabelValues(stored.String()).Inc()
+	if res == reportstore.Stored {
+		// Announced after the write; a crash in between redelivers the
+		// event, Put stores the same report again and the message id keeps
+		// the announcement single.
+		sev := stored.Event(r, prev, stored.CauseScan)
+		if err := s.announce.Announce(ctx, sev, stored.ScanID(sev)); err != nil {
+			return err
+		}
+	}
+	s.stored.WithLabelValues(res.String()).Inc()
 	s.deps.Log.Info().Str("digest", r.Artifact.Digest).Str("repository", r.Artifact.Repository).
-		Str("verdict", r.Verdict).Str("status", r.Status).Str("result", stored.String()).Msg("report event handled")
+		Str("verdict", r.Verdict).Str("status", r.Status).Str("result", res.String()).Msg("report event handled")
 	return nil
 }

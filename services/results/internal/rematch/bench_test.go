@@ -78,7 +78,7 @@ func BenchmarkRematch1000Inventories(b *testing.B) {
 			Artifact:   report.Artifact{Registry: "registry.test", Repository: fmt.Sprintf("team/app-%d", n%50), Digest: fmt.Sprintf("sha256:%064x", n+1)},
 			FinishedAt: now, Status: report.StatusComplete, Verdict: report.VerdictPass, Packages: inventory(n),
 		}
-		if _, err := st.Put(ctx, r); err != nil {
+		if _, _, err := st.Put(ctx, r); err != nil {
 			b.Fatal(err)
 		}
 	}

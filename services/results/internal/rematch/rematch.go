@@ -46,6 +46,11 @@ type Rematcher struct {
 	Log         zerolog.Logger
 	// Observe, when set, sees each manifest's result (metrics).
 	Observe func(Result)
+	// Announce, when set, is told of each re-matched report (and its
+	// verdict before) before it is rewritten, so a crash in between repeats
+	// the announcement instead of losing it (results publishes
+	// ReportStored: a re-match can turn a verdict into quarantine).
+	Announce func(ctx context.Context, r *report.Report, previousVerdict string) error
 }
 
 // Stats count one pass.
@@ -180,8 +185,14 @@ func (m *Rematcher) refreshIndexes(ctx context.Context, db *vulndb.DB) error {
 		}
 		built, now := db.Header().Built.UTC(), time.Now().UTC()
 		r.VulnerabilityDB = report.VulnerabilityDB{Status: report.VulnDBChecked, Version: db.Version(), BuiltAt: &built, MatchedAt: &now}
+		prevVerdict := r.Verdict
 		r.Verdict, r.VerdictRule, r.VerdictReason = "", "", ""
 		m.Rules.Policy.Apply(r)
+		if m.Announce != nil {
+			if err := m.Announce(ctx, r, prevVerdict); err != nil {
+				return err
+			}
+		}
 		if _, err := m.Store.Update(ctx, r); err != nil {
 			return err
 		}
@@ -239,6 +250,11 @@ func (m *Rematcher) One(ctx context.Context, key string, db *vulndb.DB) (Result,
 	// computes the same event and its message id drops the duplicate.
 	if len(gained) > 0 {
 		if err := m.publish(ctx, r, gained, prevVersion, prevVerdict); err != nil {
+			return Skipped, err
+		}
+	}
+	if m.Announce != nil {
+		if err := m.Announce(ctx, r, prevVerdict); err != nil {
 			return Skipped, err
 		}
 	}

@@ -4,6 +4,7 @@
 package reportapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,6 +49,43 @@ func visible(req *http.Request, raw []byte) bool {
 	return p.CanSee(doc.Artifact.Repository)
 }
 
+// StateFunc returns the quarantine state of registry/repository@digest,
+// nil when there is none.
+type StateFunc func(ctx context.Context, registry, repository, digest string) (any, error)
+
+// withState adds "quarantine" to a stored report: the record is read at
+// serve time, so a release shows at once without rewriting the report.
+func withState(ctx context.Context, raw []byte, state StateFunc) ([]byte, error) {
+	var doc struct {
+		Artifact struct {
+			Registry   string `json:"registry"`
+			Repository string `json:"repository"`
+			Digest     string `json:"digest"`
+		} `json:"artifact"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return raw, nil // served as stored; visible() decides about it
+	}
+	st, err := state(ctx, doc.Artifact.Registry, doc.Artifact.Repository, doc.Artifact.Digest)
+	if err != nil || st == nil {
+		return raw, err
+	}
+	sb, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	end := bytes.LastIndexByte(raw, '}')
+	if end < 0 {
+		return raw, nil
+	}
+	out := make([]byte, 0, len(raw)+len(sb)+32)
+	out = append(out, bytes.TrimRight(raw[:end], " \n\t")...)
+	out = append(out, ",\n  \"quarantine\": "...)
+	out = append(out, sb...)
+	out = append(out, "\n}"...)
+	return out, nil
+}
+
 // DBInfo describes the vulnerability database results matches against.
 type DBInfo struct {
 	Status     string     `json:"status"` // "loaded" or "none"
@@ -62,7 +100,10 @@ type DBInfo struct {
 // report, inventory or listing, exactly as for one that does not exist, so
 // repository names and digests don't leak. db reports the current
 // vulnerability database (nil: the route is not served).
-func Mount(router chi.Router, s *reportstore.Store, auth *apiauth.Authenticator, db func() DBInfo, log zerolog.Logger) {
+//
+// state, when set, gives the quarantine state of an image, added to its
+// report as "quarantine" (nil: no record).
+func Mount(router chi.Router, s *reportstore.Store, auth *apiauth.Authenticator, db func() DBInfo, state StateFunc, log zerolog.Logger) {
 	r := router.With(auth.Middleware(apiauth.RoleRead))
 	if db != nil {
 		r.Get("/v1/vulnerability-db", func(w http.ResponseWriter, req *http.Request) {
@@ -93,7 +134,13 @@ func Mount(router chi.Router, s *reportstore.Store, auth *apiauth.Authenticator,
 			_, _ = w.Write(raw)
 		}
 	}
-	r.Get("/v1/reports/{digest}", document("report", " (yet)", s.GetRaw))
+	r.Get("/v1/reports/{digest}", document("report", " (yet)", func(ctx context.Context, digest string) ([]byte, error) {
+		raw, err := s.GetRaw(ctx, digest)
+		if err != nil || state == nil {
+			return raw, err
+		}
+		return withState(ctx, raw, state)
+	}))
 	r.Get("/v1/reports/{digest}/inventory", document("inventory", " (not scanned yet, an index, or a failed scan)", s.GetInventoryRaw))
 	// Attempts are shown to whoever may see the digest's report; the
 	// attempts document is built from the stored attempt records.

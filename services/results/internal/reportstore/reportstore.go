@@ -101,20 +101,20 @@ func attemptKey(digest string, finished time.Time) string {
 type PutResult int
 
 const (
-	// resultStale: a newer report of the digest is stored; nothing changed.
-	resultStale PutResult = iota
-	// resultStored: the report is now the digest's report.
-	resultStored
-	// resultAttempt: a failed scan of a digest with a complete report, kept as an
+	// Stale: a newer report of the digest is stored; nothing changed.
+	Stale PutResult = iota
+	// Stored: the report is now the digest's report.
+	Stored
+	// Attempt: a failed scan of a digest with a complete report, kept as an
 	// attempt record and noted on the report (whose verdict stands).
-	resultAttempt
+	Attempt
 )
 
 func (p PutResult) String() string {
 	switch p {
-	case resultStored:
+	case Stored:
 		return "stored"
-	case resultAttempt:
+	case Attempt:
 		return "attempt"
 	default:
 		return "stale"
@@ -124,64 +124,67 @@ func (p PutResult) String() string {
 // Put stores r idempotently: writing the same report twice leaves the same
 // objects, an older report never replaces a newer one, and a failed scan
 // never replaces a complete report (a quarantine verdict cannot be erased
-// by a later 404, timeout or refused redirect).
-func (s *Store) Put(ctx context.Context, r *report.Report) (PutResult, error) {
+// by a later 404, timeout or refused redirect). previous is the verdict
+// of the report it replaced ("" when none).
+func (s *Store) Put(ctx context.Context, r *report.Report) (res PutResult, previous string, err error) {
 	return s.put(ctx, r, true)
 }
 
 // Update stores a re-matched report: as Put, but the inventory (which a
 // re-match reads and does not change) is not written again.
 func (s *Store) Update(ctx context.Context, r *report.Report) (stored bool, err error) {
-	res, err := s.put(ctx, r, false)
-	return res == resultStored, err
+	res, _, err := s.put(ctx, r, false)
+	return res == Stored, err
 }
 
-func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (PutResult, error) {
+func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (res PutResult, previous string, err error) {
 	r.Normalize()
 	defer s.lock(r.Artifact.Digest)()
 	if old, err := s.Get(ctx, r.Artifact.Digest); err == nil {
+		previous = old.Verdict
 		if r.Status == report.StatusFailed && old.Status == report.StatusComplete {
-			return s.putAttempt(ctx, old, r)
+			res, err := s.putAttempt(ctx, old, r)
+			return res, previous, err
 		}
 		if old.FinishedAt.After(r.FinishedAt) {
-			return resultStale, nil
+			return Stale, previous, nil
 		}
 		if r.LatestAttempt == nil && old.LatestAttempt != nil && old.LatestAttempt.FinishedAt.After(r.FinishedAt) {
 			r.LatestAttempt = old.LatestAttempt
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return resultStale, err
+		return Stale, previous, err
 	}
 	body, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return resultStale, fmt.Errorf("encode report: %w", err)
+		return Stale, previous, fmt.Errorf("encode report: %w", err)
 	}
 	// The summary goes first: a crash between the two writes leaves a
 	// listing entry whose report is the previous one, never a report that
 	// is missing from the listing.
 	if err := s.putSummary(ctx, r); err != nil {
-		return resultStale, err
+		return Stale, previous, err
 	}
 	// The inventory goes before the report for the same reason: a report
 	// is never stored without the inventory a re-match needs.
 	if withInventory && len(r.Manifests) > 0 {
 		if err := s.b.Put(ctx, indexKey(r.Artifact.Digest), []byte(r.Artifact.Digest), "text/plain"); err != nil {
-			return resultStale, err
+			return Stale, previous, err
 		}
 	}
 	if withInventory && r.Status == report.StatusComplete && len(r.Manifests) == 0 {
 		inv, err := json.Marshal(inventoryOf(r))
 		if err != nil {
-			return resultStale, fmt.Errorf("encode inventory: %w", err)
+			return Stale, previous, fmt.Errorf("encode inventory: %w", err)
 		}
 		if err := s.b.Put(ctx, inventoryKey(r.Artifact.Digest), inv, "application/json"); err != nil {
-			return resultStale, err
+			return Stale, previous, err
 		}
 	}
 	if err := s.b.Put(ctx, reportKey(r.Artifact.Digest), body, "application/json"); err != nil {
-		return resultStale, err
+		return Stale, previous, err
 	}
-	return resultStored, nil
+	return Stored, previous, nil
 }
 
 func (s *Store) putSummary(ctx context.Context, r *report.Report) error {
@@ -205,18 +208,18 @@ func (s *Store) putSummary(ctx context.Context, r *report.Report) error {
 func (s *Store) putAttempt(ctx context.Context, old, failed *report.Report) (PutResult, error) {
 	body, err := json.MarshalIndent(failed, "", "  ")
 	if err != nil {
-		return resultStale, fmt.Errorf("encode attempt: %w", err)
+		return Stale, fmt.Errorf("encode attempt: %w", err)
 	}
 	if err := s.b.Put(ctx, attemptKey(failed.Artifact.Digest, failed.FinishedAt), body, "application/json"); err != nil {
-		return resultStale, err
+		return Stale, err
 	}
 	if failed.Artifact.Repository != old.Artifact.Repository {
 		if err := s.putSummary(ctx, failed); err != nil {
-			return resultStale, err
+			return Stale, err
 		}
 	}
 	if old.LatestAttempt != nil && !failed.FinishedAt.After(old.LatestAttempt.FinishedAt) {
-		return resultAttempt, nil // the same or an older attempt: already noted
+		return Attempt, nil // the same or an older attempt: already noted
 	}
 	old.LatestAttempt = &report.Attempt{
 		Status: failed.Status, Error: failed.Error, Registry: failed.Artifact.Registry,
@@ -224,12 +227,12 @@ func (s *Store) putAttempt(ctx context.Context, old, failed *report.Report) (Put
 	}
 	ob, err := json.MarshalIndent(old, "", "  ")
 	if err != nil {
-		return resultStale, fmt.Errorf("encode report: %w", err)
+		return Stale, fmt.Errorf("encode report: %w", err)
 	}
 	if err := s.b.Put(ctx, reportKey(old.Artifact.Digest), ob, "application/json"); err != nil {
-		return resultStale, err
+		return Stale, err
 	}
-	return resultAttempt, nil
+	return Attempt, nil
 }
 
 // AddTags records that a push named tags for digest, already scanned in
