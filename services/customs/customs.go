@@ -6,6 +6,7 @@
 package customs
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -85,7 +86,10 @@ type UpConfig struct {
 	// RegistryMiddleware wraps the embedded registry's handler (fault
 	// injection in tests).
 	RegistryMiddleware func(http.Handler) http.Handler
-	Log                zerolog.Logger
+	// Quarantine is CUSTOMS_QUARANTINE for results: enforce (the default
+	// here), dry-run or off.
+	Quarantine string
+	Log        zerolog.Logger
 }
 
 // DefaultUpConfig is what `customs up` runs with no flags.
@@ -121,6 +125,9 @@ type Stack struct {
 	// OpenReads: the report API serves reads without a token (loopback, no
 	// tokens configured).
 	OpenReads bool
+	// AdminToken is generated with OpenReads (kept in <data>/admin-token,
+	// readable by its owner): what `customs quarantine release` sends.
+	AdminToken string
 	// ReportSigningKey signs report events (also in <data>/report-signing.key).
 	ReportSigningKey string
 	// InsecureRegistries are the plain-HTTP hosts scanners may pull from
@@ -256,6 +263,15 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		return nil, err
 	}
 
+	adminToken := cfg.AdminToken
+	if st.OpenReads {
+		// Reads are open on loopback; writes (releasing a quarantine) still
+		// need an admin token: one is kept beside the data.
+		if st.AdminToken, err = secretFile(filepath.Join(cfg.DataDir, "admin-token")); err != nil {
+			return nil, err
+		}
+		adminToken = st.AdminToken
+	}
 	// Scanners started separately against this NATS (--workers 0) need the
 	// same key: it is kept in the data directory, readable by its owner.
 	if st.ReportSigningKey, err = signingKey(filepath.Join(cfg.DataDir, "report-signing.key")); err != nil {
@@ -280,8 +296,8 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		return nil, err
 	}
 	res, err := results.New(results.Config{PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles,
-		APITokensFile: cfg.APITokensFile, AdminToken: cfg.AdminToken, APIAuth: cfg.APIAuth, AnonymousReads: st.OpenReads,
-		Signing: wire.SigningConfig{Key: st.ReportSigningKey}},
+		APITokensFile: cfg.APITokensFile, AdminToken: adminToken, APIAuth: cfg.APIAuth, AnonymousReads: st.OpenReads,
+		Signing: wire.SigningConfig{Key: st.ReportSigningKey}, Quarantine: cmp.Or(cfg.Quarantine, "enforce")},
 		results.Deps{JetStream: js("results"), Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})
 	if err != nil {
 		return nil, err
@@ -393,17 +409,21 @@ func loopbackAliases(addr string) []string {
 
 // signingKey reads the report signing key from file, creating it on first
 // start.
-func signingKey(file string) (string, error) {
+func signingKey(file string) (string, error) { return secretFile(file) }
+
+// secretFile reads a generated secret from file, creating it (readable by
+// its owner only) on first start.
+func secretFile(file string) (string, error) {
 	b, err := os.ReadFile(file)
 	if err == nil && len(strings.TrimSpace(string(b))) >= wire.MinKeyBytes {
 		return strings.TrimSpace(string(b)), nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("report signing key: %w", err)
+		return "", fmt.Errorf("%s: %w", filepath.Base(file), err)
 	}
 	key := randomToken()
 	if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("report signing key: %w", err)
+		return "", fmt.Errorf("%s: %w", filepath.Base(file), err)
 	}
 	return key, nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -33,6 +34,9 @@ const usage = `usage:
   customs db info [--db FILE]
   customs token new --name NAME [--role read|admin] [--repositories PATTERN,...]
   customs token hash < TOKEN
+  customs quarantine list [--repository R] [--state quarantined|released] [--server URL]
+  customs quarantine release REGISTRY/REPOSITORY@DIGEST --reason TEXT [--server URL]
+  customs quarantine add REGISTRY/REPOSITORY@DIGEST --reason TEXT [--server URL]
 
 Run "customs up -h" or "customs scan -h" for every flag.`
 
@@ -62,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return dbCmd(ctx, args[1:], stdout, stderr)
 	case "token":
 		return tokenCmd(args[1:], os.Stdin, stdout, stderr)
+	case "quarantine":
+		return quarantineCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -114,6 +120,13 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.DBPath, "db", "", "vulnerability database to publish to the scanners at start (default: $CUSTOMS_DB or the user cache dir; missing: none)")
 	upIgnore := fs.String("ignore", strings.Join(cfg.Engine.IgnoreFiles, ","), "comma-separated OpenVEX documents or ignore files")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	// Unlike the standalone results (dry-run when unset), customs up
+	// enforces unless told otherwise: it is what a newcomer tries.
+	cfg.Quarantine = "enforce"
+	if _, set := os.LookupEnv("CUSTOMS_QUARANTINE"); set {
+		cfg.Quarantine = se.Results.Quarantine
+	}
+	fs.StringVar(&cfg.Quarantine, "quarantine", cfg.Quarantine, "enforce, dry-run or off: what a quarantine verdict does")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -148,6 +161,7 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if st.OpenReads {
 		fmt.Fprintln(stderr, "  report API: reads open without a token on loopback (--api-tokens FILE closes it)")
+		fmt.Fprintf(stderr, "  admin token (generated, in %s): customs quarantine release … uses it\n", filepath.Join(cfg.DataDir, "admin-token"))
 	} else {
 		fmt.Fprintln(stderr, "  report API: Authorization: Bearer <token> required")
 	}
