@@ -26,7 +26,7 @@ type Resolver func(ref Ref) (kind string, enforcers []Enforcer)
 // verdict (Harbor reads the scanner's report): told when a verdict
 // changes, it asks the registry to fetch the report again.
 type Rescanner interface {
-	Rescan(ctx context.Context, ref Ref) error
+	Rescan(ctx context.Context, ref Ref) (detail string, err error)
 }
 
 // Controller turns stored verdicts and operators' requests into records,
@@ -72,7 +72,7 @@ func (c *Controller) HandleStored(ctx context.Context, ev *customsv1.ReportStore
 	if ev.GetPreviousVerdict() != "" && ev.GetPreviousVerdict() != ev.GetVerdict() {
 		for _, e := range enforcers {
 			if rs, ok := e.(Rescanner); ok && c.Mode == ModeEnforce {
-				if err := rs.Rescan(ctx, ref); err != nil {
+				if _, err := rs.Rescan(ctx, ref); err != nil {
 					// A rescan is a courtesy to the registry's own view; the
 					// verdict and record do not depend on it.
 					c.observe("rescan_failed", kind)
@@ -429,14 +429,20 @@ func setEnforcement(rec *customsv1.QuarantineRecord, en *customsv1.Enforcement) 
 }
 
 // tagsFromEnforcement recovers tags an enforcer moved away (ECR retag
-// says "tags: a,b" in its detail) so release can put them back.
+// ends its detail with "original tags: a, b") so release can put them back.
 func tagsFromEnforcement(rec *customsv1.QuarantineRecord) []string {
 	for _, e := range rec.GetEnforcement() {
 		if e.GetAction() != ActionQuarantine {
 			continue
 		}
-		if _, rest, ok := strings.Cut(e.GetDetail(), "tags: "); ok {
-			return strings.Split(strings.TrimSpace(rest), ",")
+		if _, rest, ok := strings.Cut(e.GetDetail(), "original tags: "); ok {
+			var tags []string
+			for _, t := range strings.Split(rest, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					tags = append(tags, t)
+				}
+			}
+			return tags
 		}
 	}
 	return nil
