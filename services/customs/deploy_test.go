@@ -39,6 +39,7 @@ import (
 	"github.com/customs-scan/customs/pkg/natsconn"
 	"github.com/customs-scan/customs/pkg/svcmain"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+	"github.com/customs-scan/customs/services/gate"
 	"github.com/customs-scan/customs/services/ingest"
 	"github.com/customs-scan/customs/services/results"
 	"github.com/customs-scan/customs/services/scanner"
@@ -62,6 +63,7 @@ var ownServices = map[string]struct {
 	"ingest":  {"CUSTOMS_INGEST_ADDR", "8081", []any{ingest.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
 	"scanner": {"CUSTOMS_SCANNER_ADDR", "8083", []any{scanner.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
 	"results": {"CUSTOMS_RESULTS_ADDR", "8082", []any{results.Config{}, results.S3Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
+	"gate":    {"CUSTOMS_GATE_ADDR", "5080", []any{gate.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
 }
 
 // repoRoot walks up from the test's directory to the one holding go.work.
@@ -321,7 +323,7 @@ func TestDeployCompose(t *testing.T) {
 	root := repoRoot(t)
 	c := loadCompose(t, root)
 
-	for _, name := range []string{"nats", "minio", "registry", "ingest", "scanner", "results"} {
+	for _, name := range []string{"nats", "minio", "registry", "ingest", "scanner", "results", "gate"} {
 		if _, ok := c.Services[name]; !ok {
 			t.Errorf("%s: service %s is missing", composePath, name)
 		}
@@ -359,7 +361,7 @@ func TestDeployCompose(t *testing.T) {
 		}
 	}
 
-	// Our three services: built from deploy/Dockerfile with the right args,
+	// Our services: built from deploy/Dockerfile with the right args,
 	// configured only with variables their Config structs read.
 	for name, want := range ownServices {
 		svc := c.Services[name]
@@ -474,6 +476,17 @@ func TestDeployCompose(t *testing.T) {
 		t.Error("results must wait for minio to be healthy (it creates the bucket at start-up)")
 	}
 
+	// The gate fronts the registry service. Pushes through it reach the
+	// registry with Host registry:5000, so their events (and the records)
+	// name registryHost; the gate must look records up under it.
+	gt := c.Services["gate"]
+	if got := gt.Environment["CUSTOMS_GATE_UPSTREAM"]; got != "http://"+registryHost {
+		t.Errorf("gate CUSTOMS_GATE_UPSTREAM = %q, want http://%s", got, registryHost)
+	}
+	if names := gt.Environment["CUSTOMS_GATE_REGISTRY_NAMES"]; names != "" && !slices.Contains(splitList(names), registryHost) {
+		t.Errorf("gate CUSTOMS_GATE_REGISTRY_NAMES = %q does not name %s", names, registryHost)
+	}
+
 	// The services start with the compose settings, parsed as their commands
 	// parse them: nothing is open by default, and what Validate refuses
 	// (no webhook token, no API tokens, no signing key) is set.
@@ -483,7 +496,8 @@ func TestDeployCompose(t *testing.T) {
 	for name, c := range map[string]struct {
 		env envMap
 		cfg interface{ Validate() error }
-	}{"ingest": {ing.Environment, &ingest.Config{}}, "scanner": {scn.Environment, &scanner.Config{}}, "results": {res.Environment, &results.Config{}}} {
+	}{"ingest": {ing.Environment, &ingest.Config{}}, "scanner": {scn.Environment, &scanner.Config{}}, "results": {res.Environment, &results.Config{}},
+		"gate": {gt.Environment, &gate.Config{}}} {
 		if err := env.ParseWithOptions(c.cfg, env.Options{Environment: c.env}); err != nil {
 			t.Errorf("%s environment: %v", name, err)
 			continue
