@@ -36,6 +36,7 @@ import (
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
 	"github.com/customs-scan/customs/services/customs/internal/embedded"
+	"github.com/customs-scan/customs/services/gate"
 	"github.com/customs-scan/customs/services/ingest"
 	"github.com/customs-scan/customs/services/results"
 	"github.com/customs-scan/customs/services/scanner"
@@ -49,9 +50,15 @@ type UpConfig struct {
 	ScannerAddr string
 	NATSAddr    string
 	S3Addr      string
-	// RegistryAddr, when set, starts an embedded registry there whose push
-	// notifications go to ingest.
+	// RegistryAddr, when set, starts an embedded registry whose push
+	// notifications go to ingest, behind the quarantine gate listening on
+	// RegistryAddr (the registry itself on an internal loopback port).
 	RegistryAddr string
+	// GateAddr and GateUpstream front an external registry with the gate
+	// (ignored with RegistryAddr, which has its own gate).
+	GateAddr, GateUpstream string
+	// GateUnscanned is CUSTOMS_GATE_UNSCANNED: allow (default) or deny.
+	GateUnscanned string
 	// WebhookToken guards the webhooks; generated when none is given.
 	WebhookToken string
 	// APITokensFile and AdminToken guard the report API (see pkg/apiauth);
@@ -117,7 +124,15 @@ type Stack struct {
 	// S3AccessKeyID and S3SecretAccessKey are the embedded S3's generated
 	// key pair; it refuses any other request.
 	S3AccessKeyID, S3SecretAccessKey string
-	RegistryAddr                     string // empty without an embedded registry
+	// RegistryAddr is where to push and pull: the gate in front of the
+	// embedded registry (empty without one).
+	RegistryAddr string
+	// RegistryUpstreamAddr is the embedded registry itself (scanners pull
+	// from it; nothing else should).
+	RegistryUpstreamAddr string
+	// GateURL is the gate's address (the embedded registry's or
+	// --gate-addr's); empty without a gate.
+	GateURL string
 	// WebhookToken is the given or generated webhook token.
 	WebhookToken string
 	// WebhookTokenGenerated says WebhookToken was made up at start.
@@ -208,15 +223,27 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	}
 
 	insecure := append([]string{}, cfg.InsecureRegistries...)
+	var pullFrom []string
 	st.WebhookToken = cfg.WebhookToken
 	if st.WebhookToken == "" {
 		// Nothing open by default: registries other than the embedded one
 		// get this token from the start output.
 		st.WebhookToken, st.WebhookTokenGenerated = randomToken(), true
 	}
+	var lnGate net.Listener
+	gateUpstream := cfg.GateUpstream
 	if cfg.RegistryAddr != "" {
+		// The gate takes the public address; the registry names it in its
+		// events and Location headers (http.host), so reports and records
+		// say what users push to, and scanners pull from the registry's
+		// own port (pull-from), past the gate's checks.
+		if lnGate, err = httpx.Listen(cfg.RegistryAddr); err != nil {
+			return nil, err
+		}
+		st.cleanup = append(st.cleanup, func() { _ = lnGate.Close() })
 		reg, err := embedded.StartRegistry(ctx, embedded.RegistryConfig{
-			Addr:      cfg.RegistryAddr,
+			Addr:      "127.0.0.1:0",
+			PublicURL: "http://" + lnGate.Addr().String(),
 			RootDir:   filepath.Join(cfg.DataDir, "registry"),
 			NotifyURL: st.IngestURL + "/v1/webhooks/distribution",
 			Token:     st.WebhookToken,
@@ -231,8 +258,24 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 			defer cancel()
 			_ = reg.Close(ctx)
 		})
-		st.RegistryAddr = reg.Addr
-		insecure = append(insecure, loopbackAliases(reg.Addr)...)
+		st.RegistryAddr, st.RegistryUpstreamAddr = lnGate.Addr().String(), reg.Addr
+		gateUpstream = "http://" + reg.Addr
+		insecure = append(insecure, loopbackAliases(st.RegistryAddr)...)
+		insecure = append(insecure, reg.Addr)
+		for _, alias := range loopbackAliases(st.RegistryAddr) {
+			pullFrom = append(pullFrom, alias+"="+reg.Addr)
+		}
+	} else if cfg.GateAddr != "" {
+		if gateUpstream == "" {
+			return nil, errors.New("--gate-addr needs --gate-upstream URL (the registry it fronts)")
+		}
+		if lnGate, err = httpx.Listen(cfg.GateAddr); err != nil {
+			return nil, err
+		}
+		st.cleanup = append(st.cleanup, func() { _ = lnGate.Close() })
+	}
+	if lnGate != nil {
+		st.GateURL = "http://" + lnGate.Addr().String()
 	}
 
 	st.InsecureRegistries = insecure
@@ -240,7 +283,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	// Each service gets its own connection, as separate processes would.
 	conns := map[string]*nats.Conn{}
 	jss := map[string]jetstream.JetStream{}
-	for _, name := range []string{"ingest", "scanner", "results"} {
+	for _, name := range []string{"ingest", "scanner", "results", "gate"} {
 		nc, js, err := natsconn.Connect(ctx, natsconn.Config{URL: st.NATSURL}, "customs-"+name, log)
 		if err != nil {
 			return nil, err
@@ -302,6 +345,14 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var gw *gate.Service
+	if lnGate != nil {
+		gw, err = gate.New(gate.Config{Addr: lnGate.Addr().String(), Upstream: gateUpstream, Unscanned: cfg.GateUnscanned},
+			gate.Deps{JetStream: js("gate"), Ready: natsconn.Ready(conns["gate"]), Log: log})
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	st.cancel = cancel
@@ -313,6 +364,9 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		_ = lnScanner.Close()
 	}
 	g.Go(func() error { return res.Serve(gctx, lnResults) })
+	if gw != nil {
+		g.Go(func() error { return gw.Serve(gctx, lnGate) })
+	}
 	st.group = g
 	if st.OpenReads {
 		log.Warn().Str("results", st.ResultsURL).

@@ -25,8 +25,11 @@ type Registry struct {
 
 // RegistryConfig says where the registry stores blobs and whom it notifies.
 type RegistryConfig struct {
-	Addr    string // host:port to listen on
-	RootDir string // blob storage
+	Addr string // host:port to listen on
+	// PublicURL, when set, is the address clients use (the gate in front):
+	// events and Location headers name it (distribution's http.host).
+	PublicURL string
+	RootDir   string // blob storage
 	// NotifyURL receives notification envelopes; Token, when set, is sent as
 	// "Authorization: Bearer <token>".
 	NotifyURL string
@@ -53,6 +56,7 @@ func StartRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
 		},
 	}
 	conf.HTTP.Addr = cfg.Addr
+	conf.HTTP.Host = cfg.PublicURL
 	if cfg.NotifyURL != "" {
 		headers := http.Header{}
 		if cfg.Token != "" {
