@@ -75,6 +75,9 @@ type UpConfig struct {
 	// TokenHosts: see scanner.Config.
 	TokenHosts         []string
 	AllowForeignLayers bool
+	// RegistryAuthFile: registry credentials (CUSTOMS_REGISTRY_AUTH, see
+	// scanner.Config), consulted before the Docker keychain.
+	RegistryAuthFile string
 	// Workers is how many images are scanned at once; 0 runs no scanner
 	// (scanners run as separate processes against this NATS).
 	Workers int
@@ -327,14 +330,16 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	remoteOpts := append([]remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)}, cfg.RemoteOptions...)
 	// Fields left zero get the services' defaults, as their commands do.
 	scn, err := scanner.New(scanner.Config{
 		Workers: cfg.Workers, AckWait: cfg.AckWait, Limits: cfg.Limits, Engine: cfg.Engine,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
 		RedirectHosts: cfg.RedirectHosts, TokenHosts: cfg.TokenHosts, AllowForeignLayers: cfg.AllowForeignLayers,
-		Signing: wire.SigningConfig{Key: st.ReportSigningKey},
-	}, scanner.Deps{JetStream: js("scanner"), Ready: natsconn.Ready(conns["scanner"]), Log: log, RemoteOptions: remoteOpts})
+		RegistryAuthFile: cfg.RegistryAuthFile,
+		Signing:          wire.SigningConfig{Key: st.ReportSigningKey},
+	}, scanner.Deps{JetStream: js("scanner"), Ready: natsconn.Ready(conns["scanner"]), Log: log, RemoteOptions: cfg.RemoteOptions,
+		// The auth file first, then the Docker config and helpers.
+		Keychain: authn.DefaultKeychain})
 	if err != nil {
 		return nil, err
 	}

@@ -21,19 +21,23 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/customs-scan/customs/pkg/egress"
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/layercache"
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/regauth"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
@@ -83,7 +87,19 @@ type Config struct {
 	// URLs their descriptor lists, if those hosts are allowed; otherwise
 	// such layers come from the registry or the scan fails.
 	AllowForeignLayers bool `env:"CUSTOMS_ALLOW_FOREIGN_LAYERS"`
-	Limits             LimitsConfig
+	// RegistryAuthFile maps registry hosts to pull credentials (see
+	// pkg/regauth): consulted before Deps.Keychain, each host getting
+	// exactly its own entry. "" means none.
+	RegistryAuthFile string `env:"CUSTOMS_REGISTRY_AUTH"`
+	// PullFrom redirects pulls, as name=host[:port] pairs: a job naming
+	// registry name is pulled from host[:port] instead (the quarantine
+	// gate fronts a registry; scanners pull from its upstream so that the
+	// gate's checks never block the scan that decides them). Reports still
+	// name the job's registry. Both must be allowlisted; the target's
+	// listing (CUSTOMS_REGISTRIES or CUSTOMS_INSECURE_REGISTRIES) decides
+	// HTTPS or plain HTTP, and the name's credentials are used for it.
+	PullFrom []string `env:"CUSTOMS_SCANNER_PULL_FROM" envSeparator:","`
+	Limits   LimitsConfig
 	// Engine selects detection engines and the verdict policy.
 	Engine     inspect.EngineConfig
 	LayerCache LayerCacheConfig
@@ -212,7 +228,40 @@ func (c Config) Validate() error {
 	if _, err := c.Signing.Signer(); err != nil {
 		return fmt.Errorf("scanner: %w", err)
 	}
+	if _, err := c.pullFrom(); err != nil {
+		return err
+	}
+	if _, err := regauth.Load(c.RegistryAuthFile); err != nil {
+		return fmt.Errorf("scanner: CUSTOMS_REGISTRY_AUTH: %w", err)
+	}
 	return nil
+}
+
+// pullFrom reads PullFrom into name → target (normalised hosts).
+func (c Config) pullFrom() (map[string]string, error) {
+	if len(c.PullFrom) == 0 {
+		return nil, nil
+	}
+	allowed := egress.NewPolicy(egress.WithRegistries(c.Registries...), egress.WithInsecureRegistries(c.InsecureRegistries...))
+	out := map[string]string{}
+	for _, pair := range c.PullFrom {
+		from, to, ok := strings.Cut(pair, "=")
+		from, to = egress.NormalizeHost(from), egress.NormalizeHost(to)
+		switch {
+		case !ok || from == "" || to == "" || strings.ContainsAny(from+to, "/ =@"):
+			return nil, fmt.Errorf("scanner: CUSTOMS_SCANNER_PULL_FROM: %q: want name=host[:port]", pair)
+		case from == to:
+			return nil, fmt.Errorf("scanner: CUSTOMS_SCANNER_PULL_FROM: %q: pulls from itself", pair)
+		case out[from] != "":
+			return nil, fmt.Errorf("scanner: CUSTOMS_SCANNER_PULL_FROM: %s is redirected twice", from)
+		case !allowed.Registry(from):
+			return nil, fmt.Errorf("scanner: CUSTOMS_SCANNER_PULL_FROM: %s is not an allowlisted registry (CUSTOMS_REGISTRIES, CUSTOMS_INSECURE_REGISTRIES): no job naming it would be pulled", from)
+		case !allowed.Registry(to):
+			return nil, fmt.Errorf("scanner: CUSTOMS_SCANNER_PULL_FROM: %s (for %s) is not an allowlisted registry: list it in CUSTOMS_REGISTRIES (HTTPS) or CUSTOMS_INSECURE_REGISTRIES (plain HTTP)", to, from)
+		}
+		out[from] = to
+	}
+	return out, nil
 }
 
 // Deps are the connections the scanner uses.
@@ -220,9 +269,16 @@ type Deps struct {
 	JetStream jetstream.JetStream
 	Ready     httpx.Check
 	Log       zerolog.Logger
-	// RemoteOptions are added to every registry request (auth, retries); a
-	// transport given here is replaced by the egress transport.
+	// RemoteOptions are added to every registry request (retries, user
+	// agent); a transport given here is replaced by the egress transport.
+	// Credentials given here (remote.WithAuth) must not be combined with
+	// Keychain or Config.RegistryAuthFile.
 	RemoteOptions []remote.Option
+	// Keychain is consulted for registries the CUSTOMS_REGISTRY_AUTH file
+	// does not name (the commands pass authn.DefaultKeychain: the Docker
+	// config and credential helpers, bound to exact hosts). nil: only the
+	// file's.
+	Keychain authn.Keychain
 	// Replicas of every bucket the scanner creates (CUSTOMS_NATS_REPLICAS).
 	Replicas int
 }
@@ -275,17 +331,47 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	iopts.VulnDB = vdb.Current
 	iopts.JobMaxBytes, iopts.JobMaxFiles = cfg.Limits.JobLimits()
 	iopts.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
+	pullFrom, err := cfg.pullFrom()
+	if err != nil {
+		return nil, err
+	}
+	keychain, err := registryKeychain(cfg.RegistryAuthFile, deps.Keychain, log)
+	if err != nil {
+		return nil, err
+	}
 	h := jobs.New(jobs.Config{
 		Registries:         cfg.Registries,
 		InsecureRegistries: cfg.InsecureRegistries,
 		RedirectHosts:      cfg.RedirectHosts,
 		TokenHosts:         cfg.TokenHosts,
 		AllowForeignLayers: cfg.AllowForeignLayers,
+		PullFrom:           pullFrom,
+		Keychain:           keychain,
 		ScanTimeout:        cfg.ScanTimeout,
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,
 	}, deps.JetStream, deps.RemoteOptions, reg, deps.Log)
 	return &Service{cfg: cfg, deps: deps, reg: reg, jobs: h, engine: engine, vulndb: vdb, cache: cache, signer: signer}, nil
+}
+
+// registryKeychain is the file's keychain with fallback behind it; nil
+// when there is neither (credentials, if any, come from RemoteOptions).
+func registryKeychain(file string, fallback authn.Keychain, log zerolog.Logger) (authn.Keychain, error) {
+	if file == "" && fallback == nil {
+		return nil, nil
+	}
+	f, err := regauth.Load(file)
+	if err != nil {
+		return nil, fmt.Errorf("scanner: CUSTOMS_REGISTRY_AUTH: %w", err)
+	}
+	if file != "" {
+		log.Info().Str("file", file).Strs("hosts", f.Hosts()).Msg("registry credentials loaded")
+	}
+	var opts []regauth.KeychainOption
+	if fallback != nil {
+		opts = append(opts, regauth.WithFallback(fallback))
+	}
+	return f.Keychain(opts...), nil
 }
 
 // cacheSlot is the layer cache once Serve has bound the object store;

@@ -110,6 +110,7 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	insecure := fs.String("insecure-registries", strings.Join(se.Scanner.InsecureRegistries, ","), "comma-separated registry hosts reached over plain HTTP")
 	redirects := fs.String("registry-redirect-hosts", strings.Join(se.Scanner.RedirectHosts, ","), "comma-separated hosts registries may redirect to or use as token realm (never sent credentials)")
 	fs.BoolVar(&cfg.AllowForeignLayers, "allow-foreign-layers", se.Scanner.AllowForeignLayers, "fetch foreign-layer URLs (from allowed hosts only)")
+	fs.StringVar(&cfg.RegistryAuthFile, "registry-auth", se.Scanner.RegistryAuthFile, "registry credentials file (YAML or Docker config.json; see README), before the Docker keychain")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "images scanned at once (0: no scanner in this process)")
 	cfg.Engine = se.Scanner.Engine
 	fs.StringVar(&cfg.Engine.PolicyFile, "policy", cfg.Engine.PolicyFile, "verdict policy file (YAML)")

@@ -5,7 +5,6 @@ import (
 	"context"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/customs-scan/customs/pkg/natsconn"
 	"github.com/customs-scan/customs/pkg/svcmain"
@@ -28,8 +27,9 @@ func run() error {
 		func(ctx context.Context, cfg *config, e svcmain.Env) error {
 			svc, err := scanner.New(cfg.Scanner, scanner.Deps{Replicas: e.Replicas,
 				JetStream: e.JS, Ready: natsconn.Ready(e.NC), Log: e.Log,
-				// Credentials come from the Docker config and helpers, bound to exact hosts.
-				RemoteOptions: []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},
+				// Credentials: CUSTOMS_REGISTRY_AUTH first, then the Docker
+				// config and helpers; both bind credentials to exact hosts.
+				Keychain: authn.DefaultKeychain,
 			})
 			if err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -45,6 +46,12 @@ type Config struct {
 	TokenHosts []string
 	// AllowForeignLayers lets foreign-layer URLs be fetched.
 	AllowForeignLayers bool
+	// PullFrom maps a registry named by jobs to the host pulled from
+	// instead (normalised hosts, both allowlisted).
+	PullFrom map[string]string
+	// Keychain resolves pull credentials per registry host; nil: whatever
+	// the remote options carry.
+	Keychain authn.Keychain
 	// Inspect carries the analyzers and policy, built once per process.
 	Inspect inspect.Options
 }
@@ -178,15 +185,21 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 func (h *Handler) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*report.Report, err error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.ScanTimeout)
 	defer cancel()
+	pullHost, insecure := job.GetRegistry(), job.GetInsecure()
+	if to, ok := h.cfg.PullFrom[egress.NormalizeHost(pullHost)]; ok {
+		// Pulled from the upstream of the registry the job names (the
+		// gate's): the artifact still names the job's registry.
+		pullHost, insecure = to, h.allowed.Insecure(to)
+	}
 	var nameOpts []name.Option
-	if job.GetInsecure() {
+	if insecure {
 		nameOpts = append(nameOpts, name.Insecure)
 	}
-	ref, err := name.NewDigest(job.GetRegistry()+"/"+job.GetRepository()+"@"+job.GetDigest(), nameOpts...)
+	ref, err := name.NewDigest(pullHost+"/"+job.GetRepository()+"@"+job.GetDigest(), nameOpts...)
 	if err != nil {
 		return nil, queue.Permanent(fmt.Errorf("invalid image reference: %w", err))
 	}
-	rt, err := h.egress.For(job.GetRegistry())
+	rt, err := h.egress.For(pullHost)
 	if err != nil {
 		return nil, queue.Permanent(err)
 	}
@@ -201,6 +214,12 @@ func (h *Handler) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*rep
 	}()
 	// The egress transport comes last: it replaces any other.
 	opts := append(append([]remote.Option{remote.WithContext(ctx)}, h.remote...), remote.WithTransport(rt))
+	if kc := h.cfg.Keychain; kc != nil {
+		if pullHost != job.GetRegistry() {
+			kc = asNamed{kc: kc, target: ref.RegistryStr(), name: job.GetRegistry()}
+		}
+		opts = append(opts, remote.WithAuthFromKeychain(kc))
+	}
 
 	// HEAD first: refuse a huge manifest before reading it.
 	if head, err := remote.Head(ref, opts...); err == nil {
@@ -264,6 +283,36 @@ func (h *Handler) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*rep
 		return nil, queue.Permanent(fmt.Errorf("%w: media type %q is not a container image", inspect.ErrUnsupported, desc.MediaType))
 	}
 }
+
+// asNamed gives a redirected pull (Config.PullFrom) the credentials of
+// the registry the job names, and the target's own when it has none: the
+// gate and the upstream it fronts take the same credentials, and the
+// operator chose to send them there by naming the pair.
+type asNamed struct {
+	kc           authn.Keychain
+	target, name string
+}
+
+func (k asNamed) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	return k.ResolveContext(context.Background(), r)
+}
+
+func (k asNamed) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
+	if r.RegistryStr() != k.target {
+		return authn.Resolve(ctx, k.kc, r)
+	}
+	auth, err := authn.Resolve(ctx, k.kc, registryName(k.name))
+	if err != nil || auth != authn.Anonymous {
+		return auth, err
+	}
+	return authn.Resolve(ctx, k.kc, r)
+}
+
+// registryName is a bare registry host as an authn.Resource.
+type registryName string
+
+func (n registryName) String() string      { return string(n) }
+func (n registryName) RegistryStr() string { return string(n) }
 
 // classify is the scanner's error table: the image's fault, a registry
 // answer that cannot change, or an egress refusal (a realm, redirect or
