@@ -75,6 +75,9 @@ type UpConfig struct {
 	// TokenHosts: see scanner.Config.
 	TokenHosts         []string
 	AllowForeignLayers bool
+	// PullFrom: see scanner.Config (CUSTOMS_SCANNER_PULL_FROM); the
+	// embedded registry's gate is added to it.
+	PullFrom []string
 	// RegistryAuthFile: registry credentials (CUSTOMS_REGISTRY_AUTH, see
 	// scanner.Config), consulted before the Docker keychain.
 	RegistryAuthFile string
@@ -335,8 +338,8 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		Workers: cfg.Workers, AckWait: cfg.AckWait, Limits: cfg.Limits, Engine: cfg.Engine,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
 		RedirectHosts: cfg.RedirectHosts, TokenHosts: cfg.TokenHosts, AllowForeignLayers: cfg.AllowForeignLayers,
-		RegistryAuthFile: cfg.RegistryAuthFile,
-		Signing:          wire.SigningConfig{Key: st.ReportSigningKey},
+		RegistryAuthFile: cfg.RegistryAuthFile, PullFrom: append(pullFrom, cfg.PullFrom...),
+		Signing: wire.SigningConfig{Key: st.ReportSigningKey},
 	}, scanner.Deps{JetStream: js("scanner"), Ready: natsconn.Ready(conns["scanner"]), Log: log, RemoteOptions: cfg.RemoteOptions,
 		// The auth file first, then the Docker config and helpers.
 		Keychain: authn.DefaultKeychain})

@@ -20,6 +20,7 @@ import (
 	"github.com/customs-scan/customs/services/customs"
 	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 	"github.com/customs-scan/customs/services/customs/internal/scancmd"
+	"github.com/customs-scan/customs/services/gate"
 	"github.com/customs-scan/customs/services/ingest"
 	"github.com/customs-scan/customs/services/results"
 	"github.com/customs-scan/customs/services/scanner"
@@ -83,6 +84,7 @@ type serviceEnv struct {
 	Ingest  ingest.Config
 	Scanner scanner.Config
 	Results results.Config
+	Gate    gate.Config
 }
 
 func up(ctx context.Context, args []string, stderr io.Writer) error {
@@ -98,7 +100,11 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("customs up", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "directory for NATS, S3 and registry data")
-	fs.StringVar(&cfg.RegistryAddr, "registry", "", "also run a registry on this HOST:PORT, its pushes wired to ingest")
+	fs.StringVar(&cfg.RegistryAddr, "registry", "", "also run a registry on this HOST:PORT behind the quarantine gate, its pushes wired to ingest")
+	fs.StringVar(&cfg.GateAddr, "gate-addr", "", "run the quarantine gate on this HOST:PORT in front of --gate-upstream (an external registry)")
+	fs.StringVar(&cfg.GateUpstream, "gate-upstream", se.Gate.Upstream, "registry URL the gate fronts (http://registry:5000)")
+	fs.StringVar(&cfg.GateUnscanned, "gate-unscanned", se.Gate.Unscanned, "allow or deny: serve manifests Customs has no verdict for yet")
+	cfg.PullFrom = se.Scanner.PullFrom
 	fs.StringVar(&cfg.IngestAddr, "ingest-addr", cfg.IngestAddr, "webhook receiver address")
 	fs.StringVar(&cfg.ResultsAddr, "results-addr", cfg.ResultsAddr, "report API address")
 	fs.StringVar(&cfg.ScannerAddr, "scanner-addr", cfg.ScannerAddr, "scanner health/metrics address")
