@@ -123,7 +123,6 @@ require (
 )
 
 require (
-	github.com/aws/aws-sdk-go-v2/service/ecr v1.69.0
 	github.com/customs-scan/customs/proto v0.0.0
 	google.golang.org/protobuf v1.36.12
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -173,9 +174,6 @@ func (c *Controller) quarantine(ctx context.Context, ref Ref, kind string, q qua
 		} else if err != nil {
 			return nil, err
 		}
-		if err := c.audit(ctx, ChangeQuarantined, rec, q.by, fmt.Sprintf("%d", rec.GetGeneration())); err != nil {
-			return nil, err
-		}
 		c.observe("quarantined", kind)
 		c.Log.Warn().Str("image", ref.String()).Str("rule", q.rule).Str("reason", q.reason).Str("mode", c.Mode).
 			Str("by", q.by).Uint32("generation", rec.GetGeneration()).Msg("image quarantined")
@@ -209,9 +207,6 @@ func (c *Controller) Release(ctx context.Context, ref Ref, reason, by string) (*
 		} else if err != nil {
 			return nil, err
 		}
-		if err := c.audit(ctx, ChangeReleased, rec, by, fmt.Sprintf("%d", rec.GetGeneration())); err != nil {
-			return nil, err
-		}
 		c.observe("released", rec.GetKind())
 		c.Log.Info().Str("image", ref.String()).Str("by", by).Str("reason", reason).Msg("image released from quarantine")
 		return c.enforce(ctx, key, ref, ActionRelease, false)
@@ -220,8 +215,12 @@ func (c *Controller) Release(ctx context.Context, ref Ref, reason, by string) (*
 
 // enforce runs the enforcers of ref for action where the record does not
 // already say they did it (again: run them all, a push may have undone
-// it). It records each outcome and returns the record; an enforcer that
-// failed makes it return an error after recording, so the event is
+// it), records each outcome, then appends the state change (quarantined
+// or released, with every outcome) to the audit stream: one entry per
+// change, whatever the number of deliveries (its message id names the
+// generation; a crash before it repeats the pass and the entry). A retry
+// of an enforcement that failed adds its own entry. An enforcer that
+// failed makes enforce return an error after recording, so the event is
 // retried (an operator's request returns the record with the failure).
 func (c *Controller) enforce(ctx context.Context, key string, ref Ref, action string, again bool) (*customsv1.QuarantineRecord, error) {
 	rec, rev, err := Get(ctx, c.KV, key)
@@ -232,85 +231,66 @@ func (c *Controller) enforce(ctx context.Context, key string, ref Ref, action st
 		ref.Tags = tagsFromEnforcement(rec)
 	}
 	_, enforcers := c.Resolve(ref)
-	if rec.GetMode() != ModeEnforce {
-		changed := false
-		for _, e := range enforcers {
-			if last := lastEnforcement(rec, e.Name()); last != nil && last.GetAction() == action {
-				continue
-			}
-			setEnforcement(rec, &customsv1.Enforcement{Enforcer: e.Name(), Action: action, Outcome: OutcomeDryRun,
-				Detail: "dry-run: would " + action + " " + ref.String() + " (" + e.Name() + ")", At: timestamppb.New(now())})
-			changed = true
-		}
-		if changed {
-			if err := c.write(ctx, key, rev, rec); err != nil && !errors.Is(err, errConflict) {
-				return nil, err
-			}
-		}
-		return rec, nil
-	}
 	var failed []string
 	for _, e := range enforcers {
 		last := lastEnforcement(rec, e.Name())
-		if !again && last != nil && last.GetAction() == action && last.GetOutcome() == OutcomeDone {
+		if !again && last != nil && last.GetAction() == action && (last.GetOutcome() == OutcomeDone || last.GetOutcome() == OutcomeDryRun) {
 			continue
 		}
-		var detail string
-		var err error
-		if action == ActionQuarantine {
-			detail, err = e.Quarantine(ctx, ref, rec.GetReason())
-		} else {
-			detail, err = e.Release(ctx, ref)
-		}
-		en := &customsv1.Enforcement{Enforcer: e.Name(), Action: action, Outcome: OutcomeDone, Detail: detail, At: timestamppb.New(now()), Attempts: 1}
+		en := &customsv1.Enforcement{Enforcer: e.Name(), Action: action, At: timestamppb.New(now()), Attempts: 1}
+		retry := last != nil && last.GetAction() == action && last.GetOutcome() == OutcomeFailed
 		if last != nil && last.GetAction() == action {
 			en.Attempts = last.GetAttempts() + 1
 		}
-		change := ChangeEnforced
+		var err error
+		switch {
+		case rec.GetMode() != ModeEnforce:
+			en.Outcome, en.Detail = OutcomeDryRun, "dry-run: would "+action+" "+ref.String()+" ("+e.Name()+")"
+		case action == ActionQuarantine:
+			en.Detail, err = e.Quarantine(ctx, ref, rec.GetReason())
+		default:
+			en.Detail, err = e.Release(ctx, ref)
+		}
+		if en.Outcome == "" {
+			en.Outcome = OutcomeDone
+		}
 		if err != nil {
 			en.Outcome, en.Error = OutcomeFailed, err.Error()
-			change = ChangeEnforcementFailed
 			failed = append(failed, e.Name()+": "+err.Error())
 			c.observe("enforcement_failed", rec.GetKind())
 			c.Log.Warn().Err(err).Str("image", ref.String()).Str("enforcer", e.Name()).Str("action", action).
 				Uint32("attempts", en.GetAttempts()).Msg("quarantine enforcement failed")
 		}
-		if again && err == nil && last != nil && last.GetOutcome() == OutcomeDone && last.GetAction() == action {
-			// Re-applied after a push: nothing new for the audit.
-			setEnforcement(rec, en)
-			continue
-		}
-		setEnforcement(rec, en)
 		// Written after each enforcer, so a crash does not repeat the ones
 		// that finished.
-		for {
-			err := c.write(ctx, key, rev, rec)
-			if err == nil {
-				break
+		if rec, rev, err = c.setOutcome(ctx, key, rec, rev, en); err != nil {
+			return nil, err
+		}
+		if retry || again && en.GetOutcome() == OutcomeFailed {
+			change := ChangeEnforced
+			if en.GetOutcome() == OutcomeFailed {
+				change = ChangeEnforcementFailed
 			}
-			if !errors.Is(err, errConflict) {
+			id := fmt.Sprintf("%d:%s:%s:%d", rec.GetGeneration(), e.Name(), action, en.GetAttempts())
+			if again {
+				id += ":" + en.GetAt().AsTime().Format(time.RFC3339Nano)
+			}
+			if err := c.audit(ctx, change, rec, ByCustoms, id); err != nil {
 				return nil, err
 			}
-			// Someone else changed the record (a release while enforcing):
-			// keep their change, add this outcome.
-			cur, crev, gerr := Get(ctx, c.KV, key)
-			if gerr != nil {
-				return nil, fmt.Errorf("read quarantine record: %w", gerr)
-			}
-			setEnforcement(cur, en)
-			rec, rev = cur, crev
-		}
-		_, rev, err = Get(ctx, c.KV, key)
-		if err != nil {
-			return nil, fmt.Errorf("read quarantine record: %w", err)
-		}
-		if aerr := c.audit(ctx, change, rec, ByCustoms, fmt.Sprintf("%d:%s:%s:%d", rec.GetGeneration(), e.Name(), action, en.GetAttempts())); aerr != nil {
-			return nil, aerr
 		}
 	}
-	if again {
-		if err := c.write(ctx, key, rev, rec); err != nil && !errors.Is(err, errConflict) {
-			return nil, err
+	if !again {
+		change, by := ChangeQuarantined, rec.GetQuarantinedBy()
+		if action == ActionRelease {
+			change, by = ChangeReleased, rec.GetReleasedBy()
+		}
+		// A release racing this pass changed the state: its own pass
+		// writes its entry.
+		if rec.GetState() == stateAfter(action) {
+			if err := c.audit(ctx, change, rec, by, fmt.Sprintf("%d:%s", rec.GetGeneration(), rec.GetMode())); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if len(failed) > 0 {
@@ -319,26 +299,61 @@ func (c *Controller) enforce(ctx context.Context, key string, ref Ref, action st
 	return rec, nil
 }
 
+func stateAfter(action string) string {
+	if action == ActionRelease {
+		return StateReleased
+	}
+	return StateQuarantined
+}
+
+// setOutcome records en on the record by compare-and-set; a record
+// changed meanwhile (a release while enforcing) keeps the other change
+// and gets the outcome added.
+func (c *Controller) setOutcome(ctx context.Context, key string, rec *customsv1.QuarantineRecord, rev uint64, en *customsv1.Enforcement) (*customsv1.QuarantineRecord, uint64, error) {
+	for {
+		setEnforcement(rec, en)
+		nrev, err := c.writeRev(ctx, key, rev, rec)
+		if err == nil {
+			return rec, nrev, nil
+		}
+		if !errors.Is(err, errConflict) {
+			return nil, 0, err
+		}
+		cur, crev, gerr := Get(ctx, c.KV, key)
+		if gerr != nil {
+			return nil, 0, fmt.Errorf("read quarantine record: %w", gerr)
+		}
+		rec, rev = cur, crev
+	}
+}
+
 var errConflict = errors.New("record changed concurrently")
 
 // write stores rec by compare-and-set on rev (0: the key must not exist).
 func (c *Controller) write(ctx context.Context, key string, rev uint64, rec *customsv1.QuarantineRecord) error {
+	_, err := c.writeRev(ctx, key, rev, rec)
+	return err
+}
+
+// writeRev is write, returning the record's new revision.
+func (c *Controller) writeRev(ctx context.Context, key string, rev uint64, rec *customsv1.QuarantineRecord) (uint64, error) {
 	b, err := proto.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("encode quarantine record: %w", err)
+		return 0, fmt.Errorf("encode quarantine record: %w", err)
 	}
+	var nrev uint64
 	if rev == 0 {
-		_, err = c.KV.Create(ctx, key, b)
+		nrev, err = c.KV.Create(ctx, key, b)
 	} else {
-		_, err = c.KV.Update(ctx, key, b, rev)
+		nrev, err = c.KV.Update(ctx, key, b, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
-		return errConflict
+		return 0, errConflict
 	}
 	if err != nil {
-		return fmt.Errorf("write quarantine record: %w", err)
+		return 0, fmt.Errorf("write quarantine record: %w", err)
 	}
-	return nil
+	return nrev, nil
 }
 
 func isWrongSequence(err error) bool {

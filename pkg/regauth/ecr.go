@@ -115,10 +115,13 @@ func (s *ecrSource) fetch(ctx context.Context, now time.Time) (*ecrToken, error)
 	return &ecrToken{username: parts[0], password: NewSecret(parts[1]), fetched: now, expires: expires}, nil
 }
 
-// newECRClient builds an ECR client from the default credential chain
+func newECRClient(ctx context.Context, s ECRSettings) (ecrAPI, error) { return NewECRClient(ctx, s) }
+
+// NewECRClient builds an ECR client from the default credential chain
 // (environment, shared files, web identity, container and instance
-// roles), assuming RoleARN first when set.
-func newECRClient(ctx context.Context, s ECRSettings) (ecrAPI, error) {
+// roles), assuming RoleARN first when set: the same client pulls use, for
+// the quarantine enforcer.
+func NewECRClient(ctx context.Context, s ECRSettings) (*ecr.Client, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(s.Region))
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)

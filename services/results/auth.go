@@ -8,6 +8,7 @@ import (
 
 	"github.com/customs-scan/customs/pkg/apiauth"
 	"github.com/customs-scan/customs/pkg/quarantine"
+	"github.com/customs-scan/customs/pkg/regauth"
 )
 
 // Validate refuses what New would: API authentication settings New
@@ -22,6 +23,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("results: %w", err)
 	}
 	if _, err := c.Signing.Signer(); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	if _, err := regauth.Load(c.RegistryAuthFile); err != nil {
 		return fmt.Errorf("results: %w", err)
 	}
 	return nil
@@ -44,6 +48,16 @@ func (c Config) validateValues() error {
 	}
 	if _, err := quarantine.ParseMode(c.Quarantine, quarantine.ModeDryRun); err != nil {
 		return fmt.Errorf("results: %w", err)
+	}
+	switch c.QuarantineDistribution {
+	case "", "gate", "move":
+	default:
+		return fmt.Errorf("results: CUSTOMS_QUARANTINE_DISTRIBUTION=%q: want gate or move", c.QuarantineDistribution)
+	}
+	switch c.QuarantineECR {
+	case "", "archive", "retag", "delete":
+	default:
+		return fmt.Errorf("results: CUSTOMS_QUARANTINE_ECR=%q: want archive, retag or delete", c.QuarantineECR)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@
 package results
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,6 +80,16 @@ type Config struct {
 	// service means dry-run, so nothing is blocked by surprise (`customs
 	// up` enforces).
 	Quarantine string `env:"CUSTOMS_QUARANTINE" envDefault:"dry-run"`
+	// RegistryAuthFile names Harbor and ECR registries and the credentials
+	// their APIs take (the scanner's file: see pkg/regauth).
+	RegistryAuthFile string `env:"CUSTOMS_REGISTRY_AUTH"`
+	// QuarantineDistribution: gate (pulls refused by the gate) or move
+	// (also copy the image to quarantine/<repository> and delete it).
+	QuarantineDistribution string `env:"CUSTOMS_QUARANTINE_DISTRIBUTION" envDefault:"gate"`
+	// QuarantineECR: archive (UpdateImageStorageClass), retag or delete.
+	QuarantineECR string `env:"CUSTOMS_QUARANTINE_ECR" envDefault:"archive"`
+	// InsecureRegistries are reached over plain HTTP (move mode).
+	InsecureRegistries []string `env:"CUSTOMS_INSECURE_REGISTRIES" envSeparator:","`
 }
 
 // withDefaults fills the fields a Go caller left zero with the values the
@@ -102,6 +113,8 @@ func (c Config) withDefaults() Config {
 	if m, err := quarantine.ParseMode(c.Quarantine, quarantine.ModeDryRun); err == nil {
 		c.Quarantine = m
 	}
+	c.QuarantineDistribution = cmp.Or(c.QuarantineDistribution, "gate")
+	c.QuarantineECR = cmp.Or(c.QuarantineECR, "archive")
 	return c
 }
 
@@ -218,7 +231,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}, []string{"change", "kind"})
 	reg.MustRegister(s.qmetrics)
 	if cfg.Quarantine != quarantine.ModeOff {
-		resolve, err := newResolver(cfg)
+		resolve, err := newResolver(cfg, log)
 		if err != nil {
 			return nil, fmt.Errorf("results: %w", err)
 		}
