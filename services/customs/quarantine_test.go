@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -309,5 +311,49 @@ func waitDrained(t *testing.T, st *customs.Stack, digest string) {
 			t.Fatal("quarantine consumer did not drain")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The operators' commands against a running customs up: add, list,
+// release, with the admin token customs up keeps in its data directory.
+func TestQuarantineCommands(t *testing.T) {
+	bin := customsBin(t)
+	cfg := testConfig(t)
+	st := startStack(t, cfg)
+	img := scantest.Image(t, scantest.Layer(t, scantest.Reg("etc/motd", "hello\n")))
+	d := push(t, st, "ops/app:1", img)
+	waitReport(t, st.ResultsURL, d)
+	ref := st.RegistryAddr + "/ops/app@" + d
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"quarantine"}, append(args, "--server", st.ResultsURL, "--data", cfg.DataDir)...)...)
+		cmd.Env = append(os.Environ(), "CUSTOMS_TOKEN=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("add", ref); err == nil || !strings.Contains(out, "--reason is required") {
+		t.Errorf("add without a reason: %v %s", err, out)
+	}
+	out, err := run("add", ref, "--reason", "reported by a user")
+	if err != nil || !strings.Contains(out, ref+" quarantined (enforce, generation 1)") {
+		t.Fatalf("add: %v\n%s", err, out)
+	}
+	denied(t, "pull after a manual quarantine", waitPull(t, st.RegistryAddr+"/ops/app:1", false), "reported by a user")
+	out, err = run("list", "--repository", "ops/app")
+	if err != nil || !strings.Contains(out, "quarantined") || !strings.Contains(out, ref) || !strings.Contains(out, "manual") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	out, err = run("release", ref, "--reason", "checked: harmless")
+	if err != nil || !strings.Contains(out, "released") {
+		t.Fatalf("release: %v\n%s", err, out)
+	}
+	if err := waitPull(t, st.RegistryAddr+"/ops/app:1", true); err != nil {
+		t.Fatalf("pull after release: %v", err)
+	}
+	// A wrong token is refused with the API's reason.
+	cmd := exec.Command(bin, "quarantine", "release", ref, "--reason", "x", "--server", st.ResultsURL)
+	cmd.Env = append(os.Environ(), "CUSTOMS_TOKEN=not-a-token")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
+		t.Errorf("wrong token: %v %s", err, out)
 	}
 }
