@@ -43,6 +43,9 @@ const (
 	// ReportStoredSubject: results stored a report (ReportStored), on
 	// customs.events.stored.<digest hex>.
 	ReportStoredSubject = EventsSubjectPrefix + "stored."
+	// AlertsSubject: what is new about an image (Alert), on
+	// customs.events.alerts.<digest hex>; the notifier's input.
+	AlertsSubject = EventsSubjectPrefix + "alerts."
 
 	// QuarantineAuditStream keeps every change of a quarantine record
 	// (QuarantineAudit on customs.audit.quarantine.<digest hex>): no age
