@@ -43,7 +43,10 @@ type Controller struct {
 	// Observe, when set, counts changes: ("quarantined"|"released"|
 	// "enforcement_failed"|"rescan_failed", kind).
 	Observe func(what, kind string)
-	Log     zerolog.Logger
+	// OnOperator, when set, hears an operator's quarantine or release once
+	// it is recorded (a verdict's own quarantine is part of its push news).
+	OnOperator func(ctx context.Context, change string, rec *customsv1.QuarantineRecord)
+	Log        zerolog.Logger
 }
 
 // ErrNotQuarantined: a release of an image that has no quarantine record
@@ -177,7 +180,11 @@ func (c *Controller) quarantine(ctx context.Context, ref Ref, kind string, q qua
 		c.observe("quarantined", kind)
 		c.Log.Warn().Str("image", ref.String()).Str("rule", q.rule).Str("reason", q.reason).Str("mode", c.Mode).
 			Str("by", q.by).Uint32("generation", rec.GetGeneration()).Msg("image quarantined")
-		return c.enforce(ctx, key, ref, ActionQuarantine, false)
+		out, err := c.enforce(ctx, key, ref, ActionQuarantine, false)
+		if q.manual && out != nil && c.OnOperator != nil {
+			c.OnOperator(ctx, ChangeQuarantined, out)
+		}
+		return out, err
 	}
 }
 
@@ -209,7 +216,11 @@ func (c *Controller) Release(ctx context.Context, ref Ref, reason, by string) (*
 		}
 		c.observe("released", rec.GetKind())
 		c.Log.Info().Str("image", ref.String()).Str("by", by).Str("reason", reason).Msg("image released from quarantine")
-		return c.enforce(ctx, key, ref, ActionRelease, false)
+		out, err := c.enforce(ctx, key, ref, ActionRelease, false)
+		if out != nil && c.OnOperator != nil {
+			c.OnOperator(ctx, ChangeReleased, out)
+		}
+		return out, err
 	}
 }
 

@@ -210,6 +210,16 @@ type Event struct {
 	// RequestedAt is when the push that caused the scan was received
 	// (zero for events from scanners that did not say).
 	RequestedAt time.Time
+	// JobID is the job the report belongs to: a platform of an index has
+	// the index's job.
+	JobID string
+}
+
+// PartOfIndex reports whether the event is a platform report of an index
+// job (its digest is not the job's).
+func (e *Event) PartOfIndex() bool {
+	_, jobDigest, ok := strings.Cut(e.JobID, "@")
+	return ok && jobDigest != e.Report.Artifact.Digest
 }
 
 // Reader decodes report events.
@@ -255,7 +265,7 @@ func (rd *Reader) Decode(ctx context.Context, subject string, header nats.Header
 	if err != nil {
 		return nil, queue.Permanent(err)
 	}
-	out := &Event{Report: r}
+	out := &Event{Report: r, JobID: ev.GetJobId()}
 	if ev.GetRequestedAt() != nil {
 		out.RequestedAt = ev.GetRequestedAt().AsTime()
 	}

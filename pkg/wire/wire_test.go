@@ -165,3 +165,21 @@ func TestJobRoundTrip(t *testing.T) {
 		t.Error("a job without registry, repository or digest was accepted")
 	}
 }
+
+func TestPartOfIndex(t *testing.T) {
+	d := "sha256:" + strings.Repeat("a", 64)
+	other := "sha256:" + strings.Repeat("b", 64)
+	for _, c := range []struct {
+		job  string
+		want bool
+	}{
+		{wire.JobID("registry:5000", "team/app", d), false},
+		{wire.JobID("registry:5000", "team/app", other), true},
+		{"", false},
+	} {
+		ev := &wire.Event{Report: &report.Report{Artifact: report.Artifact{Digest: d}}, JobID: c.job}
+		if got := ev.PartOfIndex(); got != c.want {
+			t.Errorf("job %q: PartOfIndex = %v, want %v", c.job, got, c.want)
+		}
+	}
+}

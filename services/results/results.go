@@ -40,6 +40,8 @@ import (
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
+	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
+	"github.com/customs-scan/customs/services/results/internal/alerts"
 	"github.com/customs-scan/customs/services/results/internal/rematch"
 	"github.com/customs-scan/customs/services/results/internal/reportapi"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
@@ -160,6 +162,7 @@ type Service struct {
 	reader  *wire.Reader
 	// announce publishes ReportStored; its buckets are bound in Serve.
 	announce *stored.Announcer
+	alerts   *alerts.Publisher
 	// quarantine is nil when CUSTOMS_QUARANTINE=off; its KV is bound in Serve.
 	quarantine *quarantine.Controller
 	qmetrics   *prometheus.CounterVec
@@ -222,6 +225,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	reg.MustRegister(rematched)
 	s.rematch.Observe = func(r rematch.Result) { rematched.WithLabelValues(r.String()).Inc() }
 	s.announce = &stored.Announcer{JS: deps.JetStream}
+	s.alerts = &alerts.Publisher{JS: deps.JetStream, Store: rs}
+	s.rematch.Alert = s.alerts.Rematch
 	s.rematch.Announce = func(ctx context.Context, r *report.Report, prev string) error {
 		return s.announce.Announce(ctx, stored.Event(r, prev, stored.CauseRematch), stored.RematchID(r.Artifact.Digest, r.VulnerabilityDB.Version))
 	}
@@ -238,6 +243,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		s.quarantine = &quarantine.Controller{
 			JS: deps.JetStream, Mode: cfg.Quarantine, Resolve: resolve, Log: log,
 			Observe: func(what, kind string) { s.qmetrics.WithLabelValues(what, kind).Inc() },
+			// An operator's quarantine or release is news of its own.
+			OnOperator: func(ctx context.Context, change string, rec *customsv1.QuarantineRecord) {
+				kind := alerts.KindQuarantine
+				if change == quarantine.ChangeReleased {
+					kind = alerts.KindRelease
+				}
+				if err := s.alerts.Quarantine(ctx, kind, rec); err != nil {
+					log.Warn().Err(err).Str("digest", rec.GetDigest()).Str("change", change).Msg("quarantine alert not published")
+				}
+			},
 		}
 	}
 	reportapi.Mount(router, rs, auth, func() reportapi.DBInfo {
@@ -474,6 +489,12 @@ func (s *Service) handle(ctx context.Context, msg jetstream.Msg) error {
 		sev := stored.Event(r, prev, stored.CauseScan)
 		if err := s.announce.Announce(ctx, sev, stored.ScanID(sev)); err != nil {
 			return err
+		}
+		// A platform of an index is news as part of its index's alert.
+		if !ev.PartOfIndex() {
+			if err := s.alerts.Push(ctx, r, s.cfg.Quarantine); err != nil {
+				return err
+			}
 		}
 	}
 	s.stored.WithLabelValues(res.String()).Inc()

@@ -51,6 +51,9 @@ type Rematcher struct {
 	// the announcement instead of losing it (results publishes
 	// ReportStored: a re-match can turn a verdict into quarantine).
 	Announce func(ctx context.Context, r *report.Report, previousVerdict string) error
+	// Alert, when set, publishes the vulnerabilities a re-match found as
+	// an alert (with the NewVulnerabilities event, before the rewrite).
+	Alert func(ctx context.Context, r *report.Report, gained []report.Vulnerability, previousVerdict string) error
 }
 
 // Stats count one pass.
@@ -251,6 +254,11 @@ func (m *Rematcher) One(ctx context.Context, key string, db *vulndb.DB) (Result,
 	if len(gained) > 0 {
 		if err := m.publish(ctx, r, gained, prevVersion, prevVerdict); err != nil {
 			return Skipped, err
+		}
+		if m.Alert != nil {
+			if err := m.Alert(ctx, r, gained, prevVerdict); err != nil {
+				return Skipped, err
+			}
 		}
 	}
 	if m.Announce != nil {

@@ -431,3 +431,60 @@ func (s *Store) List(ctx context.Context, repository string, limit int) ([]Summa
 	}
 	return out, nil
 }
+
+// previousWindow bounds how many earlier pushes Previous reads.
+const previousWindow = 200
+
+// Previous returns the report of the image r replaces in its repository:
+// the newest earlier push that named one of r's tags, else the newest
+// earlier push of another digest; nil when r is the repository's first.
+func (s *Store) Previous(ctx context.Context, r *report.Report) (*report.Report, error) {
+	_, self, _ := strings.Cut(r.Artifact.Digest, ":")
+	mine := invTime(pushedAt(r))
+	keys, err := s.b.List(ctx, repoPrefix(r.Artifact.Repository), 25*previousWindow)
+	if err != nil {
+		return nil, err
+	}
+	var fallback string
+	read := 0
+	for _, k := range keys {
+		base := strings.TrimSuffix(k[strings.LastIndexByte(k, '/')+1:], ".json")
+		inv, hex, ok := strings.Cut(base, "-")
+		// Lexical order is push order, newest first: later pushes sort
+		// before r's entry.
+		if !ok || hex == self || inv <= mine {
+			continue
+		}
+		if fallback == "" {
+			fallback = hex
+		}
+		if len(r.Artifact.Tags) == 0 {
+			break
+		}
+		if read++; read > previousWindow {
+			break
+		}
+		raw, err := s.b.Get(ctx, k)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var sum Summary
+		if err := json.Unmarshal(raw, &sum); err != nil {
+			return nil, fmt.Errorf("decode summary %s: %w", k, err)
+		}
+		if slices.ContainsFunc(sum.Tags, func(t string) bool { return slices.Contains(r.Artifact.Tags, t) }) {
+			return s.Get(ctx, "sha256:"+hex)
+		}
+	}
+	if fallback == "" {
+		return nil, nil
+	}
+	prev, err := s.Get(ctx, "sha256:"+fallback)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return prev, err
+}
