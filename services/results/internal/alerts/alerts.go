@@ -60,13 +60,9 @@ func (p *Publisher) Push(ctx context.Context, r *report.Report, quarantineMode s
 	if r.Status != report.StatusComplete {
 		return nil // a failed scan is no verdict and no news
 	}
-	items, err := p.itemsOf(ctx, r)
+	prev, news, err := p.NewSince(ctx, r)
 	if err != nil {
 		return err
-	}
-	prev, err := p.Store.Previous(ctx, r)
-	if err != nil {
-		return fmt.Errorf("previous image of %s: %w", r.Artifact.Repository, err)
 	}
 	a := &customsv1.Alert{
 		Kind: KindPush, Registry: r.Artifact.Registry, Repository: r.Artifact.Repository, Digest: r.Artifact.Digest,
@@ -74,18 +70,10 @@ func (p *Publisher) Push(ctx context.Context, r *report.Report, quarantineMode s
 		VerdictRule: r.VerdictRule, VerdictReason: r.VerdictReason, At: timestamppb.New(pushedAt(r)),
 		ReportPath: "/v1/reports/" + r.Artifact.Digest, DbVersion: r.VulnerabilityDB.Version,
 	}
-	news := items
 	if prev == nil {
 		a.FirstPush = true
 	} else {
 		a.PreviousDigest, a.PreviousVerdict = prev.Artifact.Digest, prev.Verdict
-		before, err := p.itemsOf(ctx, prev)
-		if errors.Is(err, ErrChildrenPending) || errors.Is(err, store.ErrNotFound) {
-			before = nil // an older index whose platforms are gone: compare with nothing
-		} else if err != nil {
-			return err
-		}
-		news = newItems(items, before)
 	}
 	worse := verdictRank[r.Verdict] > verdictRank[cmp.Or(a.PreviousVerdict, report.VerdictPass)]
 	if len(news) == 0 && !worse {
@@ -96,6 +84,29 @@ func (p *Publisher) Push(ctx context.Context, r *report.Report, quarantineMode s
 		a.Quarantine = &customsv1.AlertQuarantine{State: "quarantined", Mode: quarantineMode, Reason: r.VerdictReason, By: "customs"}
 	}
 	return p.publish(ctx, a)
+}
+
+// NewSince finds the image r replaces (nil: none, everything is new) and
+// what r has that it did not (the web page shows the same list).
+func (p *Publisher) NewSince(ctx context.Context, r *report.Report) (prev *report.Report, news []*customsv1.AlertItem, err error) {
+	items, err := p.itemsOf(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	prev, err = p.Store.Previous(ctx, r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("previous image of %s: %w", r.Artifact.Repository, err)
+	}
+	if prev == nil {
+		return nil, items, nil
+	}
+	before, err := p.itemsOf(ctx, prev)
+	if errors.Is(err, ErrChildrenPending) || errors.Is(err, store.ErrNotFound) {
+		before = nil // an older index whose platforms are gone: compare with nothing
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return prev, newItems(items, before), nil
 }
 
 // Rematch publishes the vulnerabilities a re-match found in a stored
