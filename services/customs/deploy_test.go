@@ -41,6 +41,7 @@ import (
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/gate"
 	"github.com/customs-scan/customs/services/ingest"
+	"github.com/customs-scan/customs/services/notifier"
 	"github.com/customs-scan/customs/services/results"
 	"github.com/customs-scan/customs/services/scanner"
 )
@@ -60,10 +61,11 @@ var ownServices = map[string]struct {
 	port    string
 	config  []any // env-tagged structs the service's cmd parses
 }{
-	"ingest":  {"CUSTOMS_INGEST_ADDR", "8081", []any{ingest.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
-	"scanner": {"CUSTOMS_SCANNER_ADDR", "8083", []any{scanner.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
-	"results": {"CUSTOMS_RESULTS_ADDR", "8082", []any{results.Config{}, results.S3Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
-	"gate":    {"CUSTOMS_GATE_ADDR", "5080", []any{gate.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
+	"ingest":   {"CUSTOMS_INGEST_ADDR", "8081", []any{ingest.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
+	"scanner":  {"CUSTOMS_SCANNER_ADDR", "8083", []any{scanner.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
+	"results":  {"CUSTOMS_RESULTS_ADDR", "8082", []any{results.Config{}, results.S3Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
+	"gate":     {"CUSTOMS_GATE_ADDR", "5080", []any{gate.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
+	"notifier": {"CUSTOMS_NOTIFIER_ADDR", "8084", []any{notifier.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
 }
 
 // repoRoot walks up from the test's directory to the one holding go.work.
@@ -323,7 +325,7 @@ func TestDeployCompose(t *testing.T) {
 	root := repoRoot(t)
 	c := loadCompose(t, root)
 
-	for _, name := range []string{"nats", "minio", "registry", "ingest", "scanner", "results", "gate"} {
+	for _, name := range []string{"nats", "minio", "registry", "ingest", "scanner", "results", "gate", "notifier"} {
 		if _, ok := c.Services[name]; !ok {
 			t.Errorf("%s: service %s is missing", composePath, name)
 		}

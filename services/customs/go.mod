@@ -62,6 +62,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/handlers v1.5.2 // indirect
 	github.com/gorilla/mux v1.8.1 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.29.0 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
@@ -98,11 +99,13 @@ require (
 	github.com/ryszard/goskiplist v0.0.0-20150312221310-2dfbae5fcf46 // indirect
 	github.com/sagikazarmark/locafero v0.7.0 // indirect
 	github.com/sagikazarmark/slog-shim v0.1.0 // indirect
+	github.com/slack-go/slack v0.35.0 // indirect
 	github.com/sourcegraph/conc v0.3.0 // indirect
 	github.com/spf13/afero v1.12.0 // indirect
 	github.com/spf13/cast v1.7.1 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
 	github.com/spf13/viper v1.19.0 // indirect
+	github.com/standard-webhooks/standard-webhooks/libraries v1.3.0 // indirect
 	github.com/subosito/gotenv v1.6.0 // indirect
 	github.com/tetratelabs/wazero v1.9.0 // indirect
 	github.com/wasilibs/go-re2 v1.9.0 // indirect
@@ -169,6 +172,7 @@ require (
 	github.com/caarlos0/env/v11 v11.4.2
 	github.com/customs-scan/customs/services/gate v0.0.0
 	github.com/customs-scan/customs/services/ingest v0.0.0
+	github.com/customs-scan/customs/services/notifier v0.0.0
 	github.com/customs-scan/customs/services/results v0.0.0
 	github.com/customs-scan/customs/services/scanner v0.0.0
 	github.com/mattn/go-isatty v0.0.24
@@ -184,6 +188,7 @@ require (
 replace (
 	github.com/customs-scan/customs/services/gate => ../gate
 	github.com/customs-scan/customs/services/ingest => ../ingest
+	github.com/customs-scan/customs/services/notifier => ../notifier
 	github.com/customs-scan/customs/services/results => ../results
 	github.com/customs-scan/customs/services/scanner => ../scanner
 )

@@ -38,6 +38,7 @@ const usage = `usage:
   customs quarantine list [--repository R] [--state quarantined|released] [--server URL]
   customs quarantine release REGISTRY/REPOSITORY@DIGEST --reason TEXT [--server URL]
   customs quarantine add REGISTRY/REPOSITORY@DIGEST --reason TEXT [--server URL]
+  customs alerts test --alerts FILE [--destination NAME]
 
 Run "customs up -h" or "customs scan -h" for every flag.`
 
@@ -69,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return tokenCmd(args[1:], os.Stdin, stdout, stderr)
 	case "quarantine":
 		return quarantineCmd(ctx, args[1:], stdout, stderr)
+	case "alerts":
+		return alertsCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return nil
