@@ -65,7 +65,7 @@ var ownServices = map[string]struct {
 	"scanner":  {"CUSTOMS_SCANNER_ADDR", "8083", []any{scanner.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
 	"results":  {"CUSTOMS_RESULTS_ADDR", "8082", []any{results.Config{}, results.S3Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
 	"gate":     {"CUSTOMS_GATE_ADDR", "5080", []any{gate.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
-	"notifier": {"CUSTOMS_NOTIFIER_ADDR", "8084", []any{notifier.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
+	"notifier": {"CUSTOMS_NOTIFIER_ADDR", "8085", []any{notifier.Config{}, natsconn.Config{}, svcmain.LogConfig{}}},
 }
 
 // repoRoot walks up from the test's directory to the one holding go.work.

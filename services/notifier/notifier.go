@@ -62,7 +62,7 @@ const (
 // its default (the envDefault tag), for Go callers as for the
 // environment; Validate says what New would refuse.
 type Config struct {
-	Addr string `env:"CUSTOMS_NOTIFIER_ADDR" envDefault:"127.0.0.1:8084"`
+	Addr string `env:"CUSTOMS_NOTIFIER_ADDR" envDefault:"127.0.0.1:8085"`
 	// AlertsFile is the alerts file: destinations and routes. Required.
 	AlertsFile string `env:"CUSTOMS_ALERTS_FILE"`
 	// AckWait: an event not acknowledged (nor kept alive) this long is
@@ -84,7 +84,7 @@ type Config struct {
 // env tags give the command (TestDefaultsAgree keeps them equal).
 func (c Config) withDefaults() Config {
 	if c.Addr == "" {
-		c.Addr = "127.0.0.1:8084"
+		c.Addr = "127.0.0.1:8085"
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 60 * time.Second
