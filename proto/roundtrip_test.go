@@ -24,6 +24,8 @@ func TestScanJobRoundTrip(t *testing.T) {
 		Insecure:    true,
 		RequestedAt: timestamppb.New(time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)),
 		EventId:     "evt-42",
+		// Opaque to proto: sealed by pkg/wire.
+		SealedAuthorization: []byte{0x01, 0xde, 0xad},
 	}
 	b, err := proto.Marshal(in)
 	if err != nil {

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-modules=(./proto ./pkg ./services/ingest ./services/scanner ./services/results ./services/gate ./services/notifier ./services/customs)
+modules=(./proto ./pkg ./services/ingest ./services/scanner ./services/results ./services/gate ./services/notifier ./services/harbor ./services/customs)
 
 unformatted=$(gofmt -l proto pkg services | grep -v '\.pb\.go$' || true)
 if [ -n "$unformatted" ]; then

@@ -40,6 +40,7 @@ import (
 	"github.com/customs-scan/customs/pkg/svcmain"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/gate"
+	"github.com/customs-scan/customs/services/harbor"
 	"github.com/customs-scan/customs/services/ingest"
 	"github.com/customs-scan/customs/services/notifier"
 	"github.com/customs-scan/customs/services/results"
@@ -789,6 +790,12 @@ func TestReadmeVariableTableMatchesTheConfigs(t *testing.T) {
 	read := map[string]bool{}
 	for _, svc := range ownServices {
 		for k := range envTags(t, svc.config) {
+			read[k] = true
+		}
+	}
+	// Services the table documents that have no compose entry.
+	for _, configs := range [][]any{{harbor.Config{}, harbor.S3Config{}}} {
+		for k := range envTags(t, configs) {
 			read[k] = true
 		}
 	}

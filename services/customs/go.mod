@@ -171,6 +171,7 @@ require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/caarlos0/env/v11 v11.4.2
 	github.com/customs-scan/customs/services/gate v0.0.0
+	github.com/customs-scan/customs/services/harbor v0.0.0
 	github.com/customs-scan/customs/services/ingest v0.0.0
 	github.com/customs-scan/customs/services/notifier v0.0.0
 	github.com/customs-scan/customs/services/results v0.0.0
@@ -187,6 +188,7 @@ require (
 
 replace (
 	github.com/customs-scan/customs/services/gate => ../gate
+	github.com/customs-scan/customs/services/harbor => ../harbor
 	github.com/customs-scan/customs/services/ingest => ../ingest
 	github.com/customs-scan/customs/services/notifier => ../notifier
 	github.com/customs-scan/customs/services/results => ../results

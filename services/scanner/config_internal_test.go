@@ -25,5 +25,7 @@ func TestValidate(t *testing.T) {
 		c{Config: Config{Signing: off, Workers: -1}, Want: "CUSTOMS_SCANNER_WORKERS"},
 		c{Config: Config{Signing: off, ScanTimeout: -time.Second}, Want: "CUSTOMS_SCAN_TIMEOUT"},
 		c{Config: Config{Signing: off, Limits: LimitsConfig{MaxManifestBytes: -1}}, Want: "CUSTOMS_MAX_MANIFEST_BYTES"},
+		c{Config: Config{Signing: off, JobKey: "0123456789abcdef0123456789abcdef"}},
+		c{Config: Config{Signing: off, JobKey: "short"}, Want: "CUSTOMS_JOB_KEY"},
 	)
 }

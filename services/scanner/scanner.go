@@ -105,6 +105,10 @@ type Config struct {
 	LayerCache LayerCacheConfig
 	// Signing signs report events; results checks them with the same key.
 	Signing wire.SigningConfig
+	// JobKey opens the registry credentials sealed into jobs (the Harbor
+	// adapter's, which holds the same key; at least 32 bytes). Unset: such
+	// jobs fail, saying so; jobs without sealed credentials are unaffected.
+	JobKey string `env:"CUSTOMS_JOB_KEY"`
 }
 
 // LayerCacheConfig sizes the per-layer result cache shared by all
@@ -228,6 +232,9 @@ func (c Config) Validate() error {
 	if _, err := c.Signing.Signer(); err != nil {
 		return fmt.Errorf("scanner: %w", err)
 	}
+	if _, err := c.jobKey(); err != nil {
+		return err
+	}
 	if _, err := c.pullFrom(); err != nil {
 		return err
 	}
@@ -235,6 +242,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("scanner: CUSTOMS_REGISTRY_AUTH: %w", err)
 	}
 	return nil
+}
+
+// jobKey is the key opening sealed job credentials; nil when unset.
+func (c Config) jobKey() (*wire.JobKey, error) {
+	if c.JobKey == "" {
+		return nil, nil
+	}
+	k, err := wire.NewJobKey(c.JobKey)
+	if err != nil {
+		return nil, fmt.Errorf("scanner: CUSTOMS_JOB_KEY: %w", err)
+	}
+	return k, nil
 }
 
 // pullFrom reads PullFrom into name → target (normalised hosts).
@@ -339,6 +358,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	jobKey, err := cfg.jobKey()
+	if err != nil {
+		return nil, err
+	}
 	h := jobs.New(jobs.Config{
 		Registries:         cfg.Registries,
 		InsecureRegistries: cfg.InsecureRegistries,
@@ -347,6 +370,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		AllowForeignLayers: cfg.AllowForeignLayers,
 		PullFrom:           pullFrom,
 		Keychain:           keychain,
+		JobKey:             jobKey,
 		ScanTimeout:        cfg.ScanTimeout,
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,

@@ -25,6 +25,7 @@ import (
 	"github.com/customs-scan/customs/pkg/egress"
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/queue"
+	"github.com/customs-scan/customs/pkg/regauth"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/vulndb"
@@ -52,6 +53,9 @@ type Config struct {
 	// Keychain resolves pull credentials per registry host; nil: whatever
 	// the remote options carry.
 	Keychain authn.Keychain
+	// JobKey opens credentials sealed into a job (ScanJob.sealed_authorization);
+	// nil: such jobs fail.
+	JobKey *wire.JobKey
 	// Inspect carries the analyzers and policy, built once per process.
 	Inspect inspect.Options
 }
@@ -125,6 +129,13 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if !h.allowed.Registry(job.GetRegistry()) {
 		return queue.Permanent(fmt.Errorf("registry %q is not configured for pulls (CUSTOMS_REGISTRIES, CUSTOMS_INSECURE_REGISTRIES)", job.GetRegistry()))
 	}
+	// Sealed credentials are opened before anything else: a job that
+	// cannot have them fails at once with the reason (no retry can help),
+	// and is never pulled anonymously instead.
+	jobAuth, err := h.jobCredentials(job)
+	if err != nil {
+		return queue.Permanent(err)
+	}
 	var seq uint64
 	if md, err := msg.Metadata(); err == nil {
 		seq = md.Sequence.Stream
@@ -153,7 +164,7 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 	}
 	start := time.Now()
-	reports, err := h.scanJob(ctx, job)
+	reports, err := h.scanJob(ctx, job, jobAuth)
 	status := "complete"
 	if err != nil {
 		status = "error"
@@ -182,7 +193,27 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-func (h *Handler) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*report.Report, err error) {
+// jobCredentials opens the job's sealed credentials (nil, nil when it
+// carries none). Errors name what went wrong, never the value.
+func (h *Handler) jobCredentials(job *customsv1.ScanJob) (authn.Authenticator, error) {
+	if len(job.GetSealedAuthorization()) == 0 {
+		return nil, nil
+	}
+	if h.cfg.JobKey == nil {
+		return nil, errors.New("the job carries sealed registry credentials and this scanner has no CUSTOMS_JOB_KEY to open them")
+	}
+	value, err := h.cfg.JobKey.Open(job, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	auth, err := regauth.ParseAuthorization(value)
+	if err != nil {
+		return nil, fmt.Errorf("sealed registry credentials: %w", err)
+	}
+	return auth, nil
+}
+
+func (h *Handler) scanJob(ctx context.Context, job *customsv1.ScanJob, jobAuth authn.Authenticator) (_ []*report.Report, err error) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.ScanTimeout)
 	defer cancel()
 	pullHost, insecure := job.GetRegistry(), job.GetInsecure()
@@ -214,10 +245,16 @@ func (h *Handler) scanJob(ctx context.Context, job *customsv1.ScanJob) (_ []*rep
 	}()
 	// The egress transport comes last: it replaces any other.
 	opts := append(append([]remote.Option{remote.WithContext(ctx)}, h.remote...), remote.WithTransport(rt))
-	if kc := h.cfg.Keychain; kc != nil {
-		if pullHost != job.GetRegistry() {
-			kc = asNamed{kc: kc, target: ref.RegistryStr(), name: job.GetRegistry()}
-		}
+	kc := h.cfg.Keychain
+	if kc != nil && pullHost != job.GetRegistry() {
+		kc = asNamed{kc: kc, target: ref.RegistryStr(), name: job.GetRegistry()}
+	}
+	if jobAuth != nil {
+		// The job's own credentials go to the host it is pulled from and
+		// to no other (pkg/egress keeps them off redirects and realms).
+		kc = jobKeychain{host: ref.RegistryStr(), auth: jobAuth, next: kc}
+	}
+	if kc != nil {
 		opts = append(opts, remote.WithAuthFromKeychain(kc))
 	}
 
@@ -306,6 +343,28 @@ func (k asNamed) ResolveContext(ctx context.Context, r authn.Resource) (authn.Au
 		return auth, err
 	}
 	return authn.Resolve(ctx, k.kc, r)
+}
+
+// jobKeychain hands a job's own credentials to exactly its registry host
+// and leaves every other host to next (nil: anonymous).
+type jobKeychain struct {
+	host string
+	auth authn.Authenticator
+	next authn.Keychain
+}
+
+func (k jobKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	return k.ResolveContext(context.Background(), r)
+}
+
+func (k jobKeychain) ResolveContext(ctx context.Context, r authn.Resource) (authn.Authenticator, error) {
+	if r.RegistryStr() == k.host {
+		return k.auth, nil
+	}
+	if k.next == nil {
+		return authn.Anonymous, nil
+	}
+	return authn.Resolve(ctx, k.next, r)
 }
 
 // registryName is a bare registry host as an authn.Resource.
@@ -417,6 +476,9 @@ func (h *Handler) deadLetter(ctx context.Context, data []byte, seq, delivered ui
 	if jerr != nil {
 		job = &customsv1.ScanJob{JobId: fmt.Sprintf("undecodable-seq-%d", seq)}
 	}
+	// Dead letters are kept 30 days and read by people: they never carry
+	// credentials, not even sealed ones (which expire within the hour).
+	job.SealedAuthorization = nil
 	dl := &customsv1.DeadLetter{Job: job, Reason: reason, Deliveries: delivered, FailedAt: timestamppb.Now()}
 	b, err := proto.Marshal(dl)
 	if err != nil {

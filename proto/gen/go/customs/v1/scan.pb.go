@@ -49,9 +49,16 @@ type ScanJob struct {
 	// When the scan was requested.
 	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
 	// Id of the webhook event that caused this job.
-	EventId       string `protobuf:"bytes,10,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EventId string `protobuf:"bytes,10,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Registry credentials that came with the request (Harbor's per-scan
+	// robot: the value of an HTTP Authorization header), sealed with
+	// AES-256-GCM under the key shared by the sender and the scanners
+	// (CUSTOMS_JOB_KEY), bound to job_id and event_id and carrying an
+	// expiry. Never stored or sent in clear; scanners send the opened value
+	// only to the job's registry. Empty: the scanner's own credentials.
+	SealedAuthorization []byte `protobuf:"bytes,11,opt,name=sealed_authorization,json=sealedAuthorization,proto3" json:"sealed_authorization,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ScanJob) Reset() {
@@ -152,6 +159,13 @@ func (x *ScanJob) GetEventId() string {
 		return x.EventId
 	}
 	return ""
+}
+
+func (x *ScanJob) GetSealedAuthorization() []byte {
+	if x != nil {
+		return x.SealedAuthorization
+	}
+	return nil
 }
 
 // ScanCompleted reports the outcome of a ScanJob.
@@ -476,7 +490,7 @@ var File_customs_v1_scan_proto protoreflect.FileDescriptor
 const file_customs_v1_scan_proto_rawDesc = "" +
 	"\n" +
 	"\x15customs/v1/scan.proto\x12\n" +
-	"customs.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x02\n" +
+	"customs.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe8\x02\n" +
 	"\aScanJob\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1a\n" +
@@ -491,7 +505,8 @@ const file_customs_v1_scan_proto_rawDesc = "" +
 	"\binsecure\x18\b \x01(\bR\binsecure\x12=\n" +
 	"\frequested_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12\x19\n" +
 	"\bevent_id\x18\n" +
-	" \x01(\tR\aeventId\"\xc9\x03\n" +
+	" \x01(\tR\aeventId\x121\n" +
+	"\x14sealed_authorization\x18\v \x01(\fR\x13sealedAuthorization\"\xc9\x03\n" +
 	"\rScanCompleted\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1a\n" +
 	"\bregistry\x18\x02 \x01(\tR\bregistry\x12\x1e\n" +
