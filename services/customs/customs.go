@@ -37,7 +37,9 @@ import (
 	"github.com/customs-scan/customs/pkg/wire"
 	"github.com/customs-scan/customs/services/customs/internal/embedded"
 	"github.com/customs-scan/customs/services/gate"
+	"github.com/customs-scan/customs/services/harbor"
 	"github.com/customs-scan/customs/services/ingest"
+	"github.com/customs-scan/customs/services/notifier"
 	"github.com/customs-scan/customs/services/results"
 	"github.com/customs-scan/customs/services/scanner"
 )
@@ -48,8 +50,17 @@ type UpConfig struct {
 	IngestAddr  string
 	ResultsAddr string
 	ScannerAddr string
-	NATSAddr    string
-	S3Addr      string
+	// HarborAddr serves the Harbor Pluggable Scanner API ("" : none).
+	HarborAddr string
+	// HarborToken is what Harbor's scanner registration sends; generated
+	// (and printed) when empty.
+	HarborToken string
+	// AlertsFile configures chat alerts; the notifier runs on NotifierAddr
+	// only with it.
+	AlertsFile   string
+	NotifierAddr string
+	NATSAddr     string
+	S3Addr       string
 	// RegistryAddr, when set, starts an embedded registry whose push
 	// notifications go to ingest, behind the quarantine gate listening on
 	// RegistryAddr (the registry itself on an internal loopback port).
@@ -108,14 +119,16 @@ type UpConfig struct {
 // DefaultUpConfig is what `customs up` runs with no flags.
 func DefaultUpConfig() UpConfig {
 	return UpConfig{
-		DataDir:     "./data",
-		IngestAddr:  "127.0.0.1:8081",
-		ResultsAddr: "127.0.0.1:8082",
-		ScannerAddr: "127.0.0.1:8083",
-		NATSAddr:    "127.0.0.1:4222",
-		S3Addr:      "127.0.0.1:8333",
-		Workers:     2,
-		AckWait:     time.Minute,
+		DataDir:      "./data",
+		IngestAddr:   "127.0.0.1:8081",
+		ResultsAddr:  "127.0.0.1:8082",
+		ScannerAddr:  "127.0.0.1:8083",
+		HarborAddr:   "127.0.0.1:8084",
+		NotifierAddr: "127.0.0.1:8085",
+		NATSAddr:     "127.0.0.1:4222",
+		S3Addr:       "127.0.0.1:8333",
+		Workers:      2,
+		AckWait:      time.Minute,
 	}
 }
 
@@ -146,6 +159,12 @@ type Stack struct {
 	// OpenReads: the report API serves reads without a token (loopback, no
 	// tokens configured).
 	OpenReads bool
+	// HarborURL is the Harbor scanner adapter's address (register it in
+	// Harbor with HarborToken); empty without one.
+	HarborURL   string
+	HarborToken string
+	// HarborTokenGenerated says HarborToken was made up at start.
+	HarborTokenGenerated bool
 	// AdminToken is generated with OpenReads (kept in <data>/admin-token,
 	// readable by its owner): what `customs quarantine release` sends.
 	AdminToken string
@@ -228,6 +247,21 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		return nil, err
 	}
 
+	var lnHarbor, lnNotifier net.Listener
+	if cfg.HarborAddr != "" {
+		if lnHarbor, err = httpx.Listen(cfg.HarborAddr); err != nil {
+			return nil, err
+		}
+		st.cleanup = append(st.cleanup, func() { _ = lnHarbor.Close() })
+		st.HarborURL = "http://" + lnHarbor.Addr().String()
+	}
+	if cfg.AlertsFile != "" {
+		if lnNotifier, err = httpx.Listen(cmp.Or(cfg.NotifierAddr, "127.0.0.1:0")); err != nil {
+			return nil, err
+		}
+		st.cleanup = append(st.cleanup, func() { _ = lnNotifier.Close() })
+	}
+
 	insecure := append([]string{}, cfg.InsecureRegistries...)
 	var pullFrom []string
 	st.WebhookToken = cfg.WebhookToken
@@ -289,7 +323,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	// Each service gets its own connection, as separate processes would.
 	conns := map[string]*nats.Conn{}
 	jss := map[string]jetstream.JetStream{}
-	for _, name := range []string{"ingest", "scanner", "results", "gate"} {
+	for _, name := range []string{"ingest", "scanner", "results", "gate", "harbor", "notifier"} {
 		nc, js, err := natsconn.Connect(ctx, natsconn.Config{URL: st.NATSURL}, "customs-"+name, log)
 		if err != nil {
 			return nil, err
@@ -326,6 +360,12 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	if st.ReportSigningKey, err = signingKey(filepath.Join(cfg.DataDir, "report-signing.key")); err != nil {
 		return nil, err
 	}
+	// The Harbor adapter seals the robot credentials of each request into
+	// its job for the scanners with this key.
+	jobKey, err := secretFile(filepath.Join(cfg.DataDir, "job.key"))
+	if err != nil {
+		return nil, err
+	}
 	ing, err := ingest.New(ingest.Config{
 		Addr: lnIngest.Addr().String(), WebhookToken: st.WebhookToken,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
@@ -339,7 +379,7 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		Registries: cfg.Registries, InsecureRegistries: insecure,
 		RedirectHosts: cfg.RedirectHosts, TokenHosts: cfg.TokenHosts, AllowForeignLayers: cfg.AllowForeignLayers,
 		RegistryAuthFile: cfg.RegistryAuthFile, PullFrom: append(pullFrom, cfg.PullFrom...),
-		Signing: wire.SigningConfig{Key: st.ReportSigningKey},
+		Signing: wire.SigningConfig{Key: st.ReportSigningKey}, JobKey: jobKey,
 	}, scanner.Deps{JetStream: js("scanner"), Ready: natsconn.Ready(conns["scanner"]), Log: log, RemoteOptions: cfg.RemoteOptions,
 		// The auth file first, then the Docker config and helpers.
 		Keychain: authn.DefaultKeychain})
@@ -352,6 +392,27 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		results.Deps{JetStream: js("results"), Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})
 	if err != nil {
 		return nil, err
+	}
+	var hw *harbor.Service
+	if lnHarbor != nil {
+		st.HarborToken = cfg.HarborToken
+		if st.HarborToken == "" {
+			st.HarborToken, st.HarborTokenGenerated = randomToken(), true
+		}
+		hw, err = harbor.New(harbor.Config{Addr: lnHarbor.Addr().String(), Token: st.HarborToken, JobKey: jobKey,
+			Registries: cfg.Registries, InsecureRegistries: insecure},
+			harbor.Deps{JetStream: js("harbor"), Bucket: bucket, Ready: natsconn.Ready(conns["harbor"]), Log: log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var nt *notifier.Service
+	if lnNotifier != nil {
+		nt, err = notifier.New(notifier.Config{Addr: lnNotifier.Addr().String(), AlertsFile: cfg.AlertsFile},
+			notifier.Deps{JetStream: js("notifier"), Ready: natsconn.Ready(conns["notifier"]), Log: log})
+		if err != nil {
+			return nil, err
+		}
 	}
 	var gw *gate.Service
 	if lnGate != nil {
@@ -374,6 +435,12 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	g.Go(func() error { return res.Serve(gctx, lnResults) })
 	if gw != nil {
 		g.Go(func() error { return gw.Serve(gctx, lnGate) })
+	}
+	if hw != nil {
+		g.Go(func() error { return hw.Serve(gctx, lnHarbor) })
+	}
+	if nt != nil {
+		g.Go(func() error { return nt.Serve(gctx, lnNotifier) })
 	}
 	st.group = g
 	if st.OpenReads {

@@ -21,7 +21,9 @@ import (
 	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 	"github.com/customs-scan/customs/services/customs/internal/scancmd"
 	"github.com/customs-scan/customs/services/gate"
+	"github.com/customs-scan/customs/services/harbor"
 	"github.com/customs-scan/customs/services/ingest"
+	"github.com/customs-scan/customs/services/notifier"
 	"github.com/customs-scan/customs/services/results"
 	"github.com/customs-scan/customs/services/scanner"
 )
@@ -84,10 +86,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 // standalone services parse, so a variable means the same in both. Flags
 // typed by a person override them.
 type serviceEnv struct {
-	Ingest  ingest.Config
-	Scanner scanner.Config
-	Results results.Config
-	Gate    gate.Config
+	Ingest   ingest.Config
+	Scanner  scanner.Config
+	Results  results.Config
+	Gate     gate.Config
+	Harbor   harbor.Config
+	Notifier notifier.Config
 }
 
 func up(ctx context.Context, args []string, stderr io.Writer) error {
@@ -111,6 +115,11 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.IngestAddr, "ingest-addr", cfg.IngestAddr, "webhook receiver address")
 	fs.StringVar(&cfg.ResultsAddr, "results-addr", cfg.ResultsAddr, "report API address")
 	fs.StringVar(&cfg.ScannerAddr, "scanner-addr", cfg.ScannerAddr, "scanner health/metrics address")
+	fs.StringVar(&cfg.HarborAddr, "harbor-addr", cfg.HarborAddr, "Harbor Pluggable Scanner API address (\"\": none)")
+	fs.StringVar(&cfg.AlertsFile, "alerts", se.Notifier.AlertsFile, "chat alerts file (YAML; see README): runs the notifier")
+	fs.StringVar(&cfg.NotifierAddr, "notifier-addr", cfg.NotifierAddr, "notifier health/metrics address (with --alerts)")
+	// A secret: from the environment only.
+	cfg.HarborToken = se.Harbor.Token
 	fs.StringVar(&cfg.NATSAddr, "nats-addr", cfg.NATSAddr, "embedded NATS client address")
 	fs.StringVar(&cfg.S3Addr, "s3-addr", cfg.S3Addr, "embedded S3 address")
 	fs.StringVar(&cfg.WebhookToken, "webhook-token", se.Ingest.WebhookToken, "bearer token webhooks must carry (generated and printed when empty)")
@@ -178,6 +187,9 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	// Generated per start; the embedded NATS and S3 refuse anonymous clients.
 	fmt.Fprintf(stderr, "  nats:     %s  (customs db publish --nats <this URL>)\n", st.NATSURL)
 	fmt.Fprintf(stderr, "  s3:       %s  (access key %s, secret %s)\n", st.S3URL, st.S3AccessKeyID, st.S3SecretAccessKey)
+	if st.HarborURL != "" {
+		fmt.Fprintf(stderr, "  harbor:   %s  (register as a scanner in Harbor; Authorization: Bearer %s)\n", st.HarborURL, st.HarborToken)
+	}
 	if st.RegistryAddr != "" {
 		fmt.Fprintf(stderr, "  registry: %s  (try: crane push --insecure image.tar %s/demo:latest)\n", st.RegistryAddr, st.RegistryAddr)
 	}
