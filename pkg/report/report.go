@@ -188,6 +188,28 @@ type Vulnerability struct {
 	// from openssl): distributions' advisories and VEX documents use it.
 	SourceName    string `json:"source_name,omitempty"`
 	SourceVersion string `json:"source_version,omitempty"`
+	// Summary, CVSS, References, Published, Modified and CWEs come from the
+	// advisory (OSV record) at match time, for the export formats (SARIF
+	// rules, CycloneDX ratings) and for people. Reports matched before
+	// they existed lack them until re-matched.
+	Summary string `json:"summary,omitempty"`
+	// CVSS is the advisory's CVSS v3 (else v4) vector, nil when it has none.
+	CVSS       *CVSS      `json:"cvss,omitempty"`
+	References []string   `json:"references"`
+	Published  *time.Time `json:"published,omitempty"`
+	Modified   *time.Time `json:"modified,omitempty"`
+	// CWEs are weakness ids such as "CWE-79".
+	CWEs []string `json:"cwes"`
+}
+
+// CVSS is one CVSS vector and its base score.
+type CVSS struct {
+	// Version is "3.0", "3.1" or "4.0".
+	Version string `json:"version"`
+	Vector  string `json:"vector"`
+	// Score is the base score computed from Vector; nil when the vector
+	// could not be scored.
+	Score *float64 `json:"score,omitempty"`
 }
 
 // Key identifies a vulnerability of one installed package version, for
@@ -294,17 +316,13 @@ func (r *Report) Normalize() {
 		r.Vulnerabilities = []Vulnerability{}
 	}
 	for i := range r.Vulnerabilities {
-		if r.Vulnerabilities[i].Aliases == nil {
-			r.Vulnerabilities[i].Aliases = []string{}
-		}
+		r.Vulnerabilities[i].normalize()
 	}
 	if r.IgnoredVulnerabilities == nil {
 		r.IgnoredVulnerabilities = []IgnoredVulnerability{}
 	}
 	for i := range r.IgnoredVulnerabilities {
-		if r.IgnoredVulnerabilities[i].Aliases == nil {
-			r.IgnoredVulnerabilities[i].Aliases = []string{}
-		}
+		r.IgnoredVulnerabilities[i].normalize()
 	}
 	if r.VulnerabilityDB.Status == "" {
 		r.VulnerabilityDB.Status = VulnDBNotChecked
@@ -314,5 +332,17 @@ func (r *Report) Normalize() {
 	}
 	if r.Manifests == nil {
 		r.Manifests = []ManifestRef{}
+	}
+}
+
+func (v *Vulnerability) normalize() {
+	if v.Aliases == nil {
+		v.Aliases = []string{}
+	}
+	if v.References == nil {
+		v.References = []string{}
+	}
+	if v.CWEs == nil {
+		v.CWEs = []string{}
 	}
 }

@@ -23,12 +23,14 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/customs-scan/customs/pkg/report"
 )
 
 // FormatVersion is bumped whenever the on-disk layout or what a build keeps
-// changes (2: RPM ranges, "related" ids as aliases); Read
-// rejects other versions.
-const FormatVersion = 2
+// changes (2: RPM ranges, "related" ids as aliases; 3: advisories with
+// summary, CVSS, references, dates and CWEs); Read rejects other versions.
+const FormatVersion = 3
 
 // Entry is one affected package of one advisory, reduced to what matching
 // needs. Events of each range are sorted by the ecosystem's ordering when
@@ -45,6 +47,24 @@ type Entry struct {
 	Ranges   []Range
 	Versions []string
 	Severity string
+	// CVSS is set when the affected entry carries its own CVSS vector
+	// (rare); otherwise the advisory's applies.
+	CVSS *report.CVSS `json:",omitempty"`
+}
+
+// Advisory is what reports show about one OSV record beyond matching:
+// kept once per id, shared by the entries of its affected packages.
+type Advisory struct {
+	ID string
+	// Summary is the record's summary, else the first paragraph of its
+	// details, on one line and bounded.
+	Summary string
+	// CVSS is the record's CVSS v3 (else v4) vector and base score.
+	CVSS       *report.CVSS `json:",omitempty"`
+	References []string
+	Published  time.Time
+	Modified   time.Time
+	CWEs       []string
 }
 
 // Range is an OSV range of type ECOSYSTEM or SEMVER (GIT ranges are
@@ -85,10 +105,16 @@ type Stats struct {
 // DB is a built or loaded vulnerability database. It is safe for
 // concurrent Match calls.
 type DB struct {
-	header Header
-	index  map[string][]*Entry // indexKey(base, name) → entries
-	all    []*Entry            // canonical order
+	header     Header
+	index      map[string][]*Entry // indexKey(base, name) → entries
+	all        []*Entry            // canonical order
+	advisories map[string]*Advisory
+	advOrder   []*Advisory // by id
 }
+
+// Advisory returns what the database keeps about an advisory id (nil if
+// none of its entries was kept).
+func (db *DB) Advisory(id string) *Advisory { return db.advisories[id] }
 
 // Header returns the database's header.
 func (db *DB) Header() Header { return db.header }
@@ -143,14 +169,19 @@ func (b *Builder) AddJSON(data []byte) {
 	if old, ok := b.records[rec.ID]; ok && old.Modified.After(rec.Modified) {
 		return
 	}
+	// Details can be long (kernel advisories): keep only what the
+	// advisory will show.
+	rec.Summary, rec.Details = summarize(rec.Summary, rec.Details), ""
 	b.records[rec.ID] = &rec
 }
 
 // Build turns the records added so far into a database.
 func (b *Builder) Build() *DB {
 	var entries []*Entry
+	var advisories []*Advisory
 	b.stats.Entries, b.stats.Dropped = 0, 0
 	for _, rec := range b.records {
+		kept := len(entries)
 		// Distribution records name their CVE in "upstream"
 		// (DEBIAN-CVE-…, UBUNTU-CVE-…) or "related" (DSA-…, ALSA-…)
 		// rather than "aliases"; report all so the CVE id is visible and
@@ -167,13 +198,16 @@ func (b *Builder) Build() *DB {
 			}
 			entries = append(entries, e)
 		}
+		if len(entries) > kept {
+			advisories = append(advisories, advisoryOf(rec))
+		}
 	}
 	b.stats.Entries = len(entries)
 	now := time.Now
 	if b.Now != nil {
 		now = b.Now
 	}
-	return newDB(entries, now().UTC().Truncate(time.Second))
+	return newDB(entries, advisories, now().UTC().Truncate(time.Second))
 }
 
 func buildEntry(rec *osvRecord, a *osvAffected, aliases []string) *Entry {
@@ -192,6 +226,7 @@ func buildEntry(rec *osvRecord, a *osvAffected, aliases []string) *Entry {
 		Name:      normalizeName(base, a.Package.Name),
 		Versions:  append([]string(nil), a.Versions...),
 		Severity:  affectedSeverity(rec, a),
+		CVSS:      cvssFromScores(a.Severity),
 	}
 	for _, r := range a.Ranges {
 		if r.Type != "ECOSYSTEM" && r.Type != "SEMVER" {
@@ -257,8 +292,9 @@ func (ev Event) version() string {
 	return ev.LastAffected
 }
 
-// newDB sorts entries canonically, hashes them and indexes them.
-func newDB(entries []*Entry, built time.Time) *DB {
+// newDB sorts entries and advisories canonically, hashes them and indexes
+// them.
+func newDB(entries []*Entry, advisories []*Advisory, built time.Time) *DB {
 	type keyed struct {
 		e   *Entry
 		enc []byte
@@ -293,20 +329,38 @@ func newDB(entries []*Entry, built time.Time) *DB {
 		return string(ks[i].enc) < string(ks[j].enc)
 	})
 	h := sha256.New()
+	write := func(enc []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(enc)))
+		h.Write(n[:])
+		h.Write(enc)
+	}
 	ids := map[string]struct{}{}
-	db := &DB{index: map[string][]*Entry{}, all: make([]*Entry, len(ks))}
+	db := &DB{index: map[string][]*Entry{}, all: make([]*Entry, len(ks)), advisories: make(map[string]*Advisory, len(advisories))}
 	for i, k := range ks {
 		e := k.e
 		db.all[i] = e
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(k.enc)))
-		h.Write(n[:])
-		h.Write(k.enc)
+		write(k.enc)
 		ids[e.ID] = struct{}{}
 		base, _, _ := strings.Cut(e.Ecosystem, ":")
 		key := indexKey(base, e.Name)
 		db.index[key] = append(db.index[key], e)
 	}
+	// Advisories follow the entries in the hash, by id; gob does not keep
+	// empty-versus-nil slices either.
+	sort.Slice(advisories, func(i, j int) bool { return advisories[i].ID < advisories[j].ID })
+	for _, a := range advisories {
+		if len(a.References) == 0 {
+			a.References = nil
+		}
+		if len(a.CWEs) == 0 {
+			a.CWEs = nil
+		}
+		enc, _ := json.Marshal(a)
+		write(enc)
+		db.advisories[a.ID] = a
+	}
+	db.advOrder = advisories
 	db.header = Header{
 		Format:      FormatVersion,
 		ContentHash: "sha256:" + hex.EncodeToString(h.Sum(nil)),
@@ -318,7 +372,7 @@ func newDB(entries []*Entry, built time.Time) *DB {
 }
 
 // Write stores the database as a gzip'd gob stream: the Header, then each
-// Entry in canonical order. Gob writes field names once per stream and
+// Entry in canonical order, then each Advisory by id. Gob writes field names once per stream and
 // values in a compact binary form, so the file is small and decodes
 // several times faster than JSON; gzip removes the remaining repetition
 // (ids, ecosystems, aliases). Streaming entries one by one keeps memory
@@ -335,6 +389,11 @@ func (db *DB) Write(w io.Writer) error {
 	for _, e := range db.all {
 		if err := enc.Encode(e); err != nil {
 			return fmt.Errorf("vulndb: write entry: %w", err)
+		}
+	}
+	for _, a := range db.advOrder {
+		if err := enc.Encode(a); err != nil {
+			return fmt.Errorf("vulndb: write advisory: %w", err)
 		}
 	}
 	return zw.Close()
@@ -358,21 +417,35 @@ func Read(r io.Reader) (*DB, error) {
 	if h.Format != FormatVersion {
 		return nil, fmt.Errorf("vulndb: database format %d, this Customs reads %d: rebuild it with `customs db update`", h.Format, FormatVersion)
 	}
+	if h.Entries < 0 || h.Advisories < 0 {
+		return nil, fmt.Errorf("vulndb: corrupt header: %d entries, %d advisories", h.Entries, h.Advisories)
+	}
 	entries := make([]*Entry, 0, min(h.Entries, 1<<20))
-	for {
+	for len(entries) < h.Entries {
 		e := new(Entry)
 		if err := dec.Decode(e); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("vulndb: database truncated: %d of %d entries", len(entries), h.Entries)
 			}
 			return nil, fmt.Errorf("vulndb: read entry %d: %w", len(entries), err)
 		}
 		entries = append(entries, e)
 	}
-	if len(entries) != h.Entries {
-		return nil, fmt.Errorf("vulndb: database truncated: %d of %d entries", len(entries), h.Entries)
+	advisories := make([]*Advisory, 0, min(h.Advisories, 1<<20))
+	for {
+		a := new(Advisory)
+		if err := dec.Decode(a); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("vulndb: read advisory %d: %w", len(advisories), err)
+		}
+		advisories = append(advisories, a)
 	}
-	db := newDB(entries, h.Built)
+	if len(advisories) != h.Advisories {
+		return nil, fmt.Errorf("vulndb: database truncated: %d of %d advisories", len(advisories), h.Advisories)
+	}
+	db := newDB(entries, advisories, h.Built)
 	if db.header.ContentHash != h.ContentHash {
 		return nil, fmt.Errorf("vulndb: content hash mismatch: file says %s, content is %s", h.ContentHash, db.header.ContentHash)
 	}

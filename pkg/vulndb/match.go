@@ -66,6 +66,7 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 				if name != p.Name || version != p.Version {
 					v.SourceName, v.SourceVersion = name, version
 				}
+				db.describe(v, e)
 				found[k] = v
 			} else if rank(e.Severity) > rank(v.Severity) {
 				v.Severity = e.Severity
@@ -95,6 +96,61 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 		return a.ID < b.ID
 	})
 	return out
+}
+
+// describe copies what the database keeps about e's advisory into v (the
+// entry's own CVSS vector before the advisory's). Slices are copied: a
+// report must not alias the database.
+func (db *DB) describe(v *report.Vulnerability, e *Entry) {
+	a := db.advisories[e.ID]
+	cvss := e.CVSS
+	if a != nil {
+		v.Summary = a.Summary
+		if cvss == nil {
+			cvss = a.CVSS
+		}
+		v.References = append([]string{}, a.References...)
+		v.CWEs = append([]string{}, a.CWEs...)
+		if !a.Published.IsZero() {
+			t := a.Published
+			v.Published = &t
+		}
+		if !a.Modified.IsZero() {
+			t := a.Modified
+			v.Modified = &t
+		}
+	}
+	if cvss != nil {
+		c := *cvss
+		if c.Score != nil {
+			score := *c.Score
+			c.Score = &score
+		}
+		v.CVSS = &c
+	}
+}
+
+// fillFrom completes v's advisory details from another record of the same
+// vulnerability (a GO- record has no CVSS, its GHSA- twin does).
+func fillFrom(v *report.Vulnerability, o report.Vulnerability) {
+	if v.Summary == "" {
+		v.Summary = o.Summary
+	}
+	if v.CVSS == nil {
+		v.CVSS = o.CVSS
+	}
+	if len(v.References) == 0 {
+		v.References = o.References
+	}
+	if v.Published == nil {
+		v.Published = o.Published
+	}
+	if v.Modified == nil {
+		v.Modified = o.Modified
+	}
+	if len(v.CWEs) == 0 {
+		v.CWEs = o.CWEs
+	}
 }
 
 // mergeAliases folds the records of one vulnerability from several
@@ -151,12 +207,10 @@ func mergeAliases(vs []report.Vulnerability) []report.Vulnerability {
 	}
 	out := make([]report.Vulnerability, 0, len(members))
 	for _, m := range members {
+		// Preferred id first, so what is taken from the others does not
+		// depend on map order.
+		sort.Slice(m, func(a, b int) bool { return preferID(vs[m[a]].ID, vs[m[b]].ID) })
 		best := m[0]
-		for _, i := range m[1:] {
-			if preferID(vs[i].ID, vs[best].ID) {
-				best = i
-			}
-		}
 		v := vs[best]
 		ids := map[string]bool{}
 		for _, i := range m {
@@ -169,6 +223,9 @@ func mergeAliases(vs []report.Vulnerability) []report.Vulnerability {
 			}
 			if v.FixedVersion == "" {
 				v.FixedVersion = vs[i].FixedVersion
+			}
+			if i != best {
+				fillFrom(&v, vs[i])
 			}
 		}
 		delete(ids, v.ID)

@@ -2,12 +2,17 @@ package vulndb
 
 import (
 	"encoding/json"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gocvss30 "github.com/pandatix/go-cvss/30"
 	gocvss31 "github.com/pandatix/go-cvss/31"
 	gocvss40 "github.com/pandatix/go-cvss/40"
+
+	"github.com/customs-scan/customs/pkg/report"
 )
 
 // osvRecord holds only the OSV fields Customs needs
@@ -16,13 +21,22 @@ import (
 type osvRecord struct {
 	ID               string          `json:"id"`
 	Modified         time.Time       `json:"modified"`
+	Published        time.Time       `json:"published"`
 	Withdrawn        *time.Time      `json:"withdrawn"`
 	Aliases          []string        `json:"aliases"`
 	Upstream         []string        `json:"upstream"`
 	Related          []string        `json:"related"`
+	Summary          string          `json:"summary"`
+	Details          string          `json:"details"`
 	Severity         []osvSeverity   `json:"severity"`
 	Affected         []osvAffected   `json:"affected"`
+	References       []osvReference  `json:"references"`
 	DatabaseSpecific json.RawMessage `json:"database_specific"`
+}
+
+type osvReference struct {
+	Type string `json:"type"`
+	URL  string `json:"url"`
 }
 
 type osvSeverity struct {
@@ -181,4 +195,134 @@ func affectedSeverity(rec *osvRecord, a *osvAffected) string {
 		}
 	}
 	return SeverityUnknown
+}
+
+// What an advisory keeps for reports is bounded: a database holds hundreds
+// of thousands of advisories, all in memory in every scanner.
+const (
+	// maxSummary bounds Advisory.Summary (runes).
+	maxSummary = 256
+	// maxReferences bounds Advisory.References (kernel advisories list
+	// hundreds of commits).
+	maxReferences = 16
+)
+
+// advisoryOf reduces a record to what reports show about it.
+func advisoryOf(rec *osvRecord) *Advisory {
+	a := &Advisory{
+		ID:        rec.ID,
+		Summary:   summarize(rec.Summary, rec.Details),
+		CVSS:      cvssFromScores(rec.Severity),
+		Published: rec.Published.UTC(),
+		Modified:  rec.Modified.UTC(),
+		CWEs:      cweIDs(rec.DatabaseSpecific),
+	}
+	for _, r := range rec.References {
+		u := strings.TrimSpace(r.URL)
+		if u == "" || slices.Contains(a.References, u) {
+			continue
+		}
+		if len(a.References) == maxReferences {
+			break
+		}
+		a.References = append(a.References, u)
+	}
+	return a
+}
+
+// summarize returns the record's summary, else the first paragraph of its
+// details (distribution records have only details), on one line and at
+// most maxSummary runes.
+func summarize(summary, details string) string {
+	s := strings.TrimSpace(summary)
+	if s == "" {
+		s = strings.TrimSpace(details)
+		if i := strings.Index(s, "\n\n"); i >= 0 {
+			s = s[:i]
+		}
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= maxSummary {
+		return s
+	}
+	r := []rune(s)[:maxSummary-1]
+	return strings.TrimRight(string(r), " ") + "…"
+}
+
+// cvssFromScores returns the CVSS vector severityFromScores would rate
+// from: the first CVSS v3.x vector, else the first v4 one (nil if none).
+// A vector that does not parse is kept without a score.
+func cvssFromScores(sev []osvSeverity) *report.CVSS {
+	var unscored *report.CVSS
+	for _, want := range []string{"CVSS_V3", "CVSS_V4"} {
+		for _, s := range sev {
+			if s.Type != want || s.Score == "" {
+				continue
+			}
+			c := scoreVector(s.Score)
+			if c.Score != nil {
+				return c
+			}
+			if unscored == nil {
+				unscored = c
+			}
+		}
+	}
+	return unscored
+}
+
+// scoreVector computes the base score of a CVSS v3.0, v3.1 or v4.0 vector.
+func scoreVector(vector string) *report.CVSS {
+	c := &report.CVSS{Vector: vector}
+	var score float64
+	var err error
+	switch {
+	case strings.HasPrefix(vector, "CVSS:3.1/"):
+		c.Version = "3.1"
+		var v *gocvss31.CVSS31
+		if v, err = gocvss31.ParseVector(vector); err == nil {
+			score = v.BaseScore()
+		}
+	case strings.HasPrefix(vector, "CVSS:3.0/"):
+		c.Version = "3.0"
+		var v *gocvss30.CVSS30
+		if v, err = gocvss30.ParseVector(vector); err == nil {
+			score = v.BaseScore()
+		}
+	case strings.HasPrefix(vector, "CVSS:4.0/"):
+		c.Version = "4.0"
+		var v *gocvss40.CVSS40
+		if v, err = gocvss40.ParseVector(vector); err == nil {
+			score = v.Score()
+		}
+	default:
+		return c
+	}
+	if err == nil {
+		c.Score = &score
+	}
+	return c
+}
+
+var cweRE = regexp.MustCompile(`^CWE-[0-9]+$`)
+
+// cweIDs reads database_specific.cwe_ids (GitHub advisories), sorted.
+func cweIDs(raw json.RawMessage) []string {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil
+	}
+	var m struct {
+		CWEs []string `json:"cwe_ids"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	var out []string
+	for _, c := range m.CWEs {
+		if c = strings.ToUpper(strings.TrimSpace(c)); cweRE.MatchString(c) {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -284,7 +284,7 @@ func TestRPMWriteReadRoundTrip(t *testing.T) {
 		{Name: "libz1", Version: "1.2.11-3.21.1", SourceName: "zlib", Ecosystem: "SUSE:Linux Enterprise Server 15 SP3"},
 	}
 	a, b := db.Match(pkgs), got.Match(pkgs)
-	if len(a) != 4 || fmt.Sprint(a) != fmt.Sprint(b) {
+	if len(a) != 4 || jsonString(t, a) != jsonString(t, b) {
 		t.Errorf("match differs after round trip:\n%v\n%v", a, b)
 	}
 }

@@ -144,9 +144,14 @@ func TestScanInputTarballs(t *testing.T) {
 			t.Errorf("%s: packages %+v", filepath.Base(input), r.Packages)
 		}
 	}
-	out, _, err := runScan(t, "--format", "table", "--input", saved)
+	out, _, err := runScan(t, "--format", "table", "--packages", "--input", saved)
 	if err != nil || !strings.Contains(out, "bash") || !strings.Contains(out, "PACKAGE") || !strings.Contains(out, "PASS") {
 		t.Errorf("table output: %v\n%s", err, out)
+	}
+	// Without --packages the table has no package list; not a terminal: no colour.
+	out, _, err = runScan(t, "--format", "table", "--input", saved)
+	if err != nil || strings.Contains(out, "PACKAGE") || !strings.Contains(out, "PASS") || strings.Contains(out, "\x1b[") {
+		t.Errorf("table output without --packages: %v\n%s", err, out)
 	}
 }
 

@@ -15,8 +15,10 @@ import (
 	"syscall"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/customs-scan/customs/pkg/formats"
 	"github.com/customs-scan/customs/services/customs"
 	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 	"github.com/customs-scan/customs/services/customs/internal/scancmd"
@@ -30,8 +32,9 @@ import (
 
 const usage = `usage:
   customs up   [--data DIR] [--registry HOST:PORT] [--db FILE] [--ingest-addr ADDR] [--results-addr ADDR] ...
-  customs scan [--format json|table] [--insecure] [--db FILE] [--ignore FILE] IMAGE-REF
-  customs scan [--format json|table] --input IMAGE.tar
+  customs scan [--format FORMAT] [--fail-on quarantine|warn|SEVERITY [--exit-code N]] [--insecure] [--db FILE] [--ignore FILE] IMAGE-REF
+  customs scan [--format FORMAT] [--packages] [--platform OS/ARCH] --input IMAGE.tar
+               FORMAT: json, table, cyclonedx, spdx-json, sarif, openvex
   customs db update --source URL|ZIP|DIR [--source ...] [--db FILE] [--publish NATS-URL]
   customs db publish --nats NATS-URL [--db FILE]
   customs db info [--db FILE]
@@ -47,7 +50,11 @@ Run "customs up -h" or "customs scan -h" for every flag.`
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "customs:", err)
-		if errors.Is(err, scancmd.ErrUsage) || errors.Is(err, flag.ErrHelp) {
+		var exit *scancmd.ExitError
+		switch {
+		case errors.As(err, &exit):
+			os.Exit(exit.Code)
+		case errors.Is(err, scancmd.ErrUsage) || errors.Is(err, flag.ErrHelp):
 			os.Exit(2)
 		}
 		os.Exit(1)
@@ -207,7 +214,11 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("customs scan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.Input, "input", "", "scan a docker-save or OCI-layout tarball instead of a registry image")
-	fs.StringVar(&opts.Format, "format", "json", "output format: json or table")
+	fs.StringVar(&opts.Format, "format", formats.JSON, "output format: "+strings.Join(formats.Names(), ", "))
+	fs.BoolVar(&opts.Packages, "packages", false, "table: list the packages too")
+	fs.StringVar(&opts.Platform, "platform", "", "an index: write this platform's report only (os/arch[/variant]); the single-image formats need it for an index of several platforms")
+	fs.StringVar(&opts.FailOn, "fail-on", "", "exit with --exit-code when the verdict is at least quarantine or warn, or a vulnerability (not ignored) or finding is at least a severity (critical, high, medium, low, unknown)")
+	fs.IntVar(&opts.ExitCode, "exit-code", 1, "exit code when --fail-on matches")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "reach the registry over plain HTTP")
 	scanRedirects := fs.String("registry-redirect-hosts", strings.Join(sc.RedirectHosts, ","), "comma-separated hosts the registry may redirect to or use as token realm (never sent credentials)")
 	fs.BoolVar(&opts.AllowForeignLayers, "allow-foreign-layers", sc.AllowForeignLayers, "fetch foreign-layer URLs (from allowed hosts only)")
@@ -245,6 +256,18 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts.Engine.MalwareHashes = splitList(*hashes)
 	opts.Engine.IgnoreFiles = splitList(*ignoreFiles)
 	opts.Stderr = stderr
+	exitCodeSet := false
+	fs.Visit(func(f *flag.Flag) { exitCodeSet = exitCodeSet || f.Name == "exit-code" })
+	if exitCodeSet && opts.FailOn == "" {
+		return fmt.Errorf("%w: --exit-code needs --fail-on", scancmd.ErrUsage)
+	}
+	if opts.ExitCode < 1 || opts.ExitCode > 255 {
+		return fmt.Errorf("%w: --exit-code must be from 1 to 255", scancmd.ErrUsage)
+	}
+	// Colour only for a person at a terminal (and not against NO_COLOR).
+	if f, ok := stdout.(*os.File); ok && isatty.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == "" {
+		opts.Color = true
+	}
 	return scancmd.Run(ctx, opts, stdout)
 }
 

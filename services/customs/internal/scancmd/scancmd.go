@@ -10,9 +10,7 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,6 +18,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/egress"
+	"github.com/customs-scan/customs/pkg/formats"
+	"github.com/customs-scan/customs/pkg/formats/table"
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/layercache"
 	"github.com/customs-scan/customs/pkg/report"
@@ -30,10 +30,22 @@ import (
 
 // Options for one scan.
 type Options struct {
-	Ref      string // image reference, when scanning from a registry
-	Input    string // docker-save or OCI-layout tarball, instead of Ref
-	Format   string // "json" (default) or "table"
-	Insecure bool   // plain HTTP to the registry
+	Ref    string // image reference, when scanning from a registry
+	Input  string // docker-save or OCI-layout tarball, instead of Ref
+	Format string // a formats name: json (default), table, cyclonedx, spdx-json, sarif, openvex
+	// Packages lists the packages in the table.
+	Packages bool
+	// Color colours the table (the caller knows whether out is a terminal).
+	Color bool
+	// Platform selects one platform (os/arch[/variant]) of an index.
+	Platform string
+	// FailOn makes Run return an *ExitError after writing the output when
+	// the verdict is at least this one (quarantine, warn) or any
+	// vulnerability (not ignored) or finding is at least this severity.
+	FailOn string
+	// ExitCode is the code of that ExitError (1–255; 0 means 1).
+	ExitCode int
+	Insecure bool // plain HTTP to the registry
 	Limits   scan.Limits
 	Engine   inspect.EngineConfig
 	Remote   []remote.Option
@@ -58,6 +70,15 @@ type Options struct {
 // ErrUsage is wrapped by errors in how the command was called.
 var ErrUsage = errors.New("usage")
 
+// ExitError is returned by Run when --fail-on matched: the output was
+// written and the command should exit with Code.
+type ExitError struct {
+	Code   int
+	Reason string
+}
+
+func (e *ExitError) Error() string { return e.Reason }
+
 // Run scans and writes the report(s) to out. For an index, JSON output is
 // an array: every platform's report, then the index's.
 func Run(ctx context.Context, opts Options, out io.Writer) error {
@@ -65,10 +86,18 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return fmt.Errorf("%w: give an image reference or --input, not both", ErrUsage)
 	}
 	if opts.Format == "" {
-		opts.Format = "json"
+		opts.Format = formats.JSON
 	}
-	if opts.Format != "json" && opts.Format != "table" {
-		return fmt.Errorf("%w: --format must be json or table", ErrUsage)
+	enc, _, ok := formats.Lookup(opts.Format)
+	if !ok {
+		return fmt.Errorf("%w: --format must be one of %s", ErrUsage, strings.Join(formats.Names(), ", "))
+	}
+	failOn, err := parseFailOn(opts.FailOn)
+	if err != nil {
+		return err
+	}
+	if opts.ExitCode < 0 || opts.ExitCode > 255 {
+		return fmt.Errorf("%w: --exit-code must be from 1 to 255", ErrUsage)
 	}
 	if opts.Stderr != nil && zerolog.Ctx(ctx).GetLevel() == zerolog.Disabled {
 		// The scan library's warnings (a file an analyzer could not read)
@@ -114,15 +143,142 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if opts.Format == "table" {
-		return writeTable(out, reports)
+	if reports, err = selectReports(reports, opts); err != nil {
+		return err
 	}
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	if len(reports) == 1 {
-		return enc.Encode(reports[0])
+	fopts := formats.Options{Packages: opts.Packages, Color: opts.Color}
+	switch {
+	case len(reports) == 1:
+		err = enc(out, reports[0], fopts)
+	case opts.Format == formats.Table:
+		err = table.EncodeAll(out, reports, table.Options{Packages: opts.Packages, Color: opts.Color})
+	default: // JSON: every platform's report, then the index's
+		e := json.NewEncoder(out)
+		e.SetIndent("", "  ")
+		err = e.Encode(reports)
 	}
-	return enc.Encode(reports)
+	if err != nil {
+		return err
+	}
+	if reason := failOn.match(reports); reason != "" {
+		code := opts.ExitCode
+		if code == 0 {
+			code = 1
+		}
+		return &ExitError{Code: code, Reason: reason}
+	}
+	return nil
+}
+
+// selectReports keeps what the format writes: --platform's report of an
+// index, else everything for json and table; the other formats describe
+// one image, so an index needs --platform unless it has one platform.
+func selectReports(reports []*report.Report, opts Options) ([]*report.Report, error) {
+	if len(reports) <= 1 {
+		return reports, nil
+	}
+	var platforms []*report.Report
+	var names []string
+	for _, r := range reports {
+		if len(r.Manifests) == 0 {
+			platforms = append(platforms, r)
+			names = append(names, r.Artifact.Platform)
+		}
+	}
+	if opts.Platform != "" {
+		for _, r := range platforms {
+			if r.Artifact.Platform == opts.Platform {
+				return []*report.Report{r}, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: --platform %s: the index has %s", ErrUsage, opts.Platform, strings.Join(names, ", "))
+	}
+	if opts.Format == formats.JSON || opts.Format == formats.Table {
+		return reports, nil
+	}
+	if len(platforms) == 1 {
+		return platforms, nil
+	}
+	return nil, fmt.Errorf("%w: --format %s describes one image and this is an index: choose one with --platform (%s)", ErrUsage, opts.Format, strings.Join(names, ", "))
+}
+
+// failOn is a --fail-on threshold: a verdict or a severity.
+type failOn struct {
+	verdict  int    // verdictRank of the threshold, -1: none
+	severity string // a report severity, "": none
+}
+
+func verdictRank(v string) int {
+	switch v {
+	case report.VerdictWarn:
+		return 1
+	case report.VerdictQuarantine:
+		return 2
+	}
+	return 0
+}
+
+func severityRank(s string) int {
+	return slices.Index([]string{report.SeverityUnknown, report.SeverityLow, report.SeverityMedium, report.SeverityHigh, report.SeverityCritical}, s)
+}
+
+func parseFailOn(s string) (failOn, error) {
+	f := failOn{verdict: -1}
+	switch v := strings.ToLower(strings.TrimSpace(s)); v {
+	case "":
+	case report.VerdictWarn, report.VerdictQuarantine:
+		f.verdict = verdictRank(v)
+	default:
+		f.severity = strings.ToUpper(v)
+		if severityRank(f.severity) < 0 {
+			return f, fmt.Errorf("%w: --fail-on must be quarantine, warn or a severity (critical, high, medium, low, unknown), not %q", ErrUsage, s)
+		}
+	}
+	return f, nil
+}
+
+// match says why the reports fail the threshold ("" when they don't).
+func (f failOn) match(reports []*report.Report) string {
+	for _, r := range reports {
+		if f.verdict >= 0 && r.Verdict != "" && verdictRank(r.Verdict) >= f.verdict {
+			return fmt.Sprintf("verdict %s of %s is at or above --fail-on", r.Verdict, nameOf(r))
+		}
+		if f.severity == "" {
+			continue
+		}
+		threshold := severityRank(f.severity)
+		var hits []string
+		for _, v := range r.Vulnerabilities {
+			if severityRank(v.Severity) >= threshold {
+				hits = append(hits, v.ID+" ("+v.Severity+")")
+			}
+		}
+		for _, fd := range r.Findings {
+			if severityRank(fd.Severity) >= threshold {
+				hits = append(hits, fd.Kind+" "+fd.Rule+" ("+fd.Severity+")")
+			}
+		}
+		if len(hits) > 0 {
+			more := ""
+			if len(hits) > 5 {
+				more = fmt.Sprintf(" and %d more", len(hits)-5)
+				hits = hits[:5]
+			}
+			return fmt.Sprintf("%s: %s%s at or above --fail-on %s", nameOf(r), strings.Join(hits, ", "), more, f.severity)
+		}
+	}
+	return ""
+}
+
+func nameOf(r *report.Report) string {
+	name := r.Artifact.Digest
+	if r.Artifact.Repository != "" {
+		name = r.Artifact.Repository + "@" + name
+	}
+	if r.Artifact.Platform != "" {
+		name += " (" + r.Artifact.Platform + ")"
+	}
+	return name
 }
 
 func openDB(opts Options) (*vulndb.DB, error) {
@@ -236,73 +392,4 @@ func scanInput(ctx context.Context, file string, iopts inspect.Options) ([]*repo
 		return nil, err
 	}
 	return []*report.Report{r}, nil
-}
-
-func writeTable(out io.Writer, reports []*report.Report) error {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	for i, r := range reports {
-		if i > 0 {
-			fmt.Fprintln(tw)
-		}
-		name := r.Artifact.Digest
-		if r.Artifact.Repository != "" {
-			name = r.Artifact.Repository + "@" + r.Artifact.Digest
-		}
-		fmt.Fprintf(tw, "%s\n", name)
-		if r.Artifact.Platform != "" {
-			fmt.Fprintf(tw, "platform:\t%s\n", r.Artifact.Platform)
-		}
-		if r.OS.ID != "" {
-			fmt.Fprintf(tw, "os:\t%s %s\n", r.OS.ID, r.OS.Version)
-		}
-		fmt.Fprintf(tw, "verdict:\t%s\n", strings.ToUpper(r.Verdict))
-		fmt.Fprintf(tw, "layers:\t%d\tpackages:\t%d\tvulnerabilities:\t%d\tfindings:\t%d\n",
-			len(r.Layers), len(r.Packages), len(r.Vulnerabilities), len(r.Findings))
-		if len(r.Manifests) > 0 {
-			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "PLATFORM\tDIGEST\tVERDICT")
-			for _, m := range r.Manifests {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", m.Platform, m.Digest, m.Verdict)
-			}
-		}
-		if len(r.Packages) > 0 {
-			pkgs := append([]report.Package{}, r.Packages...)
-			sort.SliceStable(pkgs, func(a, b int) bool { return pkgs[a].Ecosystem+pkgs[a].Name < pkgs[b].Ecosystem+pkgs[b].Name })
-			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "PACKAGE\tVERSION\tECOSYSTEM\tPATH")
-			for _, p := range pkgs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Version, p.Ecosystem, p.Path)
-			}
-		}
-		switch r.VulnerabilityDB.Status {
-		case report.VulnDBChecked:
-			fmt.Fprintf(tw, "vulnerability db:\t%s\n", r.VulnerabilityDB.Version)
-		default:
-			if r.VulnerabilityDB.Note != "" {
-				fmt.Fprintf(tw, "vulnerabilities:\tNOT CHECKED (%s)\n", r.VulnerabilityDB.Note)
-			}
-		}
-		if len(r.Vulnerabilities) > 0 {
-			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "VULNERABILITY\tSEVERITY\tPACKAGE\tVERSION\tFIXED IN")
-			for _, v := range r.Vulnerabilities {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Severity, v.Package, v.Version, v.FixedVersion)
-			}
-		}
-		if len(r.IgnoredVulnerabilities) > 0 {
-			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "IGNORED\tSTATUS\tPACKAGE\tVERSION\tSOURCE")
-			for _, v := range r.IgnoredVulnerabilities {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.ID, v.Status, v.Package, v.Version, v.Source)
-			}
-		}
-		if len(r.Findings) > 0 {
-			fmt.Fprintln(tw)
-			fmt.Fprintln(tw, "KIND\tSEVERITY\tRULE\tPATH")
-			for _, f := range r.Findings {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Kind, f.Severity, f.Rule, f.Path)
-			}
-		}
-	}
-	return tw.Flush()
 }

@@ -8,15 +8,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/apiauth"
+	"github.com/customs-scan/customs/pkg/formats"
 	"github.com/customs-scan/customs/pkg/httpx"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/store"
@@ -86,6 +89,52 @@ func withState(ctx context.Context, raw []byte, state StateFunc) ([]byte, error)
 	return out, nil
 }
 
+// negotiate picks the format of a report: ?format= (400 for an unknown
+// name, listing the known ones), else Accept (406 when it names only
+// media types Customs does not write).
+func negotiate(w http.ResponseWriter, req *http.Request) (string, bool) {
+	if names, ok := req.URL.Query()["format"]; ok {
+		name := ""
+		if len(names) > 0 {
+			name = names[0]
+		}
+		if _, _, known := formats.Lookup(name); !known {
+			httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unknown format %q: known formats are %s", name, strings.Join(formats.Names(), ", ")))
+			return "", false
+		}
+		return name, true
+	}
+	accept := req.Header.Get("Accept")
+	name, ok := formats.FromAccept(accept)
+	if !ok {
+		var types []string
+		for _, n := range formats.Names() {
+			_, ct, _ := formats.Lookup(n)
+			types = append(types, ct)
+		}
+		httpx.WriteError(w, http.StatusNotAcceptable, fmt.Sprintf("no acceptable format in Accept %q: reports are served as %s (or ?format=%s)",
+			accept, strings.Join(types, ", "), strings.Join(formats.Names(), "|")))
+		return "", false
+	}
+	return name, true
+}
+
+// convert encodes a stored report in another format. It is encoded into
+// memory first, so a failure is still an error status, not half a body.
+func convert(raw []byte, name string) ([]byte, string, error) {
+	var r report.Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, "", fmt.Errorf("decode stored report: %w", err)
+	}
+	r.Normalize()
+	enc, contentType, _ := formats.Lookup(name)
+	var buf bytes.Buffer
+	if err := enc(&buf, &r, formats.Options{}); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), contentType, nil
+}
+
 // DBInfo describes the vulnerability database results matches against.
 type DBInfo struct {
 	Status     string     `json:"status"` // "loaded" or "none"
@@ -110,37 +159,71 @@ func Mount(router chi.Router, s *reportstore.Store, auth *apiauth.Authenticator,
 			httpx.WriteJSON(w, http.StatusOK, db())
 		})
 	}
-	// document serves one stored document of a digest: read checks the
-	// digest, scope hides other teams' documents as missing (404), and a
-	// storage failure is a 503.
+	// load reads one stored document of a digest: it checks the digest,
+	// hides other teams' documents as missing (404) and answers 503 for a
+	// storage failure; ok is false when it has answered.
+	load := func(w http.ResponseWriter, req *http.Request, what, missing string, read func(context.Context, string) ([]byte, error)) (raw []byte, ok bool) {
+		digest := chi.URLParam(req, "digest")
+		if !digestRE.MatchString(digest) {
+			httpx.WriteError(w, http.StatusBadRequest, "digest must look like sha256:<64 lowercase hex>")
+			return nil, false
+		}
+		raw, err := read(req.Context(), digest)
+		if errors.Is(err, store.ErrNotFound) || err == nil && !visible(req, raw) {
+			httpx.WriteError(w, http.StatusNotFound, "no "+what+" for "+digest+missing)
+			return nil, false
+		}
+		if err != nil {
+			log.Error().Err(err).Str("digest", digest).Str("document", what).Msg("read failed")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
+			return nil, false
+		}
+		return raw, true
+	}
+	// document serves a stored document as it is.
 	document := func(what, missing string, read func(context.Context, string) ([]byte, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, req *http.Request) {
-			digest := chi.URLParam(req, "digest")
-			if !digestRE.MatchString(digest) {
-				httpx.WriteError(w, http.StatusBadRequest, "digest must look like sha256:<64 lowercase hex>")
-				return
+			if raw, ok := load(w, req, what, missing, read); ok {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(raw)
 			}
-			raw, err := read(req.Context(), digest)
-			if errors.Is(err, store.ErrNotFound) || err == nil && !visible(req, raw) {
-				httpx.WriteError(w, http.StatusNotFound, "no "+what+" for "+digest+missing)
-				return
-			}
-			if err != nil {
-				log.Error().Err(err).Str("digest", digest).Str("document", what).Msg("read failed")
-				httpx.WriteError(w, http.StatusServiceUnavailable, "report storage unavailable")
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(raw)
 		}
 	}
-	r.Get("/v1/reports/{digest}", document("report", " (yet)", func(ctx context.Context, digest string) ([]byte, error) {
-		raw, err := s.GetRaw(ctx, digest)
-		if err != nil || state == nil {
-			return raw, err
+	// A report in the format ?format= names, else the one Accept prefers
+	// (Customs JSON by default); the quarantine state is added to the JSON.
+	r.Get("/v1/reports/{digest}", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Add("Vary", "Accept")
+		name, ok := negotiate(w, req)
+		if !ok {
+			return
 		}
-		return withState(ctx, raw, state)
-	}))
+		raw, ok := load(w, req, "report", " (yet)", s.GetRaw)
+		if !ok {
+			return
+		}
+		if name == formats.JSON {
+			if state != nil {
+				withQ, err := withState(req.Context(), raw, state)
+				if err != nil {
+					log.Error().Err(err).Str("digest", chi.URLParam(req, "digest")).Msg("read quarantine state failed")
+					httpx.WriteError(w, http.StatusServiceUnavailable, "quarantine records unavailable")
+					return
+				}
+				raw = withQ
+			}
+			w.Header().Set("Content-Type", formats.JSONContentType)
+			_, _ = w.Write(raw)
+			return
+		}
+		body, contentType, err := convert(raw, name)
+		if err != nil {
+			log.Error().Err(err).Str("digest", chi.URLParam(req, "digest")).Str("format", name).Msg("convert report failed")
+			httpx.WriteError(w, http.StatusInternalServerError, "the report could not be converted to "+name)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		_, _ = w.Write(body)
+	})
 	r.Get("/v1/reports/{digest}/inventory", document("inventory", " (not scanned yet, an index, or a failed scan)", s.GetInventoryRaw))
 	// Attempts are shown to whoever may see the digest's report; the
 	// attempts document is built from the stored attempt records.
