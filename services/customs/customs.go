@@ -401,7 +401,8 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 		}
 		hw, err = harbor.New(harbor.Config{Addr: lnHarbor.Addr().String(), Token: st.HarborToken, JobKey: jobKey,
 			Registries: cfg.Registries, InsecureRegistries: insecure},
-			harbor.Deps{JetStream: js("harbor"), Bucket: bucket, Ready: natsconn.Ready(conns["harbor"]), Log: log})
+			harbor.Deps{JetStream: js("harbor"), Bucket: bucket, Ready: natsconn.Ready(conns["harbor"]), Log: log,
+				SBOM: harbor.SPDX})
 		if err != nil {
 			return nil, err
 		}

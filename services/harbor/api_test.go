@@ -1,13 +1,16 @@
 package harbor_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	spdxjson "github.com/spdx/tools-golang/json"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -415,5 +418,31 @@ func TestAuthentication(t *testing.T) {
 	}
 	if !strings.Contains(b.logs.String(), "scanner API authentication is off") {
 		t.Errorf("auth off is not warned about:\n%s", b.logs.String())
+	}
+}
+
+// The real SBOM: SPDX 2.3 of the stored report, read back with the SPDX
+// library, inside Harbor's envelope (validated against the spec like every
+// response here).
+func TestSPDXSBOM(t *testing.T) {
+	b := startAlone(t, harbor.Config{}, harbor.Deps{SBOM: harbor.SPDX})
+	digest := "sha256:" + strings.Repeat("5", 64)
+	storeReport(t, b.js, b.bucket, lodashReport(fixtureRegistry, digest))
+	id := b.scanID(t, scanRequest(fixtureRegistry, "", "library/app", digest, ""))
+	x := b.report(t, id, harborfmt.MediaTypeSBOM, "?sbom_media_type="+url.QueryEscape(harborfmt.SBOMSPDX))
+	var sb harborfmt.SBOMReport
+	if x.status != 200 || json.Unmarshal(x.body, &sb) != nil {
+		t.Fatalf("SBOM report: %d %s", x.status, x.body)
+	}
+	doc, err := spdxjson.Read(bytes.NewReader(sb.SBOM))
+	if err != nil {
+		t.Fatalf("read SPDX: %v\n%s", err, sb.SBOM)
+	}
+	var names []string
+	for _, p := range doc.Packages {
+		names = append(names, p.PackageName)
+	}
+	if doc.SPDXVersion != "SPDX-2.3" || !slices.Contains(names, "lodash") {
+		t.Errorf("SPDX %s packages %v", doc.SPDXVersion, names)
 	}
 }

@@ -195,7 +195,7 @@ func NewVulnerabilityReport(r *report.Report, a Artifact, s Scanner, generated t
 		item := VulnerabilityItem{
 			ID: id, Package: v.Package, Version: v.Version, FixVersion: v.FixedVersion,
 			Severity: Severity(v.Severity), Links: links(v, id), Layer: layer(v.Layer),
-			PreferredCVSS: preferredCVSS(v), VendorAttributes: attrs,
+			PreferredCVSS: preferredCVSS(v), VendorAttributes: attrs, Description: v.Summary, CWEIDs: v.CWEs,
 		}
 		if len(attrs) == 0 {
 			item.VendorAttributes = nil
@@ -214,7 +214,13 @@ func NewVulnerabilityReport(r *report.Report, a Artifact, s Scanner, generated t
 // report.Vulnerability carries none yet (pkg/vulndb keeps the OSV
 // severity only), so there is nothing to map; once it has scores and
 // vectors, this is the one function to fill in.
-func preferredCVSS(report.Vulnerability) *CVSS { return nil }
+func preferredCVSS(v report.Vulnerability) *CVSS {
+	// Harbor's CVSSDetails knows v2 and v3 only: a v4 vector has no slot.
+	if v.CVSS == nil || !strings.HasPrefix(v.CVSS.Version, "3") {
+		return nil
+	}
+	return &CVSS{ScoreV3: v.CVSS.Score, VectorV3: v.CVSS.Vector}
+}
 
 // harborID is the id Harbor shows and its CVE allowlist matches: the CVE
 // when the advisory has one (Harbor's allowlists are lists of CVEs), else
@@ -240,6 +246,14 @@ func links(v report.Vulnerability, id string) []string {
 	out := []string{"https://osv.dev/vulnerability/" + v.ID}
 	if strings.HasPrefix(id, "CVE-") {
 		out = append(out, "https://nvd.nist.gov/vuln/detail/"+id)
+	}
+	for _, ref := range v.References {
+		if len(out) >= 8 {
+			break
+		}
+		if !slices.Contains(out, ref) {
+			out = append(out, ref)
+		}
 	}
 	return out
 }

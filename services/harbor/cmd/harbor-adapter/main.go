@@ -32,7 +32,7 @@ func run() error {
 				return err
 			}
 			svc, err := harbor.New(cfg.Harbor, harbor.Deps{Replicas: e.Replicas, JetStream: e.JS, Bucket: bucket,
-				Ready: natsconn.Ready(e.NC), Log: e.Log})
+				Ready: natsconn.Ready(e.NC), Log: e.Log, SBOM: harbor.SPDX})
 			if err != nil {
 				return err
 			}
