@@ -32,7 +32,7 @@ import (
 func BenchmarkPushToReport(b *testing.B) {
 	cfg := customs.DefaultUpConfig()
 	cfg.DataDir = b.TempDir()
-	for _, a := range []*string{&cfg.IngestAddr, &cfg.ResultsAddr, &cfg.ScannerAddr, &cfg.NATSAddr, &cfg.S3Addr} {
+	for _, a := range []*string{&cfg.IngestAddr, &cfg.ResultsAddr, &cfg.ScannerAddr, &cfg.NATSAddr, &cfg.S3Addr, &cfg.HarborAddr, &cfg.NotifierAddr} {
 		*a = "127.0.0.1:0"
 	}
 	cfg.RegistryAddr = "127.0.0.1:0"

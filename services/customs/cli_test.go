@@ -277,7 +277,7 @@ func TestCustomsUpBinary(t *testing.T) {
 		ingest, results, scanner, natsAddr, s3, registry = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 		cmd = exec.Command(bin, "up", "--data", t.TempDir(), "--registry", registry,
 			"--ingest-addr", ingest, "--results-addr", results, "--scanner-addr", scanner,
-			"--nats-addr", natsAddr, "--s3-addr", s3, "--log-level", "warn")
+			"--nats-addr", natsAddr, "--s3-addr", s3, "--harbor-addr", freeAddr(t), "--log-level", "warn")
 		stderr = &svcmaintest.LogBuffer{}
 		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {

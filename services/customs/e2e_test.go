@@ -25,7 +25,7 @@ import (
 func testConfig(t *testing.T) customs.UpConfig {
 	cfg := customs.DefaultUpConfig()
 	cfg.DataDir = t.TempDir()
-	for _, a := range []*string{&cfg.IngestAddr, &cfg.ResultsAddr, &cfg.ScannerAddr, &cfg.NATSAddr, &cfg.S3Addr} {
+	for _, a := range []*string{&cfg.IngestAddr, &cfg.ResultsAddr, &cfg.ScannerAddr, &cfg.NATSAddr, &cfg.S3Addr, &cfg.HarborAddr, &cfg.NotifierAddr} {
 		*a = "127.0.0.1:0"
 	}
 	cfg.RegistryAddr = "127.0.0.1:0"

@@ -92,28 +92,26 @@ func (e *env) audit(t *testing.T, d string) []quarantine.AuditJSON {
 	return doc.Audit
 }
 
-// drained waits until the quarantine consumer has no pending events: what
-// it would do with the events sent so far is done.
+// drained waits until results has handled every report event (so their
+// ReportStored events are published) and the quarantine consumer every
+// ReportStored event: what it would do with the events sent so far is done.
 func (e *env) drained(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := e.js.Consumer(ctx, queue.EventsStream, queue.QuarantineConsumer)
-		if err == nil {
-			info, err := c.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				s, _ := e.js.Stream(ctx, queue.EventsStream)
-				si, _ := s.Info(ctx)
-				if info.Delivered.Stream >= si.State.LastSeq {
-					return
-				}
-			}
+	idle := func(stream, consumer string) bool {
+		c, err := e.js.Consumer(ctx, stream, consumer)
+		if err != nil {
+			return false
 		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !idle(queue.ReportsStream, queue.ResultsConsumer) || !idle(queue.EventsStream, queue.QuarantineConsumer) {
 		if time.Now().After(deadline) {
 			t.Fatal("quarantine consumer did not drain")
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
