@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # System packages for the optional engine tests: clamd and ClamAV's real
 # test samples (pkg/clamd, pkg/scan/analyzer/clamav start their own clamd),
-# and the yara command (libyara), the reference that
-# pkg/yara's pure-Go evaluator is compared against. None of
-# them is linked into Customs.
+# the yara command (libyara), the reference that
+# pkg/yara's pure-Go evaluator is compared against, and chromium, the
+# headless browser services/results/internal/web's tests drive (chromedp;
+# Debian's chromium runs as root with --headless=new --no-sandbox). None
+# of them is linked into Customs.
 # Debian/Ubuntu, as root, non-interactive, idempotent:
 #   - packages already installed are skipped (no apt-get at all when
 #     everything is there);
@@ -14,10 +16,11 @@
 #     freshclam's daemon is neither started nor needed (the tests write
 #     their own signature database and start their own clamd).
 # Without these packages those tests skip (ClamAV: "install clamav-daemon
-# (scripts/ci-deps.sh)"); the rest of the suite needs only Go.
+# (scripts/ci-deps.sh)", the browser tests: "chromium is not on PATH");
+# the rest of the suite needs only Go.
 set -euo pipefail
 
-pkgs=(clamav-daemon clamav-testfiles yara)
+pkgs=(clamav-daemon clamav-testfiles yara chromium)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -62,4 +65,5 @@ trap cleanup EXIT
 apt-get install "${apt_opts[@]}" "${missing[@]}"
 
 command -v clamd >/dev/null 2>&1 || { echo "ci-deps: clamd not on PATH after install" >&2; exit 1; }
+command -v chromium >/dev/null 2>&1 || { echo "ci-deps: chromium not on PATH after install" >&2; exit 1; }
 echo "ci-deps: installed: ${missing[*]} ($(clamd --version 2>/dev/null || true))"

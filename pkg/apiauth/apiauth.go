@@ -263,13 +263,27 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, ctxKey{}, p)
 }
 
+type authenticatedKey struct{}
+
+// WithAuthenticated returns ctx carrying a caller that an in-process layer
+// authenticated another way (the web interface's session cookie, which
+// stands for one of these tokens): Middleware takes it instead of looking
+// for a bearer token. Context values never come from the network.
+func WithAuthenticated(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, authenticatedKey{}, p)
+}
+
 // Middleware admits callers whose role allows need: 401 with
 // WWW-Authenticate without a valid token, 403 with a valid one of too
-// small a role.
+// small a role. A caller put in the context by WithAuthenticated is
+// judged by its role as a token's would be.
 func (a *Authenticator) Middleware(need Role) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, err := a.Authenticate(r)
+			if outer, ok := r.Context().Value(authenticatedKey{}).(Principal); ok {
+				p, err = outer, nil
+			}
 			switch {
 			case errors.Is(err, ErrNoToken):
 				w.Header().Set("WWW-Authenticate", `Bearer realm="customs"`)
@@ -305,4 +319,44 @@ func Switch(variable, value string) (off bool, err error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("%s=%q: want off (or unset)", variable, value)
+}
+
+// Login authenticates a token typed into a login form and returns its
+// principal and a fingerprint of the token (derived from its hash, not
+// the token) for a session to remember: Session(name, fingerprint) gives
+// the principal back for as long as that exact token is accepted.
+func (a *Authenticator) Login(token string) (Principal, string, error) {
+	h := sha256.Sum256([]byte(token))
+	match := -1
+	for i := range a.tokens {
+		if subtle.ConstantTimeCompare(h[:], a.tokens[i].hash[:]) == 1 {
+			match = i
+		}
+	}
+	if token == "" || match < 0 {
+		return Principal{}, "", ErrBadToken
+	}
+	t := a.tokens[match]
+	return Principal{Name: t.Name, Role: t.Role, Repositories: t.Repositories}, fingerprint(t.hash), nil
+}
+
+// Session returns the principal of the token a session was opened with
+// (Login's name and fingerprint); false when no accepted token has that
+// name and hash any more (removed, or rotated under the same name), which
+// ends the session.
+func (a *Authenticator) Session(name, fp string) (Principal, bool) {
+	for i := range a.tokens {
+		t := &a.tokens[i]
+		if t.Name == name && subtle.ConstantTimeCompare([]byte(fingerprint(t.hash)), []byte(fp)) == 1 {
+			return Principal{Name: t.Name, Role: t.Role, Repositories: t.Repositories}, true
+		}
+	}
+	return Principal{}, false
+}
+
+// fingerprint names a token's hash in sessions without being usable as
+// either the token or its hash.
+func fingerprint(hash [sha256.Size]byte) string {
+	f := sha256.Sum256(append([]byte("customs-session\x00"), hash[:]...))
+	return hex.EncodeToString(f[:16])
 }

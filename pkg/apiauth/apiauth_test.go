@@ -249,3 +249,59 @@ func TestSwitch(t *testing.T) {
 		t.Errorf("Switch(false): %v", err)
 	}
 }
+
+func TestLoginAndSession(t *testing.T) {
+	a, err := apiauth.New(apiauth.Config{AdminToken: "s3cret-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Login("wrong"); err == nil {
+		t.Fatal("Login accepted a wrong token")
+	}
+	if _, _, err := a.Login(""); err == nil {
+		t.Fatal("Login accepted an empty token")
+	}
+	p, fp, err := a.Login("s3cret-admin")
+	if err != nil || p.Name != "admin-token" || p.Role != apiauth.RoleAdmin || strings.Contains(fp, "s3cret") {
+		t.Fatalf("Login = %+v, %q, %v", p, fp, err)
+	}
+	if got, ok := a.Session(p.Name, fp); !ok || got.Role != apiauth.RoleAdmin {
+		t.Fatalf("Session = %+v, %v", got, ok)
+	}
+	// The same name with another token (rotated): the session ends.
+	b, err := apiauth.New(apiauth.Config{AdminToken: "rotated-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Session(p.Name, fp); ok {
+		t.Fatal("a session outlived its token")
+	}
+}
+
+func TestMiddlewareTakesACallerAuthenticatedInProcess(t *testing.T) {
+	a, err := apiauth.New(apiauth.Config{AdminToken: "s3cret-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.Middleware(apiauth.RoleAdmin)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(apiauth.FromContext(r.Context()).Name))
+	}))
+	for _, c := range []struct {
+		p    *apiauth.Principal
+		code int
+	}{
+		{nil, http.StatusUnauthorized},
+		{&apiauth.Principal{Name: "web-admin", Role: apiauth.RoleAdmin}, http.StatusOK},
+		{&apiauth.Principal{Name: "web-reader", Role: apiauth.RoleRead}, http.StatusForbidden},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/v1/x", nil)
+		if c.p != nil {
+			req = req.WithContext(apiauth.WithAuthenticated(req.Context(), *c.p))
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.code {
+			t.Errorf("%+v: %d; want %d", c.p, rec.Code, c.code)
+		}
+	}
+}

@@ -152,7 +152,15 @@ type Layer struct {
 	Digest string `json:"digest"`
 	DiffID string `json:"diff_id"`
 	Size   int64  `json:"size"`
+	// CreatedBy is the build step that made the layer (the config history's
+	// created_by), with build-argument values and secrets redacted and cut
+	// to MaxCreatedBy bytes; empty when the history does not say.
+	CreatedBy string `json:"created_by,omitempty"`
 }
+
+// MaxCreatedBy bounds Layer.CreatedBy: a report of 256 layers stays small
+// whatever the build wrote into its history.
+const MaxCreatedBy = 1024
 
 // Package is one installed package. Layer is the digest of the layer that
 // added it.

@@ -152,6 +152,7 @@ func (s *imageScan) scan(ctx context.Context, img v1.Image) (*Result, error) {
 	if err := s.merge(ctx, res, outs); err != nil {
 		return nil, err
 	}
+	setBuildSteps(res.Layers, s.history, s.o.analyzers)
 	return res, nil
 }
 

@@ -134,3 +134,29 @@ func clean(s string) string {
 func indexNL(b []byte) int { return bytes.IndexByte(b, '\n') }
 
 func lastIndexNL(b []byte) int { return bytes.LastIndexByte(b, '\n') }
+
+// maxRedactCandidates bounds the matches RedactText examines in one text.
+const maxRedactCandidates = 1000
+
+// RedactText returns text with every secret the rules find in it
+// reduced to its Redact form, wherever it occurs (a build step that names
+// a token twice loses both). For texts a report shows whole, such as a
+// layer's build step.
+func (e *Engine) RedactText(text string) string {
+	data := []byte(text[:min(len(text), MaxTextSize)])
+	cands := e.detect("", data, maxRedactCandidates)
+	if len(cands) == 0 {
+		return text
+	}
+	// Longest first: a secret that contains a shorter one is replaced
+	// whole before the shorter one is looked for.
+	slices.SortFunc(cands, func(a, b candidate) int { return len(b.secret) - len(a.secret) })
+	out := text
+	for i := range cands {
+		if s := cands[i].secret; s != "" {
+			out = strings.ReplaceAll(out, s, Redact(s))
+		}
+	}
+	clear(cands) // no secret stays behind
+	return out
+}

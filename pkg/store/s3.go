@@ -194,6 +194,36 @@ func (b *S3) List(ctx context.Context, prefix string, limit int) ([]string, erro
 	return keys, nil
 }
 
+// ListAfter returns up to limit keys under prefix that sort after after
+// (S3's StartAfter), in lexical order: one page of a long listing without
+// reading the keys before it.
+func (b *S3) ListAfter(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.readTimeout)
+	defer cancel()
+	in := &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix}
+	if after != "" {
+		in.StartAfter = &after
+	}
+	if limit > 0 && limit < 1000 {
+		in.MaxKeys = aws.Int32(int32(limit)) // S3 pages hold at most 1000 keys
+	}
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(b.client, in)
+	for p.HasMorePages() && (limit <= 0 || len(keys) < limit) {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3: list %s after %s: %w", prefix, after, err)
+		}
+		for _, o := range page.Contents {
+			if limit > 0 && len(keys) >= limit {
+				break
+			}
+			keys = append(keys, aws.ToString(o.Key))
+		}
+	}
+	return keys, nil
+}
+
 // Ping checks the bucket exists and answers.
 func (b *S3) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.readTimeout)

@@ -102,3 +102,23 @@ func TestS3FrozenServerTimesOut(t *testing.T) {
 		}
 	}
 }
+
+func TestS3ListAfter(t *testing.T) {
+	ctx := context.Background()
+	b := storetest.Start(t).Bucket(t, "reports")
+	for _, k := range []string{"i/a.json", "i/b.json", "i/c.json", "i/d.json", "j/a.json"} {
+		if err := b.Put(ctx, k, []byte("{}"), "application/json"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := b.ListAfter(ctx, "i/", "i/b.json", 2)
+	if err != nil || len(keys) != 2 || keys[0] != "i/c.json" || keys[1] != "i/d.json" {
+		t.Fatalf("ListAfter(i/b.json, 2) = %v, %v", keys, err)
+	}
+	if keys, err := b.ListAfter(ctx, "i/", "", 1); err != nil || len(keys) != 1 || keys[0] != "i/a.json" {
+		t.Fatalf("ListAfter(\"\", 1) = %v, %v", keys, err)
+	}
+	if keys, err := b.ListAfter(ctx, "i/", "i/d.json", 0); err != nil || len(keys) != 0 {
+		t.Fatalf("ListAfter(last) = %v, %v", keys, err)
+	}
+}

@@ -46,6 +46,7 @@ import (
 	"github.com/customs-scan/customs/services/results/internal/reportapi"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
 	"github.com/customs-scan/customs/services/results/internal/stored"
+	"github.com/customs-scan/customs/services/results/internal/web"
 )
 
 // Config is read from the environment by cmd/results (and by `customs up`).
@@ -265,6 +266,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return reportapi.DBInfo{Status: "loaded", Version: db.Version(), BuiltAt: &built, Advisories: h.Advisories, Entries: h.Entries}
 	}, s.quarantineState, log)
 	reportapi.MountQuarantine(router, auth, s.quarantine, cfg.Quarantine, log)
+	s.handler = web.Mount(router, web.Deps{Store: rs, Auth: auth, Quarantine: s.quarantine,
+		QuarantineMode: cfg.Quarantine, DB: vdb.Current, JetStream: deps.JetStream,
+		NewSince: s.alerts.NewSince, SessionKey: cfg.Signing.Key, Log: log})
 	return s, nil
 }
 

@@ -128,6 +128,16 @@ type ConfigAnalyzer interface {
 	AnalyzeConfig(ctx context.Context, img *Image, cfg *v1.ConfigFile) (*Result, error)
 }
 
+// Redactor is an optional Analyzer interface for analyzers that know
+// what a secret looks like: RedactText returns text with every secret it
+// finds reduced to its redacted form. The scan passes each layer's build
+// step (history created_by) through every Redactor before it goes into
+// the report, so Layer.CreatedBy never carries a credential the findings
+// only show redacted.
+type Redactor interface {
+	RedactText(text string) string
+}
+
 // Persistent is an optional Analyzer interface: findings of an analyzer
 // that returns true survive when a later layer deletes or replaces the
 // file. A secret or a miner added in one layer and deleted in the next is

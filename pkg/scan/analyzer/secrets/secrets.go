@@ -217,3 +217,7 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 	}
 	return &res, nil
 }
+
+// RedactText implements analyzer.Redactor: the build steps a report
+// shows whole get the same redaction as the findings' excerpts.
+func (a *Analyzer) RedactText(text string) string { return a.e.RedactText(text) }

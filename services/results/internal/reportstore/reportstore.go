@@ -5,10 +5,19 @@
 //	indexes/sha256/<hex>                           marks an index report (re-matching refreshes its children's verdicts)
 //	repositories/<escaped repo>/<inv-time>-<hex>.json  a summary per scan, newest push first in lexical order
 //	attempts/sha256/<hex>/<inv-time>.json          failed scans of a digest that has a complete report
+//	repo-index/<escaped repo>.json                 the summary of the repository's newest push (Repositories)
+//
+// The repository index exists because listing the first-level names under
+// repositories/ means reading every summary key of every repository: one
+// small object per repository, rewritten only when its newest push changes,
+// lists 10,000 repositories in a few requests, a page at a time.
 package reportstore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +28,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/store"
@@ -36,9 +47,12 @@ type Summary struct {
 	Verdict    string   `json:"verdict"`
 	Packages   int      `json:"packages"`
 	// Vulnerabilities counts reported (not ignored) vulnerabilities.
-	Vulnerabilities int       `json:"vulnerabilities"`
-	Findings        int       `json:"findings"`
-	FinishedAt      time.Time `json:"finished_at"`
+	Vulnerabilities int `json:"vulnerabilities"`
+	// Severities counts them by severity (absent in summaries written
+	// before it was added, and for an index, whose platforms have them).
+	Severities map[string]int `json:"severities,omitempty"`
+	Findings   int            `json:"findings"`
+	FinishedAt time.Time      `json:"finished_at"`
 	// RequestedAt is when the push was received (listings order by it).
 	RequestedAt *time.Time `json:"requested_at,omitempty"`
 	Report      string     `json:"report"` // API path of the full report
@@ -50,6 +64,10 @@ type Store struct {
 	// locks serialize the read-modify-write of one digest's objects
 	// within this process (events for one digest handled by two slots).
 	locks [64]sync.Mutex
+	// repoLocks do the same for a repository's index object (two digests
+	// of one repository stored at once); separate from locks, which are
+	// held while they are taken.
+	repoLocks [64]sync.Mutex
 }
 
 // New wraps a bucket.
@@ -187,7 +205,15 @@ func (s *Store) put(ctx context.Context, r *report.Report, withInventory bool) (
 	return Stored, previous, nil
 }
 
-func (s *Store) putSummary(ctx context.Context, r *report.Report) error {
+// storedSummary is a listing entry as stored: the summary plus what the
+// web page compares consecutive images by (not served by the API).
+type storedSummary struct {
+	Summary
+	// VulnKeys identify the vulnerabilities (see vulnKeys).
+	VulnKeys []string `json:"vuln_keys,omitempty"`
+}
+
+func summaryOf(r *report.Report) Summary {
 	sum := Summary{
 		Registry: r.Artifact.Registry, Repository: r.Artifact.Repository, Digest: r.Artifact.Digest,
 		Tags: r.Artifact.Tags, MediaType: r.Artifact.MediaType, Platform: r.Artifact.Platform,
@@ -195,11 +221,224 @@ func (s *Store) putSummary(ctx context.Context, r *report.Report) error {
 		Vulnerabilities: len(r.Vulnerabilities),
 		FinishedAt:      r.FinishedAt, RequestedAt: r.RequestedAt, Report: "/v1/reports/" + r.Artifact.Digest,
 	}
-	sb, err := json.Marshal(sum)
+	if len(r.Vulnerabilities) > 0 {
+		sum.Severities = map[string]int{}
+		for _, v := range r.Vulnerabilities {
+			sum.Severities[SeverityOf(v.Severity)]++
+		}
+	}
+	return sum
+}
+
+// SeverityOf is a vulnerability's severity as pages count it: an empty or
+// unrecognised one is UNKNOWN.
+func SeverityOf(s string) string {
+	switch s {
+	case report.SeverityCritical, report.SeverityHigh, report.SeverityMedium, report.SeverityLow:
+		return s
+	}
+	return report.SeverityUnknown
+}
+
+func (s *Store) putSummary(ctx context.Context, r *report.Report) error {
+	sum := summaryOf(r)
+	sb, err := json.Marshal(storedSummary{Summary: sum, VulnKeys: vulnKeys(r.Vulnerabilities)})
 	if err != nil {
 		return fmt.Errorf("encode summary: %w", err)
 	}
-	return s.b.Put(ctx, summaryKey(r), sb, "application/json")
+	if err := s.b.Put(ctx, summaryKey(r), sb, "application/json"); err != nil {
+		return err
+	}
+	return s.putRepoIndex(ctx, sum)
+}
+
+// vulnKeys identifies each vulnerability of a report for comparison with
+// another image's, as alerts does: one entry per package and id, holding
+// short hashes of the package with the id and with each alias, joined by
+// "+" (a vulnerability is known to the other image when any of them is).
+// 11 characters per id keep a summary of 500 vulnerabilities near 10 KB.
+func vulnKeys(vs []report.Vulnerability) []string {
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		parts := make([]string, 0, 1+len(v.Aliases))
+		for _, id := range append([]string{v.ID}, v.Aliases...) {
+			h := sha256.Sum256([]byte(v.Package + "\x00" + id))
+			parts = append(parts, base64.RawURLEncoding.EncodeToString(h[:8]))
+		}
+		out = append(out, strings.Join(parts, "+"))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// NewVulnerabilities counts the vulnerabilities (VulnKeys) of now that
+// before did not have under their id or any alias; -1 when either image
+// has no keys recorded but some vulnerabilities (a summary written before
+// keys were kept).
+func NewVulnerabilities(now, before Image) int {
+	if len(now.VulnKeys) == 0 && now.Vulnerabilities > 0 || len(before.VulnKeys) == 0 && before.Vulnerabilities > 0 {
+		return -1
+	}
+	known := map[string]bool{}
+	for _, k := range before.VulnKeys {
+		for p := range strings.SplitSeq(k, "+") {
+			known[p] = true
+		}
+	}
+	n := 0
+	for _, k := range now.VulnKeys {
+		seen := false
+		for p := range strings.SplitSeq(k, "+") {
+			seen = seen || known[p]
+		}
+		if !seen {
+			n++
+		}
+	}
+	return n
+}
+
+// repoIndexPrefix holds one object per repository (see Repositories).
+const repoIndexPrefix = "repo-index/"
+
+func repoIndexKey(repository string) string {
+	return repoIndexPrefix + url.PathEscape(repository) + ".json"
+}
+
+func summaryPushedAt(s Summary) time.Time {
+	if s.RequestedAt != nil && !s.RequestedAt.IsZero() {
+		return *s.RequestedAt
+	}
+	return s.FinishedAt
+}
+
+// putRepoIndex makes sum its repository's index entry unless the entry
+// names a newer push of another digest (a slow scan of an older push, a
+// re-match of an older image). It reads the entry first and writes only
+// a change: a redelivered report costs one GET. Two results processes
+// storing two pushes of one repository in the same instant may leave the
+// older one named until that repository's next store.
+func (s *Store) putRepoIndex(ctx context.Context, sum Summary) error {
+	h := fnv.New32a()
+	h.Write([]byte(sum.Repository))
+	m := &s.repoLocks[h.Sum32()%uint32(len(s.repoLocks))]
+	m.Lock()
+	defer m.Unlock()
+	key := repoIndexKey(sum.Repository)
+	old, err := s.b.Get(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		var cur Summary
+		if json.Unmarshal(old, &cur) == nil && summaryPushedAt(cur).After(summaryPushedAt(sum)) {
+			if cur.Digest != sum.Digest {
+				return nil
+			}
+			// The same image, stored again (a re-match) after a later push
+			// of it added tags: keep that push's time and tags.
+			sum.RequestedAt, sum.Tags = cur.RequestedAt, cur.Tags
+		}
+	}
+	body, err := json.Marshal(sum)
+	if err != nil {
+		return fmt.Errorf("encode repository index entry: %w", err)
+	}
+	if bytes.Equal(body, old) {
+		return nil
+	}
+	return s.b.Put(ctx, key, body, "application/json")
+}
+
+// afterLister is a bucket that can start a listing after a key
+// (store.S3); others are listed from the start.
+type afterLister interface {
+	ListAfter(ctx context.Context, prefix, after string, limit int) ([]string, error)
+}
+
+// RepositoryPage is one page of Repositories.
+type RepositoryPage struct {
+	// Repositories are the summaries of each repository's newest push, by
+	// repository name.
+	Repositories []Summary
+	// Next is the after of the next page; "" on the last page.
+	Next string
+}
+
+// repositoryListChunk is how many index keys one listing request reads.
+const repositoryListChunk = 1000
+
+// Repositories returns up to limit repositories whose names sort after
+// after and that keep accepts (nil: all), each with the summary of its
+// newest push. Names are read from the index keys, so keep (a token's
+// scope, a search) costs no object reads; only the page's entries are
+// read, concurrently.
+func (s *Store) Repositories(ctx context.Context, after string, limit int, keep func(repository string) bool) (RepositoryPage, error) {
+	limit = max(limit, 1)
+	var names []string
+	start := ""
+	if after != "" {
+		start = repoIndexKey(after)
+	}
+	al, paged := s.b.(afterLister)
+	// The first request asks for one page (plus one, to know there is a
+	// next): without a filter that is all it needs.
+	chunk := min(limit+1, repositoryListChunk)
+scan:
+	for {
+		var keys []string
+		var err error
+		if paged {
+			keys, err = al.ListAfter(ctx, repoIndexPrefix, start, chunk)
+		} else {
+			keys, err = s.b.List(ctx, repoIndexPrefix, 0)
+			keys = slices.DeleteFunc(keys, func(k string) bool { return start != "" && k <= start })
+		}
+		if err != nil {
+			return RepositoryPage{}, err
+		}
+		for _, k := range keys {
+			name, err := url.PathUnescape(strings.TrimSuffix(strings.TrimPrefix(k, repoIndexPrefix), ".json"))
+			if err != nil || keep != nil && !keep(name) {
+				continue
+			}
+			if names = append(names, name); len(names) > limit {
+				break scan
+			}
+		}
+		if !paged || len(keys) < chunk {
+			break
+		}
+		start, chunk = keys[len(keys)-1], repositoryListChunk
+	}
+	var page RepositoryPage
+	if len(names) > limit {
+		names = names[:limit]
+		page.Next = names[limit-1]
+	}
+	page.Repositories = make([]Summary, len(names))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, name := range names {
+		g.Go(func() error {
+			raw, err := s.b.Get(gctx, repoIndexKey(name))
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(raw, &page.Repositories[i]); err != nil {
+				return fmt.Errorf("decode repository index entry of %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return RepositoryPage{}, err
+	}
+	return page, nil
 }
 
 // putAttempt keeps failed beside the complete report old: recorded under
@@ -391,13 +630,35 @@ func (s *Store) Get(ctx context.Context, digest string) (*report.Report, error) 
 // List returns summaries of repository's reports, newest first, one per
 // digest (its latest scan).
 func (s *Store) List(ctx context.Context, repository string, limit int) ([]Summary, error) {
+	images, err := s.Images(ctx, repository, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Summary, len(images))
+	for i := range images {
+		out[i] = images[i].Summary
+	}
+	return out, nil
+}
+
+// Image is a listing entry as the web page shows it: Summary (whose Tags
+// are those no newer push took), the tags its push named, and the keys of
+// its vulnerabilities (see NewVulnerabilities).
+type Image struct {
+	Summary
+	PushedTags []string
+	VulnKeys   []string
+}
+
+// Images is List with the tags each push named and its vulnerability keys.
+func (s *Store) Images(ctx context.Context, repository string, limit int) ([]Image, error) {
 	// Older scans of the same digest repeat in the listing; read a bounded
 	// window rather than the whole prefix.
 	keys, err := s.b.List(ctx, repoPrefix(repository), max(limit, 1)*10)
 	if err != nil {
 		return nil, err
 	}
-	out := []Summary{}
+	out := []Image{}
 	seen := map[string]bool{}
 	// A tag points at one digest: the newest push that named it. Older
 	// entries keep their other tags.
@@ -415,10 +676,11 @@ func (s *Store) List(ctx context.Context, repository string, limit int) ([]Summa
 		if err != nil {
 			return nil, err
 		}
-		var sum Summary
+		var sum storedSummary
 		if err := json.Unmarshal(raw, &sum); err != nil {
 			return nil, fmt.Errorf("decode summary %s: %w", k, err)
 		}
+		img := Image{Summary: sum.Summary, PushedTags: sum.Tags, VulnKeys: sum.VulnKeys}
 		tags := []string{}
 		for _, t := range sum.Tags {
 			if !tagged[t] {
@@ -426,8 +688,8 @@ func (s *Store) List(ctx context.Context, repository string, limit int) ([]Summa
 				tags = append(tags, t)
 			}
 		}
-		sum.Tags = tags
-		out = append(out, sum)
+		img.Tags = tags
+		out = append(out, img)
 	}
 	return out, nil
 }
