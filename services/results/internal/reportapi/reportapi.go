@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -106,6 +107,11 @@ func negotiate(w http.ResponseWriter, req *http.Request) (string, bool) {
 	}
 	accept := req.Header.Get("Accept")
 	name, ok := formats.FromAccept(accept)
+	if !ok && acceptsHTML(accept) {
+		// A browser carrying a token (the web pages' session, a bookmarked
+		// API link): the report's own representation, not a 406.
+		return formats.JSON, true
+	}
 	if !ok {
 		var types []string
 		for _, n := range formats.Names() {
@@ -117,6 +123,16 @@ func negotiate(w http.ResponseWriter, req *http.Request) (string, bool) {
 		return "", false
 	}
 	return name, true
+}
+
+// acceptsHTML reports whether Accept names text/html (browsers do).
+func acceptsHTML(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "text/html" {
+			return true
+		}
+	}
+	return false
 }
 
 // convert encodes a stored report in another format. It is encoded into
