@@ -104,7 +104,7 @@ func Match(rep *report.Report, db *vulndb.DB, ign Ignorer, now time.Time) {
 	rep.VulnerabilityDB = report.VulnerabilityDB{
 		Status: report.VulnDBChecked, Version: db.Version(), BuiltAt: &built, MatchedAt: &matched,
 	}
-	vulns := db.Match(rep.Packages)
+	vulns := db.MatchPlatform(rep.Packages, rep.Artifact.Platform)
 	if ign != nil && len(vulns) > 0 {
 		kept, ignored := ign.Apply(rep.Artifact, vulns, now)
 		vulns = kept
