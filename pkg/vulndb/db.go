@@ -81,10 +81,10 @@ type Advisory struct {
 	// Severity is the record's own level (its CVSS vector, else its
 	// database_specific rating), "" when it has none: Go advisories
 	// borrow it from their aliases.
-	Severity   string `json:",omitempty"`
-	Published  time.Time
-	Modified   time.Time
-	CWEs       []string
+	Severity  string `json:",omitempty"`
+	Published time.Time
+	Modified  time.Time
+	CWEs      []string
 }
 
 // Range is an OSV range of type ECOSYSTEM or SEMVER (GIT ranges are

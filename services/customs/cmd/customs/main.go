@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/formats"
+	"github.com/customs-scan/customs/pkg/osvfeed"
 	"github.com/customs-scan/customs/services/customs"
 	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 	"github.com/customs-scan/customs/services/customs/internal/scancmd"
@@ -35,7 +36,7 @@ const usage = `usage:
   customs scan [--format FORMAT] [--fail-on quarantine|warn|SEVERITY [--exit-code N]] [--insecure] [--db FILE] [--ignore FILE] IMAGE-REF
   customs scan [--format FORMAT] [--packages] [--platform OS/ARCH] --input IMAGE.tar
                FORMAT: json, table, cyclonedx, spdx-json, sarif, openvex
-  customs db update --source URL|ZIP|DIR [--source ...] [--db FILE] [--publish NATS-URL]
+  customs db update [--mirror URL | --source URL|ZIP|DIR [--source ...]] [--db FILE] [--publish NATS-URL]
   customs db publish --nats NATS-URL [--db FILE]
   customs db info [--db FILE]
   customs token new --name NAME [--role read|admin] [--repositories PATTERN,...]
@@ -292,20 +293,21 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "update":
 		var sources listFlag
 		fs.Var(&sources, "source", "OSV source: an all.zip URL (https://osv-vulnerabilities.storage.googleapis.com/<ecosystem>/all.zip), a zip file or a directory of OSV JSON; repeatable")
+		mirror := fs.String("mirror", "", "base URL of OSV's per-ecosystem dumps, fetched when no --source is given (default: $"+dbcmd.EnvMirror+", else "+osvfeed.DefaultMirror+")")
 		publishURL := fs.String("publish", "", "also publish the database to this NATS server (a running customs up: the nats://customs:…@127.0.0.1:4222 URL it printed)")
 		progress := fs.Bool("progress", false, "show download progress even when stderr is not a terminal")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		sources = append(sources, fs.Args()...)
-		opts := dbcmd.UpdateOptions{Sources: sources, Path: *path, PublishURL: *publishURL}
+		opts := dbcmd.UpdateOptions{Sources: sources, Mirror: *mirror, Path: *path, PublishURL: *publishURL}
 		fs.Visit(func(f *flag.Flag) {
 			if f.Name == "progress" {
 				opts.Progress = progress
 			}
 		})
-		if len(sources) == 0 {
-			return fmt.Errorf("%w: customs db update needs --source", scancmd.ErrUsage)
+		if len(sources) > 0 && *mirror != "" {
+			return fmt.Errorf("%w: --mirror and --source exclude each other", scancmd.ErrUsage)
 		}
 		return dbcmd.Update(ctx, opts, stdout, stderr)
 	case "publish":
