@@ -271,6 +271,13 @@ type VulnerabilityDB struct {
 	// MatchedAt is when the packages were last matched (a re-match after a
 	// database update changes it without a new scan).
 	MatchedAt *time.Time `json:"matched_at,omitempty"`
+	// AgeSeconds is how old the database was when the packages were
+	// matched (MatchedAt − BuiltAt).
+	AgeSeconds int64 `json:"age_seconds,omitempty"`
+	// Stale says the database was older than the staleness threshold
+	// (CUSTOMS_DB_STALE_AFTER, 72 h by default) when matched: advisories
+	// published since are missing.
+	Stale bool `json:"stale,omitempty"`
 	// Note explains a not_checked status.
 	Note string `json:"note,omitempty"`
 }
