@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/mattn/go-isatty"
@@ -154,9 +155,12 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.Quarantine = se.Results.Quarantine
 	}
 	fs.StringVar(&cfg.Quarantine, "quarantine", cfg.Quarantine, "enforce, dry-run or off: what a quarantine verdict does")
+	fs.StringVar(&cfg.OSVMirror, "osv-mirror", se.Results.OSVMirror, "keep the vulnerability database current from this mirror of OSV's dumps (<url>/<ecosystem>/all.zip), every $CUSTOMS_DB_UPDATE_INTERVAL (6h)")
+	dbUpdate := fs.Bool("db-update", false, "keep the vulnerability database current from osv.dev (or --osv-mirror) every $CUSTOMS_DB_UPDATE_INTERVAL (6h); off unless asked for or a mirror is given")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.DBUpdateInterval, cfg.OSVCacheDir = upDBUpdateInterval(se.Results.DBUpdateInterval, cfg.OSVMirror != "", *dbUpdate), se.Results.OSVCacheDir
 	lvl, err := zerolog.ParseLevel(*logLevel)
 	if err != nil {
 		return fmt.Errorf("%w: --log-level: %w", scancmd.ErrUsage, err)
@@ -279,6 +283,23 @@ func (l *listFlag) String() string { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error {
 	*l = append(*l, splitList(v)...)
 	return nil
+}
+
+// upDBUpdateInterval is how often `customs up` refreshes the database:
+// only when asked (--db-update, a positive CUSTOMS_DB_UPDATE_INTERVAL) or
+// given a mirror, so a newcomer on an offline machine sees no failing
+// downloads; then CUSTOMS_DB_UPDATE_INTERVAL, else 6h.
+func upDBUpdateInterval(fromEnv time.Duration, mirror, asked bool) time.Duration {
+	_, set := os.LookupEnv("CUSTOMS_DB_UPDATE_INTERVAL")
+	switch {
+	case set && fromEnv <= 0:
+		return 0
+	case set:
+		return fromEnv
+	case mirror || asked:
+		return results.DefaultDBUpdateInterval
+	}
+	return 0
 }
 
 func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
