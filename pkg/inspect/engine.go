@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/customs-scan/customs/pkg/clamd"
 	"github.com/customs-scan/customs/pkg/scan"
@@ -50,6 +51,9 @@ type EngineConfig struct {
 	// IgnoreFiles are OpenVEX documents or ignore files (or directories of
 	// them) marking vulnerabilities as not affecting images.
 	IgnoreFiles []string `env:"CUSTOMS_IGNORE_FILES" envSeparator:","`
+	// DBStaleAfter is the database age past which reports say
+	// vulnerability_db.stale (0: 72h; negative: never).
+	DBStaleAfter time.Duration `env:"CUSTOMS_DB_STALE_AFTER" envDefault:"72h"`
 }
 
 // PackageAnalyzers returns a fresh instance of every package analyzer:
@@ -96,6 +100,7 @@ func NewEngine(cfg EngineConfig, opts ...scan.Option) (*Engine, error) {
 	if e.rules, err = verdict.Load(cfg.PolicyFile, cfg.IgnoreFiles); err != nil {
 		return nil, err
 	}
+	e.rules.StaleAfter = cfg.DBStaleAfter
 	if want[DetectorPackages] {
 		e.analyzers = append(e.analyzers, PackageAnalyzers()...)
 	} else {

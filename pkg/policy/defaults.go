@@ -24,7 +24,9 @@ const (
 	// LiveCredentialRules), or whose severity is CRITICAL.
 	RuleLiveCredential = "default:live-credential"
 	// RuleSeverity warns when any finding or vulnerability is at or above
-	// the policy's warn_at severity (HIGH unless configured).
+	// the policy's warn_at severity (HIGH unless configured). A Go
+	// vulnerability whose vulnerable functions are not in the binary
+	// (reachable "false") does not count.
 	RuleSeverity = "default:severity"
 	// RulePass passes everything else.
 	RulePass = "default:pass"
@@ -244,6 +246,9 @@ func (p *Policy) decideSeverity(r *report.Report) (Decision, bool) {
 		}
 	}
 	for _, v := range r.Vulnerabilities {
+		if v.Reachable == report.ReachableFalse {
+			continue
+		}
 		if rk := SeverityRank(v.Severity); rk >= threshold {
 			nv++
 			if rk > worstRank {

@@ -522,3 +522,26 @@ func TestReadmeExamples(t *testing.T) {
 		t.Fatalf("found %d policies and %d expressions in README.md", yamls, exprs)
 	}
 }
+
+// A Go vulnerability whose vulnerable functions are not in the binary
+// (reachable "false") is listed but does not make default:severity warn;
+// "unknown" and "true" do. A rule still sees it.
+func TestUnreachableGoVulnerabilities(t *testing.T) {
+	vuln := func(reach string) *report.Report {
+		return &report.Report{Status: report.StatusComplete, Vulnerabilities: []report.Vulnerability{
+			{ID: "GO-2022-1059", Package: "golang.org/x/text", Severity: report.SeverityHigh, Reachable: reach},
+		}}
+	}
+	for reach, want := range map[string]string{
+		report.ReachableFalse: report.VerdictPass, report.ReachableUnknown: report.VerdictWarn,
+		report.ReachableTrue: report.VerdictWarn, "": report.VerdictWarn,
+	} {
+		if d := Default().Decide(vuln(reach)); d.Verdict != want {
+			t.Errorf("reachable %q: %+v, want %s", reach, d, want)
+		}
+	}
+	p := mustLoad(t, "rules:\n  - name: all-go\n    when: 'vulnerabilities.exists(v, v.reachable == \"false\" && severity_rank(v.severity) >= 3)'\n    verdict: warn\n")
+	if d := p.Decide(vuln(report.ReachableFalse)); d.Verdict != report.VerdictWarn || d.Rule != "all-go" {
+		t.Errorf("rule on unreachable: %+v", d)
+	}
+}

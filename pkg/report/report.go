@@ -175,6 +175,16 @@ type Package struct {
 	SourceVersion string `json:"source_version,omitempty"`
 	Arch          string `json:"arch,omitempty"`
 	Analyzer      string `json:"analyzer,omitempty"`
+	// GOOS and GOARCH are, for a Go module read from an executable, the
+	// platform it was built for (its build settings): Go advisories
+	// restricted to other platforms do not apply.
+	GOOS   string `json:"goos,omitempty"`
+	GOARCH string `json:"goarch,omitempty"`
+	// GoSymbols fingerprints which packages and functions of this module
+	// the executable contains (pkg/gosyms), so that matching, now or
+	// after a database update, can tell whether a vulnerable function is
+	// in it. Empty when the executable has no symbol table.
+	GoSymbols string `json:"go_symbols,omitempty"`
 }
 
 // Vulnerability is a known vulnerability affecting a package.
@@ -208,7 +218,20 @@ type Vulnerability struct {
 	Modified   *time.Time `json:"modified,omitempty"`
 	// CWEs are weakness ids such as "CWE-79".
 	CWEs []string `json:"cwes"`
+	// Reachable, for a Go vulnerability, says whether the executable
+	// contains a function the advisory names as vulnerable ("true",
+	// "false") or that this cannot be told ("unknown": stripped binary,
+	// or an advisory without symbols). Empty for other ecosystems. The
+	// default policy does not count "false" toward the verdict.
+	Reachable string `json:"reachable,omitempty"`
 }
+
+// Values of Vulnerability.Reachable.
+const (
+	ReachableTrue    = "true"
+	ReachableFalse   = "false"
+	ReachableUnknown = "unknown"
+)
 
 // CVSS is one CVSS vector and its base score.
 type CVSS struct {
@@ -256,6 +279,13 @@ type VulnerabilityDB struct {
 	// MatchedAt is when the packages were last matched (a re-match after a
 	// database update changes it without a new scan).
 	MatchedAt *time.Time `json:"matched_at,omitempty"`
+	// AgeSeconds is how old the database was when the packages were
+	// matched (MatchedAt − BuiltAt).
+	AgeSeconds int64 `json:"age_seconds,omitempty"`
+	// Stale says the database was older than the staleness threshold
+	// (CUSTOMS_DB_STALE_AFTER, 72 h by default) when matched: advisories
+	// published since are missing.
+	Stale bool `json:"stale,omitempty"`
 	// Note explains a not_checked status.
 	Note string `json:"note,omitempty"`
 }

@@ -42,7 +42,15 @@ type Rules struct {
 	OnPolicyError func(rule error)
 	// Now is the clock (tests).
 	Now func() time.Time
+	// StaleAfter is the database age past which reports say
+	// vulnerability_db.stale (0: DefaultStaleAfter; negative: never).
+	StaleAfter time.Duration
 }
+
+// DefaultStaleAfter is the database age past which a report says the
+// database was stale: osv.dev's dumps change daily, and the services
+// update every 6 hours by default.
+const DefaultStaleAfter = 72 * time.Hour
 
 // Load reads a policy file ("" for the built-in rules) and ignore files.
 func Load(policyFile string, ignoreFiles []string) (Rules, error) {
@@ -91,8 +99,13 @@ func (r Rules) Decide(rep *report.Report) {
 
 // Match sets rep's vulnerabilities, ignored vulnerabilities and database
 // status from its packages. A nil db records that nothing was checked, so
-// an empty list is never mistaken for a clean image.
+// an empty list is never mistaken for a clean image. The database is
+// stale past DefaultStaleAfter (Rules.Match takes Rules.StaleAfter).
 func Match(rep *report.Report, db *vulndb.DB, ign Ignorer, now time.Time) {
+	match(rep, db, ign, now, DefaultStaleAfter)
+}
+
+func match(rep *report.Report, db *vulndb.DB, ign Ignorer, now time.Time, staleAfter time.Duration) {
 	rep.Vulnerabilities = []report.Vulnerability{}
 	rep.IgnoredVulnerabilities = []report.IgnoredVulnerability{}
 	if db == nil {
@@ -101,10 +114,12 @@ func Match(rep *report.Report, db *vulndb.DB, ign Ignorer, now time.Time) {
 	}
 	h := db.Header()
 	built, matched := h.Built.UTC(), now.UTC()
+	age := max(matched.Sub(built), 0)
 	rep.VulnerabilityDB = report.VulnerabilityDB{
 		Status: report.VulnDBChecked, Version: db.Version(), BuiltAt: &built, MatchedAt: &matched,
+		AgeSeconds: int64(age / time.Second), Stale: staleAfter > 0 && age > staleAfter,
 	}
-	vulns := db.Match(rep.Packages)
+	vulns := db.MatchPlatform(rep.Packages, rep.Artifact.Platform)
 	if ign != nil && len(vulns) > 0 {
 		kept, ignored := ign.Apply(rep.Artifact, vulns, now)
 		vulns = kept
@@ -115,7 +130,13 @@ func Match(rep *report.Report, db *vulndb.DB, ign Ignorer, now time.Time) {
 }
 
 // Match applies db and r's ignore rules to rep.
-func (r Rules) Match(rep *report.Report, db *vulndb.DB) { Match(rep, db, r.Ignore, r.now()) }
+func (r Rules) Match(rep *report.Report, db *vulndb.DB) {
+	stale := r.StaleAfter
+	if stale == 0 {
+		stale = DefaultStaleAfter
+	}
+	match(rep, db, r.Ignore, r.now(), stale)
+}
 
 // Rematch matches a stored report's packages against db again (no image
 // is pulled), re-applies the ignore rules and the verdict policy, and

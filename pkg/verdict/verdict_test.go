@@ -36,3 +36,27 @@ func TestRematchAnnouncesOnlyWhatIsNew(t *testing.T) {
 		t.Fatal("a failed scan was re-matched")
 	}
 }
+
+// A report says how old the database was when matched, and that it was
+// stale past the threshold.
+func TestStaleDatabase(t *testing.T) {
+	built := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	db := vulndbtest.Build(t, built, "osv/go/GO-2021-0113.json")
+	for _, c := range []struct {
+		after     time.Duration
+		age       time.Duration
+		wantStale bool
+	}{
+		{0, 71 * time.Hour, false},
+		{0, 73 * time.Hour, true},
+		{time.Hour, 2 * time.Hour, true},
+		{-1, 1000 * time.Hour, false},
+	} {
+		rules := verdict.Rules{StaleAfter: c.after, Now: func() time.Time { return built.Add(c.age) }}
+		r := &report.Report{Status: report.StatusComplete}
+		rules.Match(r, db)
+		if r.VulnerabilityDB.Stale != c.wantStale || r.VulnerabilityDB.AgeSeconds != int64(c.age/time.Second) {
+			t.Errorf("after %s, age %s: %+v", c.after, c.age, r.VulnerabilityDB)
+		}
+	}
+}

@@ -29,8 +29,10 @@ import (
 
 // FormatVersion is bumped whenever the on-disk layout or what a build keeps
 // changes (2: RPM ranges, "related" ids as aliases; 3: advisories with
-// summary, CVSS, references, dates and CWEs); Read rejects other versions.
-const FormatVersion = 3
+// summary, CVSS, references, dates and CWEs; 4: Go imports with their
+// platforms and symbols, advisories' own severity); Read rejects other
+// versions.
+const FormatVersion = 4
 
 // Entry is one affected package of one advisory, reduced to what matching
 // needs. Events of each range are sorted by the ecosystem's ordering when
@@ -50,6 +52,20 @@ type Entry struct {
 	// CVSS is set when the affected entry carries its own CVSS vector
 	// (rare); otherwise the advisory's applies.
 	CVSS *report.CVSS `json:",omitempty"`
+	// Imports are the packages the Go vulnerability database names as
+	// vulnerable (ecosystem_specific.imports): the platform filter and
+	// reachability read them. Empty for other ecosystems.
+	Imports []Import `json:",omitempty"`
+}
+
+// Import is one vulnerable Go package of an advisory: GOOS and GOARCH
+// restrict it to those platforms (empty: all), Symbols to those functions
+// (empty: the whole package), named as Func or Type.Method.
+type Import struct {
+	Path    string
+	GOOS    []string `json:",omitempty"`
+	GOARCH  []string `json:",omitempty"`
+	Symbols []string `json:",omitempty"`
 }
 
 // Advisory is what reports show about one OSV record beyond matching:
@@ -62,9 +78,13 @@ type Advisory struct {
 	// CVSS is the record's CVSS v3 (else v4) vector and base score.
 	CVSS       *report.CVSS `json:",omitempty"`
 	References []string
-	Published  time.Time
-	Modified   time.Time
-	CWEs       []string
+	// Severity is the record's own level (its CVSS vector, else its
+	// database_specific rating), "" when it has none: Go advisories
+	// borrow it from their aliases.
+	Severity  string `json:",omitempty"`
+	Published time.Time
+	Modified  time.Time
+	CWEs      []string
 }
 
 // Range is an OSV range of type ECOSYSTEM or SEMVER (GIT ranges are
@@ -110,6 +130,8 @@ type DB struct {
 	all        []*Entry            // canonical order
 	advisories map[string]*Advisory
 	advOrder   []*Advisory // by id
+	// aliasedBy maps an id to the advisories that name it as an alias.
+	aliasedBy map[string][]string
 }
 
 // Advisory returns what the database keeps about an advisory id (nil if
@@ -228,6 +250,9 @@ func buildEntry(rec *osvRecord, a *osvAffected, aliases []string) *Entry {
 		Severity:  affectedSeverity(rec, a),
 		CVSS:      cvssFromScores(a.Severity),
 	}
+	if base == ecoGo {
+		e.Imports = goImports(a.EcosystemSpecific)
+	}
 	for _, r := range a.Ranges {
 		if r.Type != "ECOSYSTEM" && r.Type != "SEMVER" {
 			continue
@@ -311,6 +336,9 @@ func newDB(entries []*Entry, advisories []*Advisory, built time.Time) *DB {
 		if len(e.Ranges) == 0 {
 			e.Ranges = nil
 		}
+		if len(e.Imports) == 0 {
+			e.Imports = nil
+		}
 		// JSON of a struct is deterministic.
 		enc, _ := json.Marshal(e)
 		ks[i] = keyed{e, enc}
@@ -336,11 +364,17 @@ func newDB(entries []*Entry, advisories []*Advisory, built time.Time) *DB {
 		h.Write(enc)
 	}
 	ids := map[string]struct{}{}
-	db := &DB{index: map[string][]*Entry{}, all: make([]*Entry, len(ks)), advisories: make(map[string]*Advisory, len(advisories))}
+	db := &DB{index: map[string][]*Entry{}, all: make([]*Entry, len(ks)), advisories: make(map[string]*Advisory, len(advisories)),
+		aliasedBy: map[string][]string{}}
 	for i, k := range ks {
 		e := k.e
 		db.all[i] = e
 		write(k.enc)
+		if _, seen := ids[e.ID]; !seen {
+			for _, a := range e.Aliases {
+				db.aliasedBy[a] = append(db.aliasedBy[a], e.ID)
+			}
+		}
 		ids[e.ID] = struct{}{}
 		base, _, _ := strings.Cut(e.Ecosystem, ":")
 		key := indexKey(base, e.Name)

@@ -21,8 +21,22 @@ import (
 // FixedVersion is the smallest "fixed" event above the installed version
 // across every matching range of the advisory, "" when there is none.
 func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
+	return db.MatchPlatform(pkgs, "")
+}
+
+// MatchPlatform is Match for the packages of an image of the given
+// platform ("linux/amd64", "" when unknown). Go advisories whose every
+// vulnerable package is restricted to other platforms (GOOS/GOARCH) are
+// dropped: a Go package's own GOOS/GOARCH (the binary's build settings)
+// decide, else the image platform's. Go vulnerabilities also say whether
+// the binary contains a vulnerable function (report.Vulnerability
+// Reachable, see reachability).
+func (db *DB) MatchPlatform(pkgs []report.Package, platform string) []report.Vulnerability {
 	type key struct{ id, pkg, version string }
 	found := map[key]*report.Vulnerability{}
+	imgOS, imgArch, _ := strings.Cut(platform, "/")
+	imgArch, _, _ = strings.Cut(imgArch, "/")
+	sets := symbolSets{}
 	for _, p := range pkgs {
 		base, release := normalizeEcosystem(p.Ecosystem)
 		eco := base
@@ -49,6 +63,18 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 			if !hit {
 				continue
 			}
+			var reach string
+			if base == ecoGo {
+				goos, goarch := p.GOOS, p.GOARCH
+				if goos == "" && goarch == "" {
+					goos, goarch = imgOS, imgArch
+				}
+				imports, ok := e.importsFor(goos, goarch)
+				if !ok {
+					continue
+				}
+				reach = e.reachability(imports, p.GoSymbols, sets)
+			}
 			k := key{e.ID, p.Name, p.Version}
 			v := found[k]
 			if v == nil {
@@ -71,6 +97,7 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 			} else if rank(e.Severity) > rank(v.Severity) {
 				v.Severity = e.Severity
 			}
+			v.Reachable = combineReach(v.Reachable, reach)
 			if fixed != "" {
 				if v.FixedVersion == "" {
 					v.FixedVersion = fixed
@@ -85,6 +112,11 @@ func (db *DB) Match(pkgs []report.Package) []report.Vulnerability {
 		out = append(out, *v)
 	}
 	out = mergeAliases(out)
+	for i := range out {
+		if out[i].Ecosystem == ecoGo {
+			db.borrowSeverity(&out[i])
+		}
+	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.Package != b.Package {

@@ -209,10 +209,15 @@ const (
 
 // advisoryOf reduces a record to what reports show about it.
 func advisoryOf(rec *osvRecord) *Advisory {
+	sev := severityFromScores(rec.Severity)
+	if sev == "" {
+		sev = severityFromSpecific(rec.DatabaseSpecific)
+	}
 	a := &Advisory{
 		ID:        rec.ID,
 		Summary:   summarize(rec.Summary, rec.Details),
 		CVSS:      cvssFromScores(rec.Severity),
+		Severity:  sev,
 		Published: rec.Published.UTC(),
 		Modified:  rec.Modified.UTC(),
 		CWEs:      cweIDs(rec.DatabaseSpecific),
@@ -325,4 +330,42 @@ func cweIDs(raw json.RawMessage) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// goImports reads ecosystem_specific.imports of a Go record: the
+// vulnerable packages, their platforms and symbols (sorted, so that two
+// builds hash alike).
+func goImports(raw json.RawMessage) []Import {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil
+	}
+	var m struct {
+		Imports []struct {
+			Path    string   `json:"path"`
+			GOOS    []string `json:"goos"`
+			GOARCH  []string `json:"goarch"`
+			Symbols []string `json:"symbols"`
+		} `json:"imports"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	var out []Import
+	for _, i := range m.Imports {
+		if i.Path == "" {
+			continue
+		}
+		imp := Import{Path: i.Path, GOOS: sortedSet(i.GOOS), GOARCH: sortedSet(i.GOARCH), Symbols: sortedSet(i.Symbols)}
+		out = append(out, imp)
+	}
+	return out
+}
+
+func sortedSet(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return slices.Compact(s)
 }

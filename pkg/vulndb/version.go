@@ -3,6 +3,7 @@ package vulndb
 import (
 	"errors"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -431,4 +432,15 @@ func cmpRPM(a, b string) (int, error) {
 		return 0, err
 	}
 	return va.Compare(vb), nil
+}
+
+// Ecosystems are the OSV ecosystems Customs matches, by the names osv.dev
+// publishes its per-ecosystem dumps under (<name>/all.zip), sorted.
+func Ecosystems() []string {
+	out := make([]string, 0, len(canonicalEcosystems))
+	for _, e := range canonicalEcosystems {
+		out = append(out, e)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -105,6 +105,13 @@ type UpConfig struct {
 	// DBOptional: a missing DBPath is no database, not an error (`customs
 	// up` without --db, looking in the default place).
 	DBOptional bool
+	// DBUpdateInterval > 0 has results refresh OSV's dumps from OSVMirror
+	// (osv.dev's when empty) this often and publish a new database; off
+	// by default: an offline machine must not fetch anything unasked.
+	DBUpdateInterval time.Duration
+	OSVMirror        string
+	// OSVCacheDir keeps the dumps (default <DataDir>/osv-dumps).
+	OSVCacheDir string
 	// RemoteOptions are extra registry client options for the scanner.
 	RemoteOptions []remote.Option
 	// RegistryMiddleware wraps the embedded registry's handler (fault
@@ -388,7 +395,9 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	}
 	res, err := results.New(results.Config{PolicyFile: cfg.Engine.PolicyFile, IgnoreFiles: cfg.Engine.IgnoreFiles,
 		APITokensFile: cfg.APITokensFile, AdminToken: adminToken, APIAuth: cfg.APIAuth, AnonymousReads: st.OpenReads,
-		Signing: wire.SigningConfig{Key: st.ReportSigningKey}, Quarantine: cmp.Or(cfg.Quarantine, "enforce")},
+		Signing: wire.SigningConfig{Key: st.ReportSigningKey}, Quarantine: cmp.Or(cfg.Quarantine, "enforce"),
+		DBUpdateInterval: cfg.DBUpdateInterval, OSVMirror: cfg.OSVMirror, DBStaleAfter: cfg.Engine.DBStaleAfter,
+		OSVCacheDir: cmp.Or(cfg.OSVCacheDir, filepath.Join(cfg.DataDir, "osv-dumps"))},
 		results.Deps{JetStream: js("results"), Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/customs-scan/customs/pkg/osvfeed/osvfeedtest"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 	"github.com/customs-scan/customs/pkg/vulndb"
@@ -197,5 +199,63 @@ func TestScanLayerCacheDir(t *testing.T) {
 		if first.Packages[i] != second.Packages[i] {
 			t.Errorf("package %d: %+v vs %+v", i, first.Packages[i], second.Packages[i])
 		}
+	}
+}
+
+// `customs db update` without --source keeps the database current from a
+// mirror of OSV's per-ecosystem dumps (here a local one serving real
+// records): every ecosystem is asked, unchanged ones answer 304 and are
+// not downloaded again, an unchanged set of dumps is not rebuilt, and a
+// corrupt dump leaves the database as it was and fails the command.
+func TestDBUpdateFromMirror(t *testing.T) {
+	m := osvfeedtest.New(t, map[string][]string{
+		"Go":  {"osv/go/GO-2021-0113.json", "osv/go/GO-2022-1059.json"},
+		"npm": {"osv/other/GHSA-35jh-r3h4-6jhm.json"},
+	})
+	dbPath := filepath.Join(t.TempDir(), "vulndb.gob.gz")
+	env := []string{"CUSTOMS_DB=" + dbPath, "CUSTOMS_OSV_MIRROR=" + m.URL}
+	out, errOut, err := runCustoms(t, env, "db", "update", "--progress")
+	if err != nil {
+		t.Fatalf("db update: %v\n%s\n%s", err, out, errOut)
+	}
+	if !strings.Contains(out, "2 downloaded, 0 unchanged, "+strconv.Itoa(len(vulndb.Ecosystems())-2)+" not on the mirror, 0 failed") ||
+		!strings.Contains(out, "wrote "+dbPath) || !strings.Contains(errOut, "npm\n") {
+		t.Fatalf("first update:\n%s\n%s", out, errOut)
+	}
+	db, err := vulndb.OpenFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(db.Match([]report.Package{{Name: "lodash", Version: "4.17.15", Ecosystem: "npm"}})); n != 1 {
+		t.Errorf("lodash: %d", n)
+	}
+	before, _ := os.ReadFile(dbPath)
+
+	out, errOut, err = runCustoms(t, env, "db", "update")
+	if err != nil || !strings.Contains(out, "0 downloaded, 2 unchanged") || !strings.Contains(out, "up to date: "+dbPath) {
+		t.Fatalf("second update: %v\n%s\n%s", err, out, errOut)
+	}
+	if m.Downloads("Go") != 1 || m.Downloads("npm") != 1 {
+		t.Errorf("downloads Go %d npm %d after an unchanged update, want 1 each", m.Downloads("Go"), m.Downloads("npm"))
+	}
+
+	m.SetRaw("Go", []byte("PK\x03\x04 not really a zip"))
+	out, errOut, err = runCustoms(t, env, "db", "update")
+	if err == nil || !strings.Contains(errOut, "Go: not a zip") || !strings.Contains(errOut, "the database was not changed") {
+		t.Fatalf("corrupt dump: %v\n%s\n%s", err, out, errOut)
+	}
+	if after, _ := os.ReadFile(dbPath); !bytes.Equal(before, after) {
+		t.Error("a corrupt dump changed the database")
+	}
+
+	// --mirror wins over the environment; --source and --mirror exclude
+	// each other.
+	m.Set(t, "Go", "osv/go/GO-2021-0113.json")
+	out, errOut, err = runCustoms(t, []string{"CUSTOMS_DB=" + dbPath, "CUSTOMS_OSV_MIRROR=http://127.0.0.1:1"}, "db", "update", "--mirror", m.URL)
+	if err != nil || !strings.Contains(out, "1 downloaded, 1 unchanged") || !strings.Contains(out, "wrote ") {
+		t.Fatalf("--mirror: %v\n%s\n%s", err, out, errOut)
+	}
+	if _, _, err := runCustoms(t, env, "db", "update", "--mirror", m.URL, "--source", "x"); err == nil {
+		t.Error("--mirror with --source accepted")
 	}
 }

@@ -21,8 +21,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,6 +35,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/customs-scan/customs/pkg/httpx"
+	"github.com/customs-scan/customs/pkg/osvfeed"
 	"github.com/customs-scan/customs/pkg/quarantine"
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/report"
@@ -42,6 +46,7 @@ import (
 	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/results/internal/alerts"
+	"github.com/customs-scan/customs/services/results/internal/dbupdate"
 	"github.com/customs-scan/customs/services/results/internal/rematch"
 	"github.com/customs-scan/customs/services/results/internal/reportapi"
 	"github.com/customs-scan/customs/services/results/internal/reportstore"
@@ -93,7 +98,26 @@ type Config struct {
 	QuarantineECR string `env:"CUSTOMS_QUARANTINE_ECR" envDefault:"archive"`
 	// InsecureRegistries are reached over plain HTTP (move mode).
 	InsecureRegistries []string `env:"CUSTOMS_INSECURE_REGISTRIES" envSeparator:","`
+	// DBUpdateInterval: this often one results process of the cluster
+	// refreshes OSV's dumps and publishes a new vulnerability database
+	// (internal/dbupdate). Zero or negative: off. The results command
+	// takes DefaultDBUpdateInterval when the variable is unset; a Go
+	// caller (customs up, tests) turns it on itself, so nothing is
+	// fetched from the internet by surprise.
+	DBUpdateInterval time.Duration `env:"CUSTOMS_DB_UPDATE_INTERVAL"`
+	// OSVMirror is the base URL of the dumps (<mirror>/<ecosystem>/all.zip);
+	// empty: osv.dev's.
+	OSVMirror string `env:"CUSTOMS_OSV_MIRROR"`
+	// OSVCacheDir keeps the dumps between updates (empty: <user cache
+	// dir>/customs/osv-dumps).
+	OSVCacheDir string `env:"CUSTOMS_OSV_CACHE_DIR"`
+	// DBStaleAfter: a re-match against a database older than this says
+	// vulnerability_db.stale (negative: never).
+	DBStaleAfter time.Duration `env:"CUSTOMS_DB_STALE_AFTER" envDefault:"72h"`
 }
+
+// DefaultDBUpdateInterval is the results command's update interval.
+const DefaultDBUpdateInterval = 6 * time.Hour
 
 // withDefaults fills the fields a Go caller left zero with the values the
 // env tags give the commands (TestDefaultsAgree keeps them equal).
@@ -118,6 +142,9 @@ func (c Config) withDefaults() Config {
 	}
 	c.QuarantineDistribution = cmp.Or(c.QuarantineDistribution, "gate")
 	c.QuarantineECR = cmp.Or(c.QuarantineECR, "archive")
+	if c.DBStaleAfter == 0 {
+		c.DBStaleAfter = verdict.DefaultStaleAfter
+	}
 	return c
 }
 
@@ -167,6 +194,8 @@ type Service struct {
 	// quarantine is nil when CUSTOMS_QUARANTINE=off; its KV is bound in Serve.
 	quarantine *quarantine.Controller
 	qmetrics   *prometheus.CounterVec
+	// updater is nil when scheduled database updates are off.
+	updater *dbupdate.Updater
 }
 
 // New fills cfg's zero fields with the defaults, validates it and builds
@@ -197,6 +226,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("results: %w", err)
 	}
 	rules.OnPolicyError = func(err error) { log.Warn().Err(err).Msg("policy rule failed to evaluate; skipped") }
+	rules.StaleAfter = cfg.DBStaleAfter
 	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
 	auth, err := newAuth(cfg, log)
 	if err != nil {
@@ -219,6 +249,32 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(s.stored)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "customs_vulndb_age_seconds",
+		Help: "Age of the vulnerability database results matches against (now − its build time); NaN while none is loaded.",
+	}, func() float64 {
+		db := vdb.Current()
+		if db == nil {
+			return math.NaN()
+		}
+		return time.Since(db.Header().Built).Seconds()
+	}))
+	if cfg.DBUpdateInterval > 0 {
+		dir := cfg.OSVCacheDir
+		if dir == "" {
+			dir = defaultOSVCacheDir()
+		}
+		updates := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "customs_vulndb_updates_total",
+			Help: "Scheduled vulnerability database update checks by outcome (published, unchanged, held: another process's turn, failed).",
+		}, []string{"outcome"})
+		reg.MustRegister(updates)
+		s.updater = &dbupdate.Updater{
+			JS: deps.JetStream, Cache: &osvfeed.Cache{Dir: dir, Mirror: cfg.OSVMirror},
+			Interval: cfg.DBUpdateInterval, Replicas: deps.Replicas, Log: log.With().Str("task", "vulndb-update").Logger(),
+			Observe: func(outcome string) { updates.WithLabelValues(outcome).Inc() },
+		}
+	}
 	rematched := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "customs_results_rematched_total",
 		Help: "Stored manifests re-matched after a vulnerability database update, by result (updated, gained: a NewVulnerabilities event was published, skipped).",
@@ -372,6 +428,9 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.vulndb.Run(gctx) })
+	if s.updater != nil {
+		g.Go(func() error { return s.updater.Run(gctx) })
+	}
 	g.Go(func() error { return rw.Run(gctx) })
 	if qw != nil {
 		g.Go(func() error { return qw.Run(gctx) })
@@ -388,6 +447,15 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	g.Go(func() error { return httpx.Serve(gctx, ln, s.handler, s.deps.Log) })
 	return g.Wait()
+}
+
+// defaultOSVCacheDir is <user cache dir>/customs/osv-dumps, else one in
+// the temporary directory.
+func defaultOSVCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "customs", "osv-dumps")
+	}
+	return filepath.Join(os.TempDir(), "customs-osv-dumps")
 }
 
 // DeadReportSubject receives report events results cannot use (forged,

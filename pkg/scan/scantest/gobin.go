@@ -79,3 +79,67 @@ func GoBinaryLayer(t testing.TB) v1.Layer {
 	t.Helper()
 	return Layer(t, Dir("usr"), Dir("usr/local"), Dir("usr/local/bin"), Exec(GoBinaryPath, GoBinary(t)))
 }
+
+// GoProgram is a program BuildGo compiles: a main package in module
+// Module requiring Require (module path → version).
+type GoProgram struct {
+	Module  string
+	Require map[string]string
+	Main    string
+	// GOOS and GOARCH default to linux and the host architecture.
+	GOOS, GOARCH string
+	// Strip builds with -ldflags=-s -w (no symbol table).
+	Strip bool
+}
+
+// BuildGo compiles p in a temporary directory and returns the
+// executable. Required modules come from the module cache or from the
+// proxy in the environment's GOPROXY; when they cannot be had (an offline
+// machine with an empty cache) the test is skipped, saying why.
+func BuildGo(t testing.TB, p GoProgram) []byte {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	dir := t.TempDir()
+	goVer := strings.TrimPrefix(runtime.Version(), "go")
+	if i := strings.IndexAny(goVer, " -"); i >= 0 {
+		goVer = goVer[:i]
+	}
+	mod := "module " + p.Module + "\n\ngo " + goVer + "\n"
+	for path, v := range p.Require {
+		mod += "\nrequire " + path + " " + v + "\n"
+	}
+	for name, content := range map[string]string{"go.mod": mod, "main.go": p.Main} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goos, goarch := p.GOOS, p.GOARCH
+	if goos == "" {
+		goos = "linux"
+	}
+	if goarch == "" {
+		goarch = runtime.GOARCH
+	}
+	args := []string{"build", "-trimpath", "-o", filepath.Join(dir, "app")}
+	if p.Strip {
+		args = append(args, "-ldflags=-s -w")
+	}
+	cmd := exec.Command(goTool, append(args, ".")...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch,
+		"GOWORK=off", "GOFLAGS=-mod=mod -buildvcs=false", "GOTOOLCHAIN=local")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		if len(p.Require) > 0 {
+			t.Skipf("scantest: cannot build a program requiring %v (modules unavailable offline?): %v\n%s", p.Require, err, b)
+		}
+		t.Fatalf("scantest: go build: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -12,6 +12,11 @@
 // Go's canonical form: pkg:golang/github.com/foo/bar@v1.2.3,
 // pkg:golang/stdlib@v1.22.3. A main module built from a checkout has the
 // version "(devel)" and a purl without version.
+//
+// Every package also carries the binary's GOOS/GOARCH (build settings)
+// and, when the binary has a symbol table, a fingerprint of the functions
+// of that module it contains (pkg/gosyms), from which matching decides
+// platform restrictions and reachability of Go advisories.
 package gobinary
 
 import (
@@ -24,6 +29,7 @@ import (
 
 	"github.com/package-url/packageurl-go"
 
+	"github.com/customs-scan/customs/pkg/gosyms"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 )
@@ -45,8 +51,9 @@ func New() *Analyzer { return &Analyzer{} }
 // Name implements analyzer.Analyzer.
 func (*Analyzer) Name() string { return "gobinary" }
 
-// Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 1 }
+// Version implements analyzer.Analyzer (2: GOOS/GOARCH and symbol
+// fingerprints).
+func (*Analyzer) Version() int { return 2 }
 
 // Match implements analyzer.Analyzer: executables only.
 func (*Analyzer) Match(_ string, mode fs.FileMode, size int64) bool {
@@ -83,18 +90,31 @@ func (*Analyzer) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result,
 	if err != nil {
 		return nil, nil // not a Go executable (or no build info): not an error
 	}
-	pkgs := Packages(bi)
+	pkgs, mods := packages(bi)
 	if len(pkgs) == 0 {
 		return nil, nil
+	}
+	// A binary without a symbol table (or an older Go) still has its
+	// modules: matching then says reachability is unknown.
+	if syms, err := gosyms.Read(f.ReaderAt(), int64(len(f.Data))); err == nil {
+		attachSymbols(bi, pkgs, mods, syms)
 	}
 	return &analyzer.Result{Packages: pkgs}, nil
 }
 
 // Packages converts build information into packages (Path left empty).
 func Packages(bi *debug.BuildInfo) []report.Package {
-	var pkgs []report.Package
+	pkgs, _ := packages(bi)
+	return pkgs
+}
+
+// packages is Packages, also returning for each package the module path
+// its code was compiled under (the required path, also when replaced):
+// symbols name packages by that path. stdlib's is "".
+func packages(bi *debug.BuildInfo) (pkgs []report.Package, mods []string) {
 	if bi.Main.Path != "" {
 		pkgs = append(pkgs, module(bi.Main.Path, bi.Main.Version))
+		mods = append(mods, bi.Main.Path)
 	}
 	for _, d := range bi.Deps {
 		if d == nil {
@@ -115,6 +135,7 @@ func Packages(bi *debug.BuildInfo) []report.Package {
 			continue
 		}
 		pkgs = append(pkgs, module(path, ver))
+		mods = append(mods, d.Path)
 	}
 	if v := goVersion(bi.GoVersion); v != "" {
 		pkgs = append(pkgs, report.Package{
@@ -123,8 +144,63 @@ func Packages(bi *debug.BuildInfo) []report.Package {
 			Ecosystem: Ecosystem,
 			PURL:      purl("stdlib", "v"+v),
 		})
+		mods = append(mods, "")
 	}
-	return pkgs
+	var goos, goarch string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "GOOS":
+			goos = s.Value
+		case "GOARCH":
+			goarch = s.Value
+		}
+	}
+	for i := range pkgs {
+		pkgs[i].GOOS, pkgs[i].GOARCH = goos, goarch
+	}
+	return pkgs, mods
+}
+
+// attachSymbols gives each package the fingerprint of the functions of
+// its module: a symbol's package belongs to the module with the longest
+// path prefix, else to the standard library when its first path element
+// has no dot ("net/http", "vendor/golang.org/x/net/http2"); package main
+// is the binary's main package path, as govulncheck reads it.
+func attachSymbols(bi *debug.BuildInfo, pkgs []report.Package, mods []string, syms []gosyms.Symbol) {
+	groups := make([][]gosyms.Symbol, len(pkgs))
+	std := -1
+	for i, m := range mods {
+		if m == "" {
+			std = i
+		}
+	}
+	for _, s := range syms {
+		if s.Pkg == "main" && bi.Path != "" {
+			s.Pkg = bi.Path
+		}
+		if s.Pkg == "" {
+			continue
+		}
+		best := -1
+		for i, m := range mods {
+			if m != "" && (s.Pkg == m || strings.HasPrefix(s.Pkg, m+"/")) && (best < 0 || len(m) > len(mods[best])) {
+				best = i
+			}
+		}
+		if best < 0 {
+			first, _, _ := strings.Cut(s.Pkg, "/")
+			if std < 0 || strings.Contains(first, ".") {
+				continue
+			}
+			best = std
+		}
+		groups[best] = append(groups[best], s)
+	}
+	for i, g := range groups {
+		if len(g) > 0 {
+			pkgs[i].GoSymbols = gosyms.Fingerprint(g)
+		}
+	}
 }
 
 func module(path, version string) report.Package {

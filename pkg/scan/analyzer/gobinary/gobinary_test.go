@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/customs-scan/customs/pkg/gosyms"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/gobinary"
@@ -39,8 +40,8 @@ func TestRealGoBinary(t *testing.T) {
 	got := run(t, "usr/local/bin/app", 0o755, bin)
 	goVer := strings.TrimPrefix(strings.Fields(runtime.Version())[0], "go")
 	want := []report.Package{
-		{Name: scantest.GoBinaryModule, Version: "(devel)", Ecosystem: "Go", PURL: "pkg:golang/example.com/customs/scantest/app"},
-		{Name: "stdlib", Version: goVer, Ecosystem: "Go", PURL: "pkg:golang/stdlib@v" + goVer},
+		{Name: scantest.GoBinaryModule, Version: "(devel)", Ecosystem: "Go", PURL: "pkg:golang/example.com/customs/scantest/app", GOOS: "linux", GOARCH: runtime.GOARCH},
+		{Name: "stdlib", Version: goVer, Ecosystem: "Go", PURL: "pkg:golang/stdlib@v" + goVer, GOOS: "linux", GOARCH: runtime.GOARCH},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d packages %+v, want %+v", len(got), got, want)
@@ -50,6 +51,7 @@ func TestRealGoBinary(t *testing.T) {
 			t.Errorf("package %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
+	// GoBinary is stripped (-s -w): no symbol fingerprint.
 	// Not executable: not even matched.
 	if pkgs := run(t, "usr/local/bin/app", 0o644, bin); pkgs != nil {
 		t.Errorf("non-executable file analyzed: %+v", pkgs)
@@ -112,5 +114,39 @@ func TestPackagesFromBuildInfo(t *testing.T) {
 		if p.Name == "stdlib" {
 			t.Errorf("stdlib reported for a devel toolchain: %+v", p)
 		}
+	}
+}
+
+// An unstripped binary: each module carries the fingerprint of its own
+// functions (main's under the main package path, the standard library's
+// under stdlib).
+func TestSymbolFingerprints(t *testing.T) {
+	bin := scantest.BuildGo(t, scantest.GoProgram{
+		Module: "example.com/fp",
+		Main:   "package main\n\nimport \"net/url\"\n\nfunc main() { _, _ = url.Parse(\"x\") }\n",
+		GOOS:   "windows", GOARCH: "arm64",
+	})
+	pkgs := run(t, "app.exe", 0o755, bin)
+	if len(pkgs) != 2 {
+		t.Fatalf("packages %+v", pkgs)
+	}
+	for _, p := range pkgs {
+		if p.GOOS != "windows" || p.GOARCH != "arm64" || p.GoSymbols == "" {
+			t.Fatalf("package %+v", p)
+		}
+	}
+	main, err := gosyms.ParseFingerprint(pkgs[0].GoSymbols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	std, err := gosyms.ParseFingerprint(pkgs[1].GoSymbols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !main.Has(gosyms.SymbolKey("example.com/fp", "main")) || main.Has(gosyms.PackageKey("net/url")) {
+		t.Error("main module fingerprint")
+	}
+	if !std.Has(gosyms.PackageKey("net/url")) || !std.Has(gosyms.SymbolKey("net/url", "Parse")) || std.Has(gosyms.SymbolKey("net/url", "NoSuchFunc")) {
+		t.Error("stdlib fingerprint")
 	}
 }

@@ -13,12 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/formats"
+	"github.com/customs-scan/customs/pkg/osvfeed"
 	"github.com/customs-scan/customs/services/customs"
 	"github.com/customs-scan/customs/services/customs/internal/dbcmd"
 	"github.com/customs-scan/customs/services/customs/internal/scancmd"
@@ -35,7 +37,7 @@ const usage = `usage:
   customs scan [--format FORMAT] [--fail-on quarantine|warn|SEVERITY [--exit-code N]] [--insecure] [--db FILE] [--ignore FILE] IMAGE-REF
   customs scan [--format FORMAT] [--packages] [--platform OS/ARCH] --input IMAGE.tar
                FORMAT: json, table, cyclonedx, spdx-json, sarif, openvex
-  customs db update --source URL|ZIP|DIR [--source ...] [--db FILE] [--publish NATS-URL]
+  customs db update [--mirror URL | --source URL|ZIP|DIR [--source ...]] [--db FILE] [--publish NATS-URL]
   customs db publish --nats NATS-URL [--db FILE]
   customs db info [--db FILE]
   customs token new --name NAME [--role read|admin] [--repositories PATTERN,...]
@@ -153,9 +155,12 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.Quarantine = se.Results.Quarantine
 	}
 	fs.StringVar(&cfg.Quarantine, "quarantine", cfg.Quarantine, "enforce, dry-run or off: what a quarantine verdict does")
+	fs.StringVar(&cfg.OSVMirror, "osv-mirror", se.Results.OSVMirror, "keep the vulnerability database current from this mirror of OSV's dumps (<url>/<ecosystem>/all.zip), every $CUSTOMS_DB_UPDATE_INTERVAL (6h)")
+	dbUpdate := fs.Bool("db-update", false, "keep the vulnerability database current from osv.dev (or --osv-mirror) every $CUSTOMS_DB_UPDATE_INTERVAL (6h); off unless asked for or a mirror is given")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.DBUpdateInterval, cfg.OSVCacheDir = upDBUpdateInterval(se.Results.DBUpdateInterval, cfg.OSVMirror != "", *dbUpdate), se.Results.OSVCacheDir
 	lvl, err := zerolog.ParseLevel(*logLevel)
 	if err != nil {
 		return fmt.Errorf("%w: --log-level: %w", scancmd.ErrUsage, err)
@@ -280,6 +285,23 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// upDBUpdateInterval is how often `customs up` refreshes the database:
+// only when asked (--db-update, a positive CUSTOMS_DB_UPDATE_INTERVAL) or
+// given a mirror, so a newcomer on an offline machine sees no failing
+// downloads; then CUSTOMS_DB_UPDATE_INTERVAL, else 6h.
+func upDBUpdateInterval(fromEnv time.Duration, mirror, asked bool) time.Duration {
+	_, set := os.LookupEnv("CUSTOMS_DB_UPDATE_INTERVAL")
+	switch {
+	case set && fromEnv <= 0:
+		return 0
+	case set:
+		return fromEnv
+	case mirror || asked:
+		return results.DefaultDBUpdateInterval
+	}
+	return 0
+}
+
 func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
@@ -292,20 +314,21 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "update":
 		var sources listFlag
 		fs.Var(&sources, "source", "OSV source: an all.zip URL (https://osv-vulnerabilities.storage.googleapis.com/<ecosystem>/all.zip), a zip file or a directory of OSV JSON; repeatable")
+		mirror := fs.String("mirror", "", "base URL of OSV's per-ecosystem dumps, fetched when no --source is given (default: $"+dbcmd.EnvMirror+", else "+osvfeed.DefaultMirror+")")
 		publishURL := fs.String("publish", "", "also publish the database to this NATS server (a running customs up: the nats://customs:…@127.0.0.1:4222 URL it printed)")
 		progress := fs.Bool("progress", false, "show download progress even when stderr is not a terminal")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		sources = append(sources, fs.Args()...)
-		opts := dbcmd.UpdateOptions{Sources: sources, Path: *path, PublishURL: *publishURL}
+		opts := dbcmd.UpdateOptions{Sources: sources, Mirror: *mirror, Path: *path, PublishURL: *publishURL}
 		fs.Visit(func(f *flag.Flag) {
 			if f.Name == "progress" {
 				opts.Progress = progress
 			}
 		})
-		if len(sources) == 0 {
-			return fmt.Errorf("%w: customs db update needs --source", scancmd.ErrUsage)
+		if len(sources) > 0 && *mirror != "" {
+			return fmt.Errorf("%w: --mirror and --source exclude each other", scancmd.ErrUsage)
 		}
 		return dbcmd.Update(ctx, opts, stdout, stderr)
 	case "publish":

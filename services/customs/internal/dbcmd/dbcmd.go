@@ -1,27 +1,36 @@
 // Package dbcmd implements `customs db`: build the vulnerability database
-// from OSV sources, show it, and publish it to a running Customs.
+// from OSV sources (by default osv.dev's per-ecosystem dumps, kept
+// current with conditional requests), show it, and publish it to a
+// running Customs.
 package dbcmd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/natsconn"
+	"github.com/customs-scan/customs/pkg/osvfeed"
 	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndist"
 )
 
 // UpdateOptions for `customs db update`.
 type UpdateOptions struct {
-	// Sources are OSV zips (URL or file) or directories.
+	// Sources are OSV zips (URL or file) or directories. None: the
+	// per-ecosystem dumps of Mirror, for every ecosystem Customs matches.
 	Sources []string
+	// Mirror is the base URL of the dumps (<Mirror>/<ecosystem>/all.zip);
+	// empty: $CUSTOMS_OSV_MIRROR, else osv.dev's (osvfeed.DefaultMirror).
+	Mirror string
 	// Path is the database file (default: DefaultPath()).
 	Path string
 	// PublishURL, when set, publishes the built database to the NATS
@@ -32,11 +41,19 @@ type UpdateOptions struct {
 	Progress *bool
 }
 
-// Update builds the database from the sources and writes it.
+// EnvMirror names the environment variable with the base URL of the OSV
+// dumps `customs db update` fetches without --source.
+const EnvMirror = "CUSTOMS_OSV_MIRROR"
+
+// CacheDir is where the dumps behind the database at dbPath are kept:
+// beside it, so that each database has its own validators.
+func CacheDir(dbPath string) string {
+	return filepath.Join(filepath.Dir(dbPath), "osv-dumps")
+}
+
+// Update builds the database from the sources (or the mirror's dumps)
+// and writes it.
 func Update(ctx context.Context, opts UpdateOptions, stdout, stderr io.Writer) error {
-	if len(opts.Sources) == 0 {
-		return errors.New("give at least one --source (an OSV all.zip URL, a zip file or a directory of OSV JSON)")
-	}
 	path, err := resolvePath(opts.Path)
 	if err != nil {
 		return err
@@ -44,6 +61,9 @@ func Update(ctx context.Context, opts UpdateOptions, stdout, stderr io.Writer) e
 	show := isTerminal(stderr)
 	if opts.Progress != nil {
 		show = *opts.Progress
+	}
+	if len(opts.Sources) == 0 {
+		return updateFromMirror(ctx, opts, path, show, stdout, stderr)
 	}
 	b := vulndb.NewBuilder()
 	start := time.Now()
@@ -65,6 +85,16 @@ func Update(ctx context.Context, opts UpdateOptions, stdout, stderr io.Writer) e
 	if st.Entries == 0 {
 		return fmt.Errorf("the sources held no usable OSV records (%d read, %d invalid, %d withdrawn): database not written", st.Records, st.Invalid, st.Withdrawn)
 	}
+	if err := write(db, st, path, start, stdout); err != nil {
+		return err
+	}
+	if opts.PublishURL != "" {
+		return publish(ctx, opts.PublishURL, db, stdout)
+	}
+	return nil
+}
+
+func write(db *vulndb.DB, st vulndb.Stats, path string, start time.Time, stdout io.Writer) error {
 	if err := db.WriteFile(path); err != nil {
 		return err
 	}
@@ -75,6 +105,73 @@ func Update(ctx context.Context, opts UpdateOptions, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintf(stdout, "wrote %s\n  version:    %s\n  advisories: %d (%d package entries; %d records read, %d withdrawn, %d invalid, %d entries without a usable range)\n  size:       %d bytes, built in %s\n",
 		path, db.Version(), db.Header().Advisories, st.Entries, st.Records, st.Withdrawn, st.Invalid, st.Dropped, size, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// updateFromMirror refreshes the kept dumps and rebuilds the database
+// when one changed (or the database is missing or unreadable). Any
+// ecosystem that fails leaves the database as it was and is reported.
+func updateFromMirror(ctx context.Context, opts UpdateOptions, path string, show bool, stdout, stderr io.Writer) error {
+	start := time.Now()
+	mirror := cmp.Or(opts.Mirror, os.Getenv(EnvMirror), osvfeed.DefaultMirror)
+	c := &osvfeed.Cache{Dir: CacheDir(path), Mirror: mirror}
+	fmt.Fprintf(stderr, "checking %d ecosystems at %s\n", len(vulndb.Ecosystems()), mirror)
+	if show {
+		var last string
+		print := progressPrinter(stderr)
+		c.Progress = func(eco string, done, total int64) {
+			if eco != last {
+				if last != "" {
+					fmt.Fprintln(stderr)
+				}
+				fmt.Fprintf(stderr, "%s\n", eco)
+				last = eco
+			}
+			print(done, total)
+		}
+		defer func() {
+			if last != "" {
+				fmt.Fprintln(stderr)
+			}
+		}()
+	}
+	res, err := c.Update(ctx)
+	if err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	for _, f := range res.Fetches {
+		counts[f.Outcome]++
+	}
+	fmt.Fprintf(stdout, "%s: %d downloaded, %d unchanged, %d not on the mirror, %d failed\n", mirror,
+		counts[osvfeed.Downloaded], counts[osvfeed.NotModified], counts[osvfeed.Absent], counts[osvfeed.Failed])
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("%w\nthe database was not changed: %s", err, path)
+	}
+	if !res.Changed {
+		if db, err := vulndb.OpenFile(path); err == nil {
+			fmt.Fprintf(stdout, "up to date: %s (%s)\n", path, db.Version())
+			if opts.PublishURL != "" {
+				return publish(ctx, opts.PublishURL, db, stdout)
+			}
+			return nil
+		}
+	}
+	b := vulndb.NewBuilder()
+	db, err := c.Build(ctx, b)
+	if err != nil {
+		return fmt.Errorf("%w\nthe database was not changed: %s", err, path)
+	}
+	st := b.Stats()
+	if st.Entries == 0 {
+		return fmt.Errorf("the dumps held no usable OSV records (%d read, %d invalid, %d withdrawn): database not written", st.Records, st.Invalid, st.Withdrawn)
+	}
+	if err := write(db, st, path, start, stdout); err != nil {
+		return err
+	}
+	if err := c.MarkBuilt(res.Sources); err != nil {
+		return err
+	}
 	if opts.PublishURL != "" {
 		return publish(ctx, opts.PublishURL, db, stdout)
 	}

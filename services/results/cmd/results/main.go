@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	"github.com/customs-scan/customs/pkg/natsconn"
 	"github.com/customs-scan/customs/pkg/store"
@@ -25,6 +26,11 @@ func main() { svcmain.Exit("results", run()) }
 func run() error {
 	return svcmain.Run("results", func(c *config) natsconn.Config { return c.NATS },
 		func(ctx context.Context, cfg *config, e svcmain.Env) error {
+			// The standalone service keeps its database current unless told
+			// otherwise (0 turns it off).
+			if _, set := os.LookupEnv("CUSTOMS_DB_UPDATE_INTERVAL"); !set {
+				cfg.Results.DBUpdateInterval = results.DefaultDBUpdateInterval
+			}
 			bucket, err := store.NewS3(ctx, cfg.S3.Store(), nil)
 			if err != nil {
 				return err

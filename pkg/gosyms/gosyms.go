@@ -1,0 +1,559 @@
+// Package gosyms reads which Go functions an executable contains: every
+// function of its pclntab plus every function inlined into one (the
+// inline trees), as package path and symbol ("net/http", "Server.Serve").
+// That is what govulncheck's binary mode (golang.org/x/vuln) decides
+// reachability from, and this package follows its rules so both agree:
+//
+//   - Go 1.18 and later only (the pclntab layouts of 1.18 and 1.20+);
+//   - inline trees are located through the go:func.* symbol (go.func.*
+//     before Go 1.20), so a binary without a symbol table (built with
+//     -ldflags=-s, or stripped) yields ErrNoSymbols: the caller knows the
+//     modules, not the functions.
+//
+// Input is untrusted: every offset is bounds-checked and the work is
+// bounded by MaxFuncs and MaxInlined.
+package gosyms
+
+import (
+	"bytes"
+	"debug/elf"
+	"debug/gosym"
+	"debug/macho"
+	"debug/pe"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+)
+
+// ErrNoSymbols says the binary has no symbol table (stripped), so its
+// functions cannot be listed the way govulncheck lists them.
+var ErrNoSymbols = errors.New("gosyms: no symbol table (stripped binary)")
+
+// ErrUnsupported says the pclntab is not one of Go 1.18+.
+var ErrUnsupported = errors.New("gosyms: pclntab older than Go 1.18 or unknown")
+
+// Bounds on what one binary may make Read do.
+const (
+	// MaxFuncs bounds the functions of one pclntab (the largest real
+	// binaries have a few hundred thousand).
+	MaxFuncs = 4 << 20
+	// MaxInlined bounds inline-tree entries read over all functions.
+	MaxInlined = 16 << 20
+	// maxTree bounds the inline tree of one function (real ones hold at
+	// most a few thousand entries).
+	maxTree = 1 << 16
+)
+
+// Symbol is one function: its package path and its name within the
+// package, methods as Type.Method without pointer marks, the form OSV's
+// ecosystem_specific.imports[].symbols use.
+type Symbol struct {
+	Pkg  string
+	Name string
+}
+
+// Read lists the functions of the Go executable in r (ELF, Mach-O or PE;
+// size is its length), each once, in no particular order.
+func Read(r io.ReaderAt, size int64) ([]Symbol, error) {
+	x, err := open(r, size)
+	if err != nil {
+		return nil, err
+	}
+	gofunc, gofuncReader, err := x.goFunc()
+	if err != nil {
+		return nil, err
+	}
+	tab, err := x.pclntab()
+	if err != nil {
+		return nil, err
+	}
+	p, err := parse(tab)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[Symbol]struct{}{}
+	var out []Symbol
+	add := func(name string) {
+		s, ok := split(name)
+		if !ok {
+			return
+		}
+		if _, dup := seen[s]; !dup {
+			seen[s] = struct{}{}
+			out = append(out, s)
+		}
+	}
+	inlined := 0
+	for i := 0; i < p.nfunc; i++ {
+		f, err := p.funcAt(i)
+		if err != nil {
+			return nil, err
+		}
+		add(f.name)
+		n := f.inlineCount()
+		if n == 0 || f.inlTreeOff == ^uint32(0) {
+			continue
+		}
+		if n > maxTree {
+			return nil, fmt.Errorf("gosyms: %s: inline tree of more than %d entries", f.name, maxTree)
+		}
+		if inlined += n; inlined > MaxInlined {
+			return nil, fmt.Errorf("gosyms: more than %d inlined calls", MaxInlined)
+		}
+		names, err := p.inlineTree(gofuncReader, gofunc+int64(f.inlTreeOff), n)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			add(name)
+		}
+	}
+	return out, nil
+}
+
+// split turns a symbol name into package path and symbol the way
+// govulncheck does ("golang.org/x/net/http2.(*serverConn).goAway" →
+// "golang.org/x/net/http2", "serverConn.goAway").
+func split(name string) (Symbol, bool) {
+	s := gosym.Sym{Name: name}
+	sym := s.BaseName()
+	if r := s.ReceiverName(); r != "" {
+		if strings.HasPrefix(r, "(*") {
+			r = strings.Trim(r, "(*)")
+		}
+		sym = r + "." + sym
+	}
+	pkg := s.PackageName()
+	if pkg != "" {
+		u, err := url.PathUnescape(pkg)
+		if err != nil {
+			return Symbol{}, false
+		}
+		pkg = u
+	}
+	if sym == "" {
+		return Symbol{}, false
+	}
+	return Symbol{Pkg: pkg, Name: sym}, true
+}
+
+// exe is what Read needs of an executable format.
+type exe interface {
+	// pclntab returns the bytes of the pclntab.
+	pclntab() ([]byte, error)
+	// goFunc returns the file-relative offset of go:func.* within the
+	// returned reader.
+	goFunc() (int64, io.ReaderAt, error)
+}
+
+func open(r io.ReaderAt, size int64) (exe, error) {
+	var magic [4]byte
+	if _, err := r.ReadAt(magic[:], 0); err != nil {
+		return nil, fmt.Errorf("gosyms: %w", err)
+	}
+	switch {
+	case bytes.Equal(magic[:], []byte("\x7fELF")):
+		f, err := elf.NewFile(r)
+		if err != nil {
+			return nil, fmt.Errorf("gosyms: %w", err)
+		}
+		return &elfExe{f: f, r: r}, nil
+	case magic[0] == 'M' && magic[1] == 'Z':
+		f, err := pe.NewFile(r)
+		if err != nil {
+			return nil, fmt.Errorf("gosyms: %w", err)
+		}
+		return &peExe{f: f, r: r}, nil
+	default:
+		f, err := macho.NewFile(r)
+		if err != nil {
+			return nil, fmt.Errorf("gosyms: not an ELF, PE or thin Mach-O file: %w", err)
+		}
+		return &machoExe{f: f}, nil
+	}
+}
+
+// funcSymNames are the names of the symbol marking the start of the
+// function data the inline trees are relative to (Go 1.20+, then 1.18).
+var funcSymNames = []string{"go:func.*", "go.func.*"}
+
+type elfExe struct {
+	f *elf.File
+	r io.ReaderAt
+}
+
+func (x *elfExe) pclntab() ([]byte, error) {
+	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
+		if s := x.f.Section(name); s != nil && s.Type != elf.SHT_NOBITS {
+			return sectionData(s.Open(), s.Size)
+		}
+	}
+	return nil, errors.New("gosyms: no .gopclntab section")
+}
+
+func (x *elfExe) goFunc() (int64, io.ReaderAt, error) {
+	syms, err := x.f.Symbols()
+	if errors.Is(err, elf.ErrNoSymbols) || (err == nil && len(syms) == 0) {
+		return 0, nil, ErrNoSymbols
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("gosyms: %w", err)
+	}
+	for _, want := range funcSymNames {
+		for _, s := range syms {
+			if s.Name != want {
+				continue
+			}
+			for _, p := range x.f.Progs {
+				if s.Value >= p.Vaddr && s.Value-p.Vaddr < p.Filesz {
+					return int64(s.Value - p.Vaddr), p, nil
+				}
+			}
+			return 0, nil, fmt.Errorf("gosyms: %s outside the file's segments", want)
+		}
+	}
+	return 0, nil, ErrNoSymbols
+}
+
+type machoExe struct{ f *macho.File }
+
+func (x *machoExe) pclntab() ([]byte, error) {
+	s := x.f.Section("__gopclntab")
+	if s == nil {
+		return nil, errors.New("gosyms: no __gopclntab section")
+	}
+	return sectionData(s.Open(), s.Size)
+}
+
+func (x *machoExe) goFunc() (int64, io.ReaderAt, error) {
+	if x.f.Symtab == nil {
+		return 0, nil, ErrNoSymbols
+	}
+	// Stripped Mach-O files keep a symbol table without the program's
+	// symbols (govulncheck checks runtime.main the same way).
+	found := map[string]uint64{}
+	for _, s := range x.f.Symtab.Syms {
+		switch s.Name {
+		case "runtime.main", funcSymNames[0], funcSymNames[1]:
+			found[s.Name] = s.Value
+		}
+	}
+	if _, ok := found["runtime.main"]; !ok {
+		return 0, nil, ErrNoSymbols
+	}
+	for _, want := range funcSymNames {
+		v, ok := found[want]
+		if !ok {
+			continue
+		}
+		for _, l := range x.f.Loads {
+			seg, ok := l.(*macho.Segment)
+			if ok && seg.Name != "__PAGEZERO" && v >= seg.Addr && v-seg.Addr < seg.Filesz {
+				return int64(v - seg.Addr), seg, nil
+			}
+		}
+		return 0, nil, fmt.Errorf("gosyms: %s outside the file's segments", want)
+	}
+	return 0, nil, ErrNoSymbols
+}
+
+type peExe struct {
+	f *pe.File
+	r io.ReaderAt
+}
+
+func (x *peExe) symbol(name string) (*pe.Symbol, bool) {
+	for _, s := range x.f.Symbols {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+func (x *peExe) section(s *pe.Symbol) (*pe.Section, error) {
+	i := int(s.SectionNumber) - 1
+	if i < 0 || i >= len(x.f.Sections) {
+		return nil, fmt.Errorf("gosyms: symbol %s in no section", s.Name)
+	}
+	return x.f.Sections[i], nil
+}
+
+func (x *peExe) pclntab() ([]byte, error) {
+	start, ok1 := x.symbol("runtime.pclntab")
+	end, ok2 := x.symbol("runtime.epclntab")
+	if !ok1 || !ok2 {
+		if len(x.f.Symbols) == 0 {
+			return nil, ErrNoSymbols
+		}
+		return nil, errors.New("gosyms: no runtime.pclntab symbol")
+	}
+	sect, err := x.section(start)
+	if err != nil {
+		return nil, err
+	}
+	if end.Value < start.Value {
+		return nil, errors.New("gosyms: runtime.epclntab before runtime.pclntab")
+	}
+	n := int64(end.Value - start.Value)
+	return sectionData(io.NewSectionReader(sect, int64(start.Value), n), uint64(n))
+}
+
+func (x *peExe) goFunc() (int64, io.ReaderAt, error) {
+	if len(x.f.Symbols) == 0 {
+		return 0, nil, ErrNoSymbols
+	}
+	for _, want := range funcSymNames {
+		if s, ok := x.symbol(want); ok {
+			sect, err := x.section(s)
+			if err != nil {
+				return 0, nil, err
+			}
+			// In PE a symbol's value is its offset in its section.
+			return int64(s.Value), sect, nil
+		}
+	}
+	return 0, nil, ErrNoSymbols
+}
+
+// maxPclntab bounds the pclntab read into memory.
+const maxPclntab = 1 << 30
+
+func sectionData(r io.Reader, size uint64) ([]byte, error) {
+	if size > maxPclntab {
+		return nil, fmt.Errorf("gosyms: pclntab of %d bytes", size)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("gosyms: read pclntab: %w", err)
+	}
+	return b, nil
+}
+
+// pclntab layout versions.
+const (
+	ver118 = 118
+	ver120 = 120
+)
+
+// table is a parsed Go 1.18+ pclntab header.
+type table struct {
+	data      []byte
+	bo        binary.ByteOrder
+	version   int
+	quantum   uint32
+	ptrSize   int
+	nfunc     int
+	funcnames []byte
+	pctab     []byte
+	functab   []byte // the function table and the _func records
+}
+
+func parse(data []byte) (*table, error) {
+	if len(data) < 8 {
+		return nil, ErrUnsupported
+	}
+	t := &table{data: data}
+	le, be := binary.LittleEndian.Uint32(data), binary.BigEndian.Uint32(data)
+	switch {
+	case le == 0xfffffff0:
+		t.bo, t.version = binary.LittleEndian, ver118
+	case be == 0xfffffff0:
+		t.bo, t.version = binary.BigEndian, ver118
+	case le == 0xfffffff1:
+		t.bo, t.version = binary.LittleEndian, ver120
+	case be == 0xfffffff1:
+		t.bo, t.version = binary.BigEndian, ver120
+	default:
+		return nil, ErrUnsupported
+	}
+	if data[4] != 0 || data[5] != 0 || (data[6] != 1 && data[6] != 2 && data[6] != 4) || (data[7] != 4 && data[7] != 8) {
+		return nil, ErrUnsupported
+	}
+	t.quantum, t.ptrSize = uint32(data[6]), int(data[7])
+	word := func(i int) (uint64, error) {
+		off := 8 + i*t.ptrSize
+		if off+t.ptrSize > len(data) {
+			return 0, errors.New("gosyms: truncated pclntab header")
+		}
+		if t.ptrSize == 8 {
+			return t.bo.Uint64(data[off:]), nil
+		}
+		return uint64(t.bo.Uint32(data[off:])), nil
+	}
+	// nfunc, nfiles, textStart, funcnameOffset, cuOffset, filetabOffset,
+	// pctabOffset, pclnOffset.
+	var h [8]uint64
+	for i := range h {
+		v, err := word(i)
+		if err != nil {
+			return nil, err
+		}
+		h[i] = v
+	}
+	if h[0] > MaxFuncs {
+		return nil, fmt.Errorf("gosyms: %d functions", h[0])
+	}
+	t.nfunc = int(h[0])
+	slice := func(off uint64) ([]byte, error) {
+		if off > uint64(len(data)) {
+			return nil, errors.New("gosyms: pclntab offset out of range")
+		}
+		return data[off:], nil
+	}
+	var err error
+	if t.funcnames, err = slice(h[3]); err != nil {
+		return nil, err
+	}
+	if t.pctab, err = slice(h[6]); err != nil {
+		return nil, err
+	}
+	if t.functab, err = slice(h[7]); err != nil {
+		return nil, err
+	}
+	if uint64(len(t.functab)) < uint64(t.nfunc+1)*8 {
+		return nil, errors.New("gosyms: truncated function table")
+	}
+	return t, nil
+}
+
+// fn is what Read needs of one _func record.
+type fn struct {
+	t          *table
+	name       string
+	inlPcdata  uint32 // offset of the PCDATA_InlTreeIndex table in pctab, 0 if none
+	inlTreeOff uint32 // FUNCDATA_InlTree offset from go:func.*, ^0 if none
+}
+
+const (
+	pcdataInlTreeIndex = 2
+	funcdataInlTree    = 3
+)
+
+func (t *table) u32(b []byte, off uint64) (uint32, error) {
+	if off+4 > uint64(len(b)) {
+		return 0, errors.New("gosyms: truncated _func record")
+	}
+	return t.bo.Uint32(b[off:]), nil
+}
+
+func (t *table) funcAt(i int) (fn, error) {
+	// Function table: nfunc+1 (entryoff, funcoff) pairs of uint32.
+	funcOff, err := t.u32(t.functab, uint64(i)*8+4)
+	if err != nil {
+		return fn{}, err
+	}
+	rec := uint64(funcOff)
+	// _func: entryOff, nameOff, args, deferreturn, pcsp, pcfile, pcln,
+	// npcdata, cuOffset, [startLine (1.20+)], funcID, flag, _, nfuncdata,
+	// then npcdata pcdata offsets and nfuncdata funcdata offsets.
+	fixed := uint64(40)
+	if t.version >= ver120 {
+		fixed = 44
+	}
+	if rec+fixed > uint64(len(t.functab)) {
+		return fn{}, errors.New("gosyms: _func record out of range")
+	}
+	r := t.functab[rec:]
+	f := fn{t: t, inlTreeOff: ^uint32(0)}
+	nameOff := t.bo.Uint32(r[4:])
+	npcdata := uint64(t.bo.Uint32(r[28:]))
+	nfuncdata := uint64(r[fixed-1])
+	if f.name, err = t.funcName(nameOff); err != nil {
+		return fn{}, err
+	}
+	if npcdata > pcdataInlTreeIndex {
+		if f.inlPcdata, err = t.u32(r, fixed+pcdataInlTreeIndex*4); err != nil {
+			return fn{}, err
+		}
+	}
+	if nfuncdata > funcdataInlTree {
+		if f.inlTreeOff, err = t.u32(r, fixed+npcdata*4+funcdataInlTree*4); err != nil {
+			return fn{}, err
+		}
+	}
+	return f, nil
+}
+
+func (t *table) funcName(off uint32) (string, error) {
+	if uint64(off) >= uint64(len(t.funcnames)) {
+		return "", errors.New("gosyms: function name out of range")
+	}
+	b := t.funcnames[off:]
+	end := bytes.IndexByte(b, 0)
+	if end < 0 {
+		return "", errors.New("gosyms: unterminated function name")
+	}
+	return string(b[:end]), nil
+}
+
+// inlineCount is the number of entries of f's inline tree: one more than
+// the largest value of its PCDATA_InlTreeIndex table (the tree itself is
+// not delimited).
+func (f fn) inlineCount() int {
+	if f.inlPcdata == 0 || uint64(f.inlPcdata) >= uint64(len(f.t.pctab)) {
+		return 0
+	}
+	p := f.t.pctab[f.inlPcdata:]
+	val, maxVal := int32(-1), int32(-1)
+	var pc uint64
+	for {
+		// The pc-value encoding (runtime.pcvalue): zig-zag value delta,
+		// then pc delta in quanta; a zero value delta after the first
+		// entry ends the table.
+		uv, n := binary.Uvarint(p)
+		if n <= 0 || (uv == 0 && pc != 0) {
+			break
+		}
+		p = p[n:]
+		if uv&1 != 0 {
+			uv = ^(uv >> 1)
+		} else {
+			uv >>= 1
+		}
+		pcd, n := binary.Uvarint(p)
+		if n <= 0 {
+			break
+		}
+		p = p[n:]
+		pc += pcd * uint64(f.t.quantum)
+		val += int32(uv)
+		maxVal = max(maxVal, val)
+	}
+	if maxVal >= maxTree {
+		return maxTree + 1
+	}
+	return int(maxVal) + 1
+}
+
+// inlineTree reads n inline-tree entries at off in r and returns the
+// names of the inlined functions.
+func (t *table) inlineTree(r io.ReaderAt, off int64, n int) ([]string, error) {
+	size := 20 // Go 1.18/1.19: parent, funcID, _, file, line, func, parentPc
+	if t.version >= ver120 {
+		size = 16 // funcID, _, nameOff, parentPc, startLine
+	}
+	buf := make([]byte, n*size)
+	if _, err := r.ReadAt(buf, off); err != nil {
+		return nil, fmt.Errorf("gosyms: read inline tree: %w", err)
+	}
+	names := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		e := buf[i*size:]
+		var nameOff uint32
+		if t.version >= ver120 {
+			nameOff = t.bo.Uint32(e[4:])
+		} else {
+			nameOff = t.bo.Uint32(e[12:])
+		}
+		name, err := t.funcName(nameOff)
+		if err != nil {
+			return nil, err
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
