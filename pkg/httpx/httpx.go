@@ -79,14 +79,22 @@ func WriteError(w http.ResponseWriter, status int, msg string) {
 
 // Serve runs h on ln until ctx is cancelled, then shuts down gracefully.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger) error {
-	srv := &http.Server{
+	return ServeServer(ctx, ln, &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	}, log)
+}
+
+// ServeServer runs srv on ln until ctx is cancelled, then shuts it down,
+// giving requests 10 s to finish and cutting what still runs. Requests'
+// contexts outlive ctx until then (a graceful drain). For servers that
+// need other timeouts than Serve's (the gate streams blobs for as long as
+// they take).
+func ServeServer(ctx context.Context, ln net.Listener, srv *http.Server, log zerolog.Logger) error {
+	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg("http server listening")
@@ -101,7 +109,10 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Log
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
+		_ = srv.Close()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
 	}
 	return nil
 }

@@ -15,8 +15,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/malware"
@@ -59,15 +57,7 @@ func (s *slackReceiver) messages() []string {
 // the notifier every alert: what would be sent, has been.
 func settledAlerts(t *testing.T, st *customs.Stack) {
 	t.Helper()
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stackJetStream(t, st)
 	ctx := context.Background()
 	idle := func(stream, consumer string) bool {
 		c, err := js.Consumer(ctx, stream, consumer)
@@ -161,15 +151,7 @@ routes:
 	push(t, st, "shop/clean:1", withConfig(t, clean, ccf))
 	step("clean image", 2)
 	// 5. A database update that adds a vulnerability to the stored image.
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stackJetStream(t, st)
 	if _, _, err := vulndist.Publish(context.Background(), js, db2); err != nil {
 		t.Fatal(err)
 	}

@@ -283,15 +283,7 @@ func TestUnscannedImagesAreRefusedWhenDenied(t *testing.T) {
 // has done.
 func waitDrained(t *testing.T, st *customs.Stack, digest string) {
 	t.Helper()
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := stackJetStream(t, st)
 	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -356,4 +348,20 @@ func TestQuarantineCommands(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
 		t.Errorf("wrong token: %v %s", err, out)
 	}
+}
+
+// stackJetStream connects to customs up's NATS with the credentials it
+// generated, as an operator's tool would; closed when the test ends.
+func stackJetStream(t *testing.T, st *customs.Stack) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(st.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

@@ -340,32 +340,10 @@ func nilIfDone(ctx context.Context, err error) error {
 // download or a chunked upload through the gate may take longer than any
 // fixed deadline. Slow-header clients and idle connections are still cut.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Logger) error {
-	srv := &http.Server{
+	return httpx.ServeServer(ctx, ln, &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ErrorLog:          newStdLogger(log),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info().Str("addr", ln.Addr().String()).Msg("http server listening")
-	select {
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return fmt.Errorf("http serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		// Transfers still running after the grace period are cut.
-		_ = srv.Close()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("http shutdown: %w", err)
-		}
-	}
-	return nil
+	}, log)
 }
