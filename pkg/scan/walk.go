@@ -651,8 +651,7 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 			if errors.As(err, &fe) {
 				return nil, fmt.Errorf("scan: analyzer %s on %s: %w", a.Name(), j.path, err)
 			}
-			zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
-				Str("path", j.path).Msg("scan: analyzer failed; file skipped")
+			lw.analyzerFailed(a, j.path, err, "scan: analyzer failed; file skipped")
 			continue
 		}
 		if res.Empty() {
@@ -760,8 +759,7 @@ func (m *windowMerge) add(win []byte, first bool) error {
 			if cerr := lw.ctx.Err(); cerr != nil {
 				return cerr
 			}
-			zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
-				Str("path", j.path).Msg("scan: analyzer failed on a window; window skipped")
+			lw.analyzerFailed(a, j.path, err, "scan: analyzer failed on a window; window skipped")
 			continue
 		}
 		if res.Empty() {
@@ -794,6 +792,16 @@ func (m *windowMerge) results() []jobResult {
 		out = append(out, jobResult{fileResult: fileResult{analyzer: j.analyzer, res: m.merged[k]}, path: j.path})
 	}
 	return out
+}
+
+// analyzerFailed logs an analyzer error that skips a file (or a window)
+// and hands it to WithAnalyzerErrors' callback.
+func (lw *layerWalk) analyzerFailed(a analyzer.Analyzer, path string, err error, msg string) {
+	zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
+		Str("path", path).Msg(msg)
+	if fn := lw.s.o.analyzerErrors; fn != nil {
+		fn(a.Name(), err)
+	}
 }
 
 // analyze calls a.Analyze, turning a panic into an error.
