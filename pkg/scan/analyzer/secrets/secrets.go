@@ -168,19 +168,34 @@ func finding(f *engine.Finding, where string) report.Finding {
 // AnalyzeConfig implements analyzer.ConfigAnalyzer: the rules run over
 // each environment entry ("NAME=value"), each label ("key=value") and each
 // history entry's created_by, where build arguments leak (BuildKit writes
-// "RUN |1 NPM_TOKEN=… /bin/sh -c …", "ARG NPM_TOKEN=…"). A history finding
-// carries the layer its step created (an empty-layer step: the next
-// layer). A secret already reported in the environment or a label, or in
-// an earlier history step (every RUN after an ARG repeats it), is not
-// reported again for history.
+// "RUN |1 NPM_TOKEN=… /bin/sh -c …", "ARG NPM_TOKEN=…"). Settings whose
+// name says they hold a secret (DB_PASSWORD, *_TOKEN, *_API_KEY…) and
+// whose value is a literal, not a placeholder or a reference, are
+// reported too (config-env-secret, config-build-arg-secret,
+// config-label-secret) when gitleaks found nothing in them.
+//
+// An environment or label finding carries the layer of the ENV or LABEL
+// step that set it (an empty-layer step: the next layer, or the one
+// before it at the end of the history; none when the history does not
+// say), a history finding the layer its step created. A secret already
+// reported in the environment or a label, or in an earlier history step
+// (every RUN after an ARG repeats it), is not reported again for history.
 func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *v1.ConfigFile) (*analyzer.Result, error) {
 	if cfg == nil {
 		return nil, nil
 	}
+	var layers []report.Layer
+	if img != nil {
+		layers = img.Layers
+	}
+	steps := newHistorySteps(cfg.History, layers)
 	var res analyzer.Result
 	var seen engine.Seen
-	scan := func(text, where, layer string, history bool) {
-		for _, fi := range a.e.Find("", []byte(text), a.maxFindings) {
+	// scan runs gitleaks' rules over text and reports whether they found
+	// anything (new or not).
+	scan := func(text, where, layer string, history bool) bool {
+		found := a.e.Find("", []byte(text), a.maxFindings)
+		for _, fi := range found {
 			if !seen.Add(&fi) && history {
 				continue
 			}
@@ -188,10 +203,17 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 			f.Path, f.Layer, f.Line = ConfigPath, layer, 0
 			res.Findings = append(res.Findings, f)
 		}
+		return len(found) > 0
 	}
+	literal := map[string]bool{} // name=value of literal findings
 	for _, kv := range cfg.Config.Env {
-		name, _, _ := strings.Cut(kv, "=")
-		scan(kv, "env "+name, "", false)
+		name, value, _ := strings.Cut(kv, "=")
+		layer, _ := steps.setter("ENV", name)
+		if !scan(kv, "env "+name, layer, false) && secretName(name) && literalSecret(name, value) {
+			literal[kv] = true
+			res.Findings = append(res.Findings, configFinding(RuleEnvSecret,
+				"Literal secret in an ENV variable: every container of the image has it", "env "+name, name, value, layer))
+		}
 	}
 	labels := make([]string, 0, len(cfg.Config.Labels))
 	for k := range cfg.Config.Labels {
@@ -199,21 +221,35 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 	}
 	slices.Sort(labels)
 	for _, k := range labels {
-		scan(k+"="+cfg.Config.Labels[k], "label "+k, "", false)
+		v := cfg.Config.Labels[k]
+		layer, _ := steps.setter("LABEL", k)
+		if !scan(k+"="+v, "label "+k, layer, false) && secretName(k) && literalSecret(k, v) {
+			res.Findings = append(res.Findings, configFinding(RuleLabelSecret,
+				"Literal secret in a label: anyone who can pull the image reads it", "label "+k, k, v, layer))
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var layers []report.Layer
-	if img != nil {
-		layers = img.Layers
-	}
-	historyLayers := analyzer.HistoryLayers(cfg.History, layers)
 	for i, h := range cfg.History {
 		if h.CreatedBy == "" {
 			continue
 		}
-		scan(h.CreatedBy, fmt.Sprintf("history step %d", i+1), historyLayers[i], true)
+		step := fmt.Sprintf("history step %d", i+1)
+		scan(h.CreatedBy, step, steps.layers[i], true)
+		for _, kv := range buildArgs(h.CreatedBy) {
+			name, value := kv[0], kv[1]
+			key := name + "=" + value
+			if literal[key] || !secretName(name) || !literalSecret(name, value) {
+				continue
+			}
+			literal[key] = true
+			if len(a.e.Find("", []byte(key), 1)) > 0 {
+				continue // gitleaks' finding in this step (or an earlier one) says it
+			}
+			res.Findings = append(res.Findings, configFinding(RuleBuildArgSecret,
+				"Literal secret in a build argument: the image history records it", "build arg "+name+", "+step, name, value, steps.layers[i]))
+		}
 	}
 	return &res, nil
 }

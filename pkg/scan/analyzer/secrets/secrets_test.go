@@ -333,7 +333,7 @@ func TestConfig(t *testing.T) {
 	slices.Sort(got)
 	want := []string{
 		`aws-access-token CRITICAL "history step 6" layer=sha256:l4`,
-		`github-pat CRITICAL "env GITHUB_TOKEN" layer=`,
+		`github-pat CRITICAL "env GITHUB_TOKEN" layer=sha256:l2`,
 		`gitlab-pat CRITICAL "label deploy.gitlab-token" layer=`,
 		`npm-access-token HIGH "history step 2" layer=sha256:l2`,
 	}
@@ -428,4 +428,83 @@ func TestPKCS12Path(t *testing.T) {
 	if k := keys(got); !slices.Equal(k, []string{"pkcs12-file app/certs/client.p12:0 HIGH"}) {
 		t.Errorf("got %q", k)
 	}
+}
+
+// TestConfigLiteralSecrets: ENV variables, build arguments recorded in
+// history and labels whose names say they hold a password, token, secret
+// or API key, set to a literal value (not a placeholder, a reference or a
+// file path), are secrets, attributed to the layer of the step that set
+// them; gitleaks' rules keep what they find.
+func TestConfigLiteralSecrets(t *testing.T) {
+	a := newAnalyzer(t)
+	fx := getFixtures(t)
+	layers := []report.Layer{{Digest: "sha256:l1"}, {Digest: "sha256:l2"}, {Digest: "sha256:l3"}, {Digest: "sha256:l4"}}
+	cfg := &v1.ConfigFile{
+		Config: v1.Config{
+			Env: []string{
+				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+				"DB_PASSWORD=Sup3r-s3cret-pw",
+				"MYSQL_ROOT_PASSWORD=root",
+				"SMTP_PASS=m41l-p4ss!",
+				"GITHUB_TOKEN=" + fx.githubPAT,
+				// Not secrets: flags, placeholders, references, paths,
+				// public values.
+				"MYSQL_ALLOW_EMPTY_PASSWORD=yes",
+				"MYSQL_RANDOM_ROOT_PASSWORD=1",
+				"POSTGRES_PASSWORD=changeme",
+				"REDIS_PASSWORD=${REDIS_PASSWORD}",
+				"API_KEY_FILE=/run/secrets/api_key",
+				"ADMIN_PASSWORD=/run/secrets/admin",
+				"APP_SECRET=<set me>",
+				"JWT_SECRET=xxxxxxxx",
+				"SESSION_SECRET=",
+				"STRIPE_API_KEY=your-api-key-here",
+				"VAULT_TOKEN=vault:secret/data/app#token",
+				"PASSWORD_MIN_LENGTH=12",
+				"AUTH_TOKEN_URL=https://auth.example.com/token",
+				"AWS_ACCESS_KEY_ID_NAME=deploy",
+				"NO_PASSWORD=true",
+			},
+			Labels: map[string]string{
+				"org.opencontainers.image.source": "https://github.com/example/app",
+				"com.example.db.password":         "hunter2hunter",
+				"com.example.api-token":           "${TOKEN}",
+			},
+		},
+		History: []v1.History{
+			{CreatedBy: "/bin/sh -c #(nop) ADD file:8b1e79f91081eb527a2d6ad4a56ab0ea2da35cd0e0ac3de7b2a2e3ba3f3c6f0a in / "},
+			{CreatedBy: "ENV DB_PASSWORD=Sup3r-s3cret-pw", Comment: "buildkit.dockerfile.v0", EmptyLayer: true},
+			{CreatedBy: "ARG DEPLOY_TOKEN=letmein-2024", Comment: "buildkit.dockerfile.v0", EmptyLayer: true},
+			{CreatedBy: "RUN |2 DEPLOY_TOKEN=letmein-2024 BUILD_PASSWORD=changeme /bin/sh -c ./build.sh # buildkit", Comment: "buildkit.dockerfile.v0"},
+			{CreatedBy: "/bin/sh -c #(nop)  LABEL com.example.db.password=hunter2hunter", EmptyLayer: true},
+			{CreatedBy: "RUN |2 DEPLOY_TOKEN=letmein-2024 BUILD_PASSWORD=changeme /bin/sh -c make install # buildkit", Comment: "buildkit.dockerfile.v0"},
+			{CreatedBy: "COPY . /app # buildkit", Comment: "buildkit.dockerfile.v0"},
+			{CreatedBy: "ENV MYSQL_ROOT_PASSWORD=root", Comment: "buildkit.dockerfile.v0", EmptyLayer: true},
+		},
+	}
+	res, err := a.AnalyzeConfig(context.Background(), &analyzer.Image{Layers: layers}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range res.Findings {
+		if f.Path != secrets.ConfigPath || f.Kind != report.KindSecret || f.Severity == "" || f.Excerpt == "" {
+			t.Errorf("malformed %+v", f)
+		}
+		where := f.Title[strings.LastIndex(f.Title, "(")+1 : len(f.Title)-1]
+		got = append(got, fmt.Sprintf("%s %q layer=%s excerpt=%s", f.Rule, where, f.Layer, f.Excerpt))
+	}
+	slices.Sort(got)
+	want := []string{
+		`config-build-arg-secret "build arg DEPLOY_TOKEN, history step 3" layer=sha256:l2 excerpt=DEPLOY_TOKEN=…`,
+		`config-env-secret "env DB_PASSWORD" layer=sha256:l2 excerpt=DB_PASSWORD=…`,
+		`config-env-secret "env MYSQL_ROOT_PASSWORD" layer=sha256:l4 excerpt=MYSQL_ROOT_PASSWORD=…`,
+		`config-env-secret "env SMTP_PASS" layer= excerpt=SMTP_PASS=…`,
+		`config-label-secret "label com.example.db.password" layer=sha256:l3 excerpt=com.example.db.password=…`,
+		`github-pat "env GITHUB_TOKEN" layer= excerpt=GITHUB_TOKEN=ghp_…` + fx.githubPAT[len(fx.githubPAT)-2:],
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("findings:\n got %q\nwant %q", got, want)
+	}
+	assertRedacted(t, res.Findings, []string{"Sup3r-s3cret-pw", "m41l-p4ss!", "letmein-2024", "hunter2hunter", fx.githubPAT})
 }
