@@ -3,10 +3,11 @@
 // of pkg/secrets (gitleaks' default rule set; see there for how it runs
 // and what it reports).
 //
-// Match offers every non-empty file up to the size cap except binary
-// formats (by extension) and trees that hold no secrets (documentation,
-// locales, headers, certificate bundles, toolchains); Sniff drops binary
-// content and paths on gitleaks' global allowlist.
+// Match offers every non-empty file up to the size cap except the files
+// package managers and toolchains own (their databases, caches and logs
+// by exact path, documentation, headers, toolchains with sample keys);
+// Sniff drops binary content (told from the first bytes, not the name)
+// and paths on gitleaks' global allowlist.
 //
 // A finding never carries a whole secret: the excerpt shows the line with
 // the secret reduced to at most its first 4 and last 2 characters (see
@@ -15,7 +16,6 @@
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -101,10 +101,10 @@ func (*Analyzer) KeepsDeleted() bool { return true }
 func (a *Analyzer) Rules() []string { return a.e.Rules() }
 
 // Match implements analyzer.Analyzer: non-empty files up to the size cap,
-// except binary formats (by extension) and trees that hold no secrets
-// (documentation, locales, headers, certificate bundles, toolchains).
-// Everything else — configs, .env, keys, shell history, source, scripts —
-// is offered; Sniff then drops binary content.
+// except the files package managers and toolchains own (see skipPath).
+// Everything else — configs, .env, keys, shell history, source, scripts,
+// logs, caches, source maps — is offered; Sniff then drops binary
+// content.
 func (a *Analyzer) Match(path string, _ fs.FileMode, size int64) bool {
 	if size <= 0 || size > a.maxSize {
 		return false
@@ -112,14 +112,15 @@ func (a *Analyzer) Match(path string, _ fs.FileMode, size int64) bool {
 	return !skipPath(path)
 }
 
-// Sniff implements analyzer.Sniffer: content with a NUL byte in its first
-// 512 bytes is binary (kept only for gitleaks' path-only rules, e.g.
-// PKCS#12 files), and paths on gitleaks' global allowlist are skipped.
+// Sniff implements analyzer.Sniffer: binary content (see binary: a NUL
+// byte, control bytes or invalid UTF-8 in its first 512 bytes) is kept
+// only for gitleaks' path-only rules (e.g. PKCS#12 files), and paths on
+// gitleaks' global allowlist are skipped.
 func (a *Analyzer) Sniff(path string, head []byte) bool {
 	if a.e.PathAllowed(path) {
 		return false
 	}
-	if bytes.IndexByte(head, 0) >= 0 {
+	if binary(head) {
 		return len(a.e.PathFindings(path)) > 0
 	}
 	return true
@@ -134,8 +135,7 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 	for _, fi := range a.e.PathFindings(f.Path) {
 		res.Findings = append(res.Findings, finding(&fi, ""))
 	}
-	head := f.Data[:min(len(f.Data), analyzer.SniffLen)]
-	if bytes.IndexByte(head, 0) >= 0 {
+	if binary(f.Data[:min(len(f.Data), analyzer.SniffLen)]) {
 		return &res, nil
 	}
 	if err := ctx.Err(); err != nil {

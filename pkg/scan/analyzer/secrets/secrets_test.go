@@ -356,24 +356,31 @@ func TestConfig(t *testing.T) {
 func TestMatch(t *testing.T) {
 	a := newAnalyzer(t)
 	for p, want := range map[string]bool{
-		"app/.env":                          true,
-		"root/.ssh/id_rsa":                  true,
-		"etc/ssl/private/tls.key":           true,
-		"app/server.pem":                    true,
-		"root/.npmrc":                       true,
-		"root/.pypirc":                      true,
-		"root/.git-credentials":             true,
-		"root/.docker/config.json":          true,
-		"infra/prod.tfvars":                 true,
-		"root/.bash_history":                true,
-		"app/src/Main.java":                 true,
-		"etc/app/config.yaml":               true,
+		"app/.env":                  true,
+		"root/.ssh/id_rsa":          true,
+		"etc/ssl/private/tls.key":   true,
+		"app/server.pem":            true,
+		"root/.npmrc":               true,
+		"root/.pypirc":              true,
+		"root/.git-credentials":     true,
+		"root/.docker/config.json":  true,
+		"infra/prod.tfvars":         true,
+		"root/.bash_history":        true,
+		"app/src/Main.java":         true,
+		"etc/app/config.yaml":       true,
+		"usr/src/app/.env":          true,
+		"var/log/app.log":           true,
+		"var/cache/app/tokens.json": true,
+		"app/static/main.js.map":    true,
+		"app/data/x.dat":            true,
+		// Binary content is told by Sniff, whatever the name.
+		"usr/lib/x86_64-linux-gnu/libc.so":  true,
+		"app/static/logo.PNG":               true,
 		"usr/share/doc/bash/README":         false,
 		"usr/share/man/man1/ls.1.gz":        false,
-		"usr/lib/x86_64-linux-gnu/libc.so":  false,
-		"usr/lib/libssl.so.3":               false,
-		"app/static/logo.PNG":               false,
-		"usr/share/fonts/x/DejaVu.ttf":      false,
+		"var/lib/dpkg/status":               false,
+		"var/cache/debconf/templates.dat":   false,
+		"var/log/dpkg.log":                  false,
 		"app/node_modules/x/index.js":       false,
 		"etc/ssl/certs/ca-certificates.crt": false,
 	} {
@@ -507,4 +514,60 @@ func TestConfigLiteralSecrets(t *testing.T) {
 		t.Errorf("findings:\n got %q\nwant %q", got, want)
 	}
 	assertRedacted(t, res.Findings, []string{"Sup3r-s3cret-pw", "m41l-p4ss!", "letmein-2024", "hunter2hunter", fx.githubPAT})
+}
+
+// TestWhereSecretsHide: the places broad skip lists used to hide are
+// searched — an application under usr/src, logs and caches an
+// application writes, source maps (they embed the source), text files
+// whatever their extension — while the package managers' own files are
+// still skipped by their exact paths and binary content by sniffing.
+func TestWhereSecretsHide(t *testing.T) {
+	a := newAnalyzer(t)
+	fx := getFixtures(t)
+	token := "GITHUB_TOKEN=" + fx.githubPAT + "\n"
+	rng := mrand.New(mrand.NewPCG(1, 1))
+	noisy := make([]byte, 4096) // compressed-looking data without a NUL byte
+	for i := range noisy {
+		noisy[i] = byte(1 + rng.IntN(255))
+	}
+	files := []file{
+		{"usr/src/app/.env", token},
+		{"usr/src/app/config/production.json", `{"github": {"token": "` + fx.githubPAT + `"}}`},
+		{"var/log/app/deploy.log", "2025-01-01T00:00:00Z cloning with " + token},
+		{"var/cache/app/session.json", `{"auth": "` + fx.githubPAT + `"}`},
+		{"var/cache/debconf/passwords.dat", "Name: app/token\nTemplate: app/token\nValue: " + fx.githubPAT + "\n"},
+		{"app/static/js/main.4f2a.js.map", `{"version":3,"sourcesContent":["const t = \"` + fx.githubPAT + `\";"]}`},
+		{"app/data/settings.dat", token},
+		{"root/.cache/app/state", token},
+		{"app/state.cache", token},
+		{"app/conf/app.conf.bak", token},
+		// Package managers' files, by exact path: skipped.
+		{"var/lib/dpkg/info/app.postinst", token},
+		{"var/cache/debconf/templates.dat", token},
+		{"var/cache/apt/pkgcache.bin", token},
+		{"var/log/dpkg.log", token},
+		{"var/log/apt/history.log", token},
+		{"usr/share/doc/app/README", token},
+		// Binary content, whatever its name: skipped.
+		{"app/data/blob.dat", "\x00\x01\x02" + token},
+		{"app/data/noise.txt", string(noisy) + token},
+		{"app/lib/libx.so.1", "\x7fELF\x02\x01\x01\x00" + token},
+		{"app/static/logo.png", "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + token},
+	}
+	got := scanFiles(t, a, files)
+	want := []string{
+		"github-pat app/conf/app.conf.bak:1 CRITICAL",
+		"github-pat app/data/settings.dat:1 CRITICAL",
+		"github-pat app/state.cache:1 CRITICAL",
+		"github-pat app/static/js/main.4f2a.js.map:1 CRITICAL",
+		"github-pat root/.cache/app/state:1 CRITICAL",
+		"github-pat usr/src/app/.env:1 CRITICAL",
+		"github-pat usr/src/app/config/production.json:1 CRITICAL",
+		"github-pat var/cache/app/session.json:1 CRITICAL",
+		"github-pat var/cache/debconf/passwords.dat:3 CRITICAL",
+		"github-pat var/log/app/deploy.log:1 CRITICAL",
+	}
+	if g := keys(got); !slices.Equal(g, want) {
+		t.Errorf("findings:\n got %q\nwant %q", g, want)
+	}
 }
