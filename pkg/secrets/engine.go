@@ -687,7 +687,7 @@ func (e *Engine) matchIn(r *rule, path string, data []byte, w window, sc *scratc
 		for me > ms && data[me-1] == '\n' {
 			me--
 		}
-		if ms == me {
+		if ms == me || me-ms > MaxMatchBytes {
 			continue
 		}
 		match := data[ms:me]

@@ -48,6 +48,14 @@ import "crypto/sha256"
 // bits); the rest of a longer text is not searched.
 const MaxTextSize = 1 << 30
 
+// MaxMatchBytes bounds the length of a match: longer ones are not
+// findings. Every bounded rule matches at most about 2 KB; the few
+// unbounded ones (private keys, Kubernetes secrets, JWTs) match real
+// credentials well under it (a 16384-bit RSA key in PEM is 13 KB). A
+// text read in windows overlapping by at least this much is searched
+// exactly as if it were read whole.
+const MaxMatchBytes = 32 << 10
+
 // Finding is one secret found by a rule.
 type Finding struct {
 	// Rule is the gitleaks rule id (or a refinement's, see Severity).
@@ -61,6 +69,9 @@ type Finding struct {
 	Line int
 	// Excerpt is the line of the match around the secret, redacted.
 	Excerpt string
+	// Offset is the byte offset of the match in the text (0 for a
+	// finding of a path-only rule).
+	Offset int
 
 	secretSum [sha256.Size]byte // for Seen: not the secret (fmt prints unexported fields)
 }
@@ -120,6 +131,7 @@ func (e *Engine) Find(path string, text []byte, limit int) []Finding {
 			Description: desc,
 			Severity:    sev,
 			Line:        c.line,
+			Offset:      c.matchStart,
 			Excerpt:     excerpt(text, c, cands),
 			secretSum:   sha256.Sum256([]byte(c.secret)),
 		}

@@ -197,6 +197,9 @@ func (c Config) withDefaults() Config {
 	if c.Engine.ClamdMaxStreamBytes == 0 {
 		c.Engine.ClamdMaxStreamBytes = 25 << 20
 	}
+	if c.Engine.MaxSecretFileBytes == 0 {
+		c.Engine.MaxSecretFileBytes = 64 << 20
+	}
 	if c.LayerCache.TTL == 0 {
 		c.LayerCache.TTL = 7 * 24 * time.Hour
 	}

@@ -32,8 +32,11 @@ import (
 const (
 	// Engine is written into Finding.Engine.
 	Engine = "gitleaks"
-	// DefaultMaxFileSize is the largest file scanned by default.
+	// DefaultMaxFileSize is the largest file read whole by default.
 	DefaultMaxFileSize = 2 << 20
+	// DefaultMaxStreamedFileSize is the largest file searched by default:
+	// larger than DefaultMaxFileSize, it is read in overlapping windows.
+	DefaultMaxStreamedFileSize = 64 << 20
 	// DefaultMaxFindingsPerFile bounds the findings of one file (or one
 	// config string).
 	DefaultMaxFindingsPerFile = 100
@@ -47,20 +50,32 @@ const (
 type Analyzer struct {
 	e           *engine.Engine
 	maxSize     int64
+	maxStream   int64
 	maxFindings int
+	fp          string
 }
 
 // Option configures New.
 type Option func(*options)
 
 type options struct {
-	maxFileSize int64
-	maxFindings int
+	maxFileSize   int64
+	maxStreamSize int64
+	maxFindings   int
 }
 
-// WithMaxFileSize sets the largest file scanned (default 2 MiB; at most
-// 1 GiB, engine.MaxTextSize). Larger files are not matched.
+// WithMaxFileSize sets the largest file read whole (default 2 MiB; at
+// most 1 GiB, engine.MaxTextSize). Larger files are streamed through the
+// rules in windows, up to WithMaxStreamedFileSize.
 func WithMaxFileSize(n int64) Option { return func(o *options) { o.maxFileSize = n } }
+
+// WithMaxStreamedFileSize sets the largest file searched (default 64
+// MiB): files between WithMaxFileSize and this size are read in windows
+// that overlap by more than any rule's match (engine.MaxMatchBytes), so
+// a token at the end of a 3 MB JavaScript bundle is found. Larger files
+// are not searched. A value not above WithMaxFileSize turns streaming
+// off.
+func WithMaxStreamedFileSize(n int64) Option { return func(o *options) { o.maxStreamSize = n } }
 
 // WithMaxFindingsPerFile bounds the findings reported for one file or
 // config string (default 100).
@@ -68,7 +83,7 @@ func WithMaxFindingsPerFile(n int) Option { return func(o *options) { o.maxFindi
 
 // New compiles gitleaks' default rules.
 func New(opts ...Option) (*Analyzer, error) {
-	o := options{maxFileSize: DefaultMaxFileSize, maxFindings: DefaultMaxFindingsPerFile}
+	o := options{maxFileSize: DefaultMaxFileSize, maxStreamSize: DefaultMaxStreamedFileSize, maxFindings: DefaultMaxFindingsPerFile}
 	for _, fn := range opts {
 		if fn != nil {
 			fn(&o)
@@ -84,15 +99,21 @@ func New(opts ...Option) (*Analyzer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Analyzer{e: e, maxSize: o.maxFileSize, maxFindings: o.maxFindings}, nil
+	a := &Analyzer{e: e, maxSize: o.maxFileSize, maxStream: max(o.maxStreamSize, o.maxFileSize), maxFindings: o.maxFindings}
+	a.fp = fmt.Sprintf("whole=%d streamed=%d findings=%d", a.maxSize, a.maxStream, a.maxFindings)
+	return a, nil
 }
+
+// Fingerprint implements analyzer.Fingerprinter: the size limits decide
+// which files are searched.
+func (a *Analyzer) Fingerprint() string { return a.fp }
 
 // Name implements analyzer.Analyzer.
 func (*Analyzer) Name() string { return "secrets" }
 
 // Version implements analyzer.Analyzer. Bump it with every change of the
 // gitleaks module version (its rules are part of the output).
-func (*Analyzer) Version() int { return 1 }
+func (*Analyzer) Version() int { return 2 }
 
 // KeepsDeleted implements analyzer.Persistent.
 func (*Analyzer) KeepsDeleted() bool { return true }
@@ -111,6 +132,21 @@ func (a *Analyzer) Match(path string, _ fs.FileMode, size int64) bool {
 	}
 	return !skipPath(path)
 }
+
+// MatchLarge implements analyzer.Windowed: files over the size read
+// whole, up to WithMaxStreamedFileSize, are searched window by window.
+func (a *Analyzer) MatchLarge(path string, _ fs.FileMode, size int64) bool {
+	if size <= a.maxSize || size > a.maxStream {
+		return false
+	}
+	return !skipPath(path)
+}
+
+// ExactWindows implements analyzer.WindowExact: a window reports the
+// matches that start before its last analyzer.WindowOverlap bytes (all of
+// them in the file's last window), with the file's line numbers, so each
+// match of a streamed file is reported once.
+func (*Analyzer) ExactWindows() bool { return true }
 
 // Sniff implements analyzer.Sniffer: binary content (see binary: a NUL
 // byte, control bytes or invalid UTF-8 in its first 512 bytes) is kept
@@ -132,17 +168,31 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 		return nil, nil
 	}
 	var res analyzer.Result
-	for _, fi := range a.e.PathFindings(f.Path) {
-		res.Findings = append(res.Findings, finding(&fi, ""))
-	}
-	if binary(f.Data[:min(len(f.Data), analyzer.SniffLen)]) {
-		return &res, nil
+	if f.Offset == 0 {
+		for _, fi := range a.e.PathFindings(f.Path) {
+			res.Findings = append(res.Findings, finding(&fi, ""))
+		}
+		if binary(f.Data[:min(len(f.Data), analyzer.SniffLen)]) {
+			return &res, nil
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// In a window that is not the file's last, a match starting in the
+	// overlap may be cut by the window's end: the next window, which
+	// starts before it, reports it.
+	owned := len(f.Data)
+	if f.Window && f.Offset+int64(len(f.Data)) < f.Size {
+		owned = len(f.Data) - analyzer.WindowOverlap
+	}
 	for _, fi := range a.e.Find(f.Path, f.Data, a.maxFindings) {
-		res.Findings = append(res.Findings, finding(&fi, ""))
+		if fi.Offset >= owned {
+			continue
+		}
+		fd := finding(&fi, "")
+		fd.Line += f.Line
+		res.Findings = append(res.Findings, fd)
 	}
 	return &res, nil
 }
