@@ -286,6 +286,10 @@ type Finding struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Engine says what found it ("signatures", "yara", "clamav", "gitleaks", …).
 	Engine string `json:"engine,omitempty"`
+	// Encoded names the encodings a secret was found under, outermost
+	// first ("base64", "hex", "percent", "percent+base64"); empty when it
+	// is in plain text. Excerpt then shows the decoded line, redacted.
+	Encoded string `json:"encoded,omitempty"`
 }
 
 // ManifestRef is one child of an index.

@@ -212,6 +212,7 @@ func finding(f *engine.Finding, where string) report.Finding {
 		Line:     f.Line,
 		Excerpt:  f.Excerpt,
 		Engine:   Engine,
+		Encoded:  f.Encoded,
 	}
 }
 

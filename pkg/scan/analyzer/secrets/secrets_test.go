@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -570,4 +572,30 @@ func TestWhereSecretsHide(t *testing.T) {
 	if g := keys(got); !slices.Equal(g, want) {
 		t.Errorf("findings:\n got %q\nwant %q", g, want)
 	}
+}
+
+// TestEncodedSecrets: a token base64-encoded in a Kubernetes-style
+// config or hex-encoded in a script is reported with its encoding.
+func TestEncodedSecrets(t *testing.T) {
+	a := newAnalyzer(t)
+	fx := getFixtures(t)
+	b64 := base64.StdEncoding.EncodeToString([]byte(fx.gitlabPAT))
+	files := []file{
+		{"app/deploy/values.yaml", "image: app\ncredentials:\n  registry: " + b64 + "\n"},
+		{"app/bin/start.sh", "#!/bin/sh\nexport T=$(echo " + hex.EncodeToString([]byte(fx.slackBot)) + " | xxd -r -p)\n"},
+	}
+	got := scanFiles(t, a, files)
+	var k []string
+	for _, f := range got {
+		k = append(k, key(f)+" "+f.Encoded)
+	}
+	slices.Sort(k)
+	want := []string{
+		"gitlab-pat app/deploy/values.yaml:3 CRITICAL base64",
+		"slack-bot-token app/bin/start.sh:2 HIGH hex",
+	}
+	if !slices.Equal(k, want) {
+		t.Errorf("findings:\n got %q\nwant %q", k, want)
+	}
+	assertRedacted(t, got, append(fx.all(), b64, hex.EncodeToString([]byte(fx.slackBot))))
 }
