@@ -1,10 +1,14 @@
 package secrets_test
 
 import (
+	"archive/tar"
+	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -195,4 +199,82 @@ func TestLargeFiles(t *testing.T) {
 			}
 		}
 	}
+}
+
+func zipOf(t testing.TB, kv ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := 0; i+1 < len(kv); i += 2 {
+		w, err := zw.Create(kv[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(kv[i+1]))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func tgzOf(t testing.TB, kv ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gw)
+	for i := 0; i+1 < len(kv); i += 2 {
+		tw.WriteHeader(&tar.Header{Name: kv[i], Mode: 0o644, Size: int64(len(kv[i+1])), Typeflag: tar.TypeReg})
+		tw.Write([]byte(kv[i+1]))
+	}
+	tw.Close()
+	gw.Close()
+	return buf.Bytes()
+}
+
+// Secrets inside archives — a zip, a jar, a tar.gz holding a zip, a
+// gzip'd dump, an archive named like anything — are found, with the
+// member's path after "!/"; binary members and skipped paths are not
+// searched.
+func TestArchives(t *testing.T) {
+	fx := getFixtures(t)
+	sa := newAnalyzer(t)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Name = "dump.sql"
+	zw.Write([]byte("INSERT INTO settings VALUES ('slack', '" + fx.slackBot + "');\n"))
+	zw.Close()
+	inner := zipOf(t, "config/.npmrc", "//registry.npmjs.org/:_authToken="+fx.npmToken+"\n")
+	big := make([]byte, 3<<20) // a 3 MiB archive: over the size read whole for text
+	mrand.NewChaCha8([32]byte{3}).Read(big)
+	files := []scantest.File{
+		{Path: "app/bundle.zip", Content: zipOf(t, "config/.env", "GITHUB_TOKEN="+fx.githubPAT+"\n", "img/logo.png", "\x89PNG\r\n\x1a\n\x00\x00 GITHUB_TOKEN="+fx.githubPAT)},
+		{Path: "app/lib/app.jar", Content: zipOf(t, "META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n",
+			"BOOT-INF/classes/application.properties", "gitlab.token="+fx.gitlabPAT+"\n", "lib/native.so", "\x7fELF"+string(big))},
+		{Path: "srv/release.tar.gz", Content: tgzOf(t, "release/README", "nothing here\n", "release/deps.zip", string(inner),
+			"release/node_modules/x/index.js", "module.exports='"+fx.githubPAT+"'\n")},
+		{Path: "var/backups/db.sql.gz", Content: gz.Bytes()},
+		{Path: "srv/blob", Content: zipOf(t, "keys/id_ed25519", fx.ed25519PEM)},
+	}
+	img := scantest.Image(t, scantest.Layer(t, files...))
+	res, err := scan.Image(context.Background(), img, scan.WithAnalyzers(sa))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range res.Findings {
+		got = append(got, fmt.Sprintf("%s %s:%d", f.Rule, f.Path, f.Line))
+	}
+	slices.Sort(got)
+	want := []string{
+		"github-pat app/bundle.zip!/config/.env:1",
+		"gitlab-pat app/lib/app.jar!/BOOT-INF/classes/application.properties:1",
+		"npm-access-token srv/release.tar.gz!/release/deps.zip!/config/.npmrc:1",
+		"private-key srv/blob!/keys/id_ed25519:1",
+		"slack-bot-token var/backups/db.sql.gz!/dump.sql:1",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("findings:\n got %q\nwant %q", got, want)
+	}
+	assertRedacted(t, res.Findings, fx.all())
 }

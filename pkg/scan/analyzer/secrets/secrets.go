@@ -3,11 +3,16 @@
 // of pkg/secrets (gitleaks' default rule set; see there for how it runs
 // and what it reports).
 //
-// Match offers every non-empty file up to the size cap except the files
-// package managers and toolchains own (their databases, caches and logs
-// by exact path, documentation, headers, toolchains with sample keys);
-// Sniff drops binary content (told from the first bytes, not the name)
-// and paths on gitleaks' global allowlist.
+// Match offers every non-empty file except the files package managers
+// and toolchains own (their databases, caches and logs by exact path,
+// documentation, headers, toolchains with sample keys); Sniff drops
+// binary content (told from the first bytes, not the name) and paths on
+// gitleaks' global allowlist. Files up to 2 MiB are read whole; larger
+// ones, up to WithMaxStreamedFileSize (64 MiB), are streamed through the
+// rules in overlapping windows. Archives (zip, jar, war, ear, tar,
+// tar.gz, gz; up to 128 MiB) are opened and their text members searched,
+// with pkg/archive's depth and size limits. The engine also decodes
+// base64, hex and percent-encoded segments.
 //
 // A finding never carries a whole secret: the excerpt shows the line with
 // the secret reduced to at most its first 4 and last 2 characters (see
@@ -24,6 +29,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/customs-scan/customs/pkg/archive"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 	engine "github.com/customs-scan/customs/pkg/secrets"
@@ -37,6 +43,10 @@ const (
 	// DefaultMaxStreamedFileSize is the largest file searched by default:
 	// larger than DefaultMaxFileSize, it is read in overlapping windows.
 	DefaultMaxStreamedFileSize = 64 << 20
+	// MaxArchiveSize is the largest archive (zip, jar, war, ear, tar,
+	// tar.gz, gz, by name) opened to search its members, the malware
+	// analyzer's default: the walker holds it in memory once for both.
+	MaxArchiveSize = 128 << 20
 	// DefaultMaxFindingsPerFile bounds the findings of one file (or one
 	// config string).
 	DefaultMaxFindingsPerFile = 100
@@ -127,7 +137,7 @@ func (a *Analyzer) Rules() []string { return a.e.Rules() }
 // logs, caches, source maps — is offered; Sniff then drops binary
 // content.
 func (a *Analyzer) Match(path string, _ fs.FileMode, size int64) bool {
-	if size <= 0 || size > a.maxSize {
+	if size <= 0 || size > a.maxSize && (size > MaxArchiveSize || !archive.HasArchiveName(path)) {
 		return false
 	}
 	return !skipPath(path)
@@ -136,7 +146,7 @@ func (a *Analyzer) Match(path string, _ fs.FileMode, size int64) bool {
 // MatchLarge implements analyzer.Windowed: files over the size read
 // whole, up to WithMaxStreamedFileSize, are searched window by window.
 func (a *Analyzer) MatchLarge(path string, _ fs.FileMode, size int64) bool {
-	if size <= a.maxSize || size > a.maxStream {
+	if size <= a.maxSize || size > a.maxStream || size <= MaxArchiveSize && archive.HasArchiveName(path) {
 		return false
 	}
 	return !skipPath(path)
@@ -157,7 +167,7 @@ func (a *Analyzer) Sniff(path string, head []byte) bool {
 		return false
 	}
 	if binary(head) {
-		return len(a.e.PathFindings(path)) > 0
+		return archive.Sniff(head) != archive.None || len(a.e.PathFindings(path)) > 0
 	}
 	return true
 }
@@ -172,7 +182,10 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 		for _, fi := range a.e.PathFindings(f.Path) {
 			res.Findings = append(res.Findings, finding(&fi, ""))
 		}
-		if binary(f.Data[:min(len(f.Data), analyzer.SniffLen)]) {
+		if head := f.Data[:min(len(f.Data), analyzer.SniffLen)]; binary(head) {
+			if !f.Window && archive.Sniff(head) != archive.None {
+				return a.walk(ctx, f.Path, f.Data, &res)
+			}
 			return &res, nil
 		}
 	}
@@ -195,6 +208,46 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 		res.Findings = append(res.Findings, fd)
 	}
 	return &res, nil
+}
+
+// walk searches the members of the archive data (the file at path) with
+// pkg/archive's limits (depth 4, 64 MiB per member, 256 MiB decompressed,
+// 100,000 members): text members up to the size read whole, not on the
+// skip list or gitleaks' allowlist, are searched; findings carry the
+// member's path ("app.war!/WEB-INF/classes/app.properties"). A
+// decompression bomb stops the walk (the malware analyzer reports it).
+func (a *Analyzer) walk(ctx context.Context, path string, data []byte, res *analyzer.Result) (*analyzer.Result, error) {
+	n := 0
+	v := archive.Visitor{
+		Want: func(e *archive.Entry) bool {
+			return e.Size > 0 && e.Size <= a.maxSize && !skipPath(e.Name) && !a.e.PathAllowed(e.Path)
+		},
+		Visit: func(e *archive.Entry, content []byte) error {
+			if n >= a.maxFindings || e.Size > a.maxSize || skipPath(e.Name) || a.e.PathAllowed(e.Path) {
+				return nil // a nested archive read to be opened
+			}
+			for _, fi := range a.e.PathFindings(e.Path) {
+				f := finding(&fi, "")
+				f.Path = e.Path
+				res.Findings = append(res.Findings, f)
+				n++
+			}
+			if binary(content[:min(len(content), analyzer.SniffLen)]) {
+				return nil
+			}
+			for _, fi := range a.e.Find(e.Path, content, a.maxFindings-n) {
+				f := finding(&fi, "")
+				f.Path = e.Path
+				res.Findings = append(res.Findings, f)
+				n++
+			}
+			return nil
+		},
+	}
+	if _, err := archive.Walk(ctx, path, data, archive.DefaultLimits(), v); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // finding is the report form of an engine finding; where, when set,
