@@ -167,7 +167,16 @@ type Package struct {
 	SourceVersion string `json:"source_version,omitempty"`
 	Arch          string `json:"arch,omitempty"`
 	Analyzer      string `json:"analyzer,omitempty"`
+	// Scope is ScopeDev for a development dependency of a lockfile (npm
+	// "dev", pnpm devDependencies, Pipfile "develop", poetry/pdm/uv dev
+	// groups, composer packages-dev, bun devDependencies): locked for
+	// building and testing, not needed to run the application. Empty when
+	// the package is a runtime dependency or the source does not say.
+	Scope string `json:"scope,omitempty"`
 }
+
+// ScopeDev is Package.Scope of development dependencies.
+const ScopeDev = "dev"
 
 // Vulnerability is a known vulnerability affecting a package.
 type Vulnerability struct {
