@@ -49,7 +49,7 @@ func New() *Analyzer { return &Analyzer{} }
 func (*Analyzer) Name() string { return "composer" }
 
 // Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 1 }
+func (*Analyzer) Version() int { return 2 }
 
 const installedSuffix = "vendor/composer/installed.json"
 

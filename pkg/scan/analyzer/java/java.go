@@ -90,7 +90,7 @@ func NewWithLimits(l Limits) *Analyzer { return &Analyzer{lim: l} }
 func (*Analyzer) Name() string { return "java" }
 
 // Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 1 }
+func (*Analyzer) Version() int { return 2 }
 
 // minZip is the size of an empty zip (end of central directory record).
 const minZip = 22

@@ -75,7 +75,7 @@ func New() *Analyzer { return &Analyzer{} }
 func (*Analyzer) Name() string { return "npm" }
 
 // Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 2 }
+func (*Analyzer) Version() int { return 3 }
 
 type kind int
 
