@@ -331,4 +331,11 @@ func TestCycloneDXDevScope(t *testing.T) {
 	if n == 0 {
 		t.Error("no component for the dev package")
 	}
+	var buf bytes.Buffer
+	if err := table.Encode(&buf, r, table.Options{Packages: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "1.1.0 (dev)") || strings.Contains(buf.String(), "1.0.0 (dev)") {
+		t.Errorf("the package table does not mark (only) the dev package:\n%s", buf.String())
+	}
 }
