@@ -57,10 +57,16 @@ type segment struct {
 	value      []byte
 }
 
+// Byte classes, one table lookup per byte of a run.
+const (
+	clsBase64 = 1 << iota // [A-Za-z0-9_/+-]: gitleaks' [\w/+-]
+	clsLikely             // digits and symbols: a base64 run has one
+	clsHex                // [0-9A-Fa-f]
+)
+
 var (
-	base64Char [256]bool // [A-Za-z0-9_/+-]: gitleaks' [\w/+-]
-	likelyB64  [256]bool // digits and symbols: a base64 run has one
-	hexVal     [256]byte // 0xff: not a hex digit
+	class  [256]uint8
+	hexVal [256]byte // 0xff: not a hex digit
 )
 
 func init() {
@@ -68,16 +74,18 @@ func init() {
 		hexVal[c] = 0xff
 	}
 	for c := '0'; c <= '9'; c++ {
-		base64Char[c], likelyB64[c], hexVal[c] = true, true, byte(c-'0')
+		class[c], hexVal[c] = clsBase64|clsLikely|clsHex, byte(c-'0')
 	}
 	for c := 'a'; c <= 'z'; c++ {
-		base64Char[c], base64Char[c-'a'+'A'] = true, true
+		class[c], class[c-'a'+'A'] = clsBase64, clsBase64
 	}
 	for c := 'a'; c <= 'f'; c++ {
 		hexVal[c], hexVal[c-'a'+'A'] = byte(c-'a'+10), byte(c-'a'+10)
+		class[c] |= clsHex
+		class[c-'a'+'A'] |= clsHex
 	}
 	for _, c := range "_/+-" {
-		base64Char[c], likelyB64[c] = true, true
+		class[c] = clsBase64 | clsLikely
 	}
 }
 
@@ -121,19 +129,24 @@ func findSegments(text []byte, budget *decodeBudget) []segment {
 				budget.segments--
 			}
 			i = end
-		case base64Char[c]:
+		case class[c]&clsBase64 != 0:
 			j := i
-			likely, hexOnly := false, true
-			for j < len(text) && base64Char[text[j]] {
-				likely = likely || likelyB64[text[j]]
-				hexOnly = hexOnly && hexVal[text[j]] != 0xff
+			any, all := uint8(0), uint8(0xff)
+			for j < len(text) {
+				k := class[text[j]]
+				if k&clsBase64 == 0 {
+					break
+				}
+				any |= k
+				all &= k
 				j++
 			}
+			likely, hexOnly := any&clsLikely != 0, all&clsHex != 0
 			end := j
 			for end < len(text) && end-j < 2 && text[end] == '=' {
 				end++
 			}
-			if i > 0 && base64Char[text[i-1]] {
+			if i > 0 && class[text[i-1]]&clsBase64 != 0 {
 				// Inside a longer run cut by a percent segment: not a
 				// segment of its own.
 				i = end
