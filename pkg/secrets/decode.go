@@ -102,77 +102,112 @@ func (b *decodeBudget) spent() bool { return b.bytes <= 0 || b.segments <= 0 }
 
 // findSegments returns the encoded segments of text that decode to
 // printable ASCII, in order, within budget (decreased).
+//
+// Percent-encoded runs are found with bytes.IndexByte; base64 and hex
+// runs, which must be at least minBase64 bytes long, by looking at every
+// minBase64-th byte first: a run that long covers one of them, so text
+// made of short words (most of it) is mostly skipped.
 func findSegments(text []byte, budget *decodeBudget) []segment {
-	var out []segment
+	var pct, runs []segment
+	var skip [][2]int // percent ranges, also those that did not decode
 	for i := 0; i < len(text) && !budget.spent(); {
-		c := text[i]
-		switch {
-		case c == '%' && i+2 < len(text) && hexVal[text[i+1]] != 0xff && hexVal[text[i+2]] != 0xff:
-			// From this %XX to the last %XX of the line (gitleaks:
-			// %XX(?:.*%XX)?).
-			le := bytes.IndexByte(text[i:], '\n')
-			if le < 0 {
-				le = len(text)
-			} else {
-				le += i
-			}
-			end := i + 3
-			for j := le - 3; j > i; j-- {
-				if text[j] == '%' && hexVal[text[j+1]] != 0xff && hexVal[text[j+2]] != 0xff {
-					end = j + 3
-					break
-				}
-			}
-			if v := decodePercent(text[i:end]); v != nil {
-				out = append(out, segment{start: i, end: end, enc: encPercent, value: v})
-				budget.bytes -= len(v)
-				budget.segments--
-			}
-			i = end
-		case class[c]&clsBase64 != 0:
-			j := i
-			any, all := uint8(0), uint8(0xff)
-			for j < len(text) {
-				k := class[text[j]]
-				if k&clsBase64 == 0 {
-					break
-				}
-				any |= k
-				all &= k
-				j++
-			}
-			likely, hexOnly := any&clsLikely != 0, all&clsHex != 0
-			end := j
-			for end < len(text) && end-j < 2 && text[end] == '=' {
-				end++
-			}
-			if i > 0 && class[text[i-1]]&clsBase64 != 0 {
-				// Inside a longer run cut by a percent segment: not a
-				// segment of its own.
-				i = end
-				continue
-			}
-			var v []byte
-			enc := ""
-			if hexOnly && j-i >= minHex && likely {
-				v, enc = decodeHex(text[i:j]), encHex
-			}
-			if v == nil && end-i >= minBase64 && likely {
-				v, enc = decodeBase64(text[i:end]), encBase64
-			}
-			if v != nil {
-				if enc == encHex {
-					end = j
-				}
-				out = append(out, segment{start: i, end: end, enc: enc, value: v})
-				budget.bytes -= len(v)
-				budget.segments--
-			}
-			i = end
-		default:
+		k := bytes.IndexByte(text[i:], '%')
+		if k < 0 {
+			break
+		}
+		i += k
+		if i+2 >= len(text) || hexVal[text[i+1]] == 0xff || hexVal[text[i+2]] == 0xff {
 			i++
+			continue
+		}
+		// From this %XX to the last %XX of the line (gitleaks:
+		// %XX(?:.*%XX)?).
+		le := bytes.IndexByte(text[i:], '\n')
+		if le < 0 {
+			le = len(text)
+		} else {
+			le += i
+		}
+		end := i + 3
+		for j := le - 3; j > i; j-- {
+			if text[j] == '%' && hexVal[text[j+1]] != 0xff && hexVal[text[j+2]] != 0xff {
+				end = j + 3
+				break
+			}
+		}
+		skip = append(skip, [2]int{i, end})
+		if v := decodePercent(text[i:end]); v != nil {
+			pct = append(pct, segment{start: i, end: end, enc: encPercent, value: v})
+			budget.bytes -= len(v)
+			budget.segments--
+		}
+		i = end
+	}
+	// Invariant: i == 0 or text[i-1] is not a base64 character, so a run
+	// found from a later byte starts at or after i.
+	si := 0
+	for i := 0; i+minBase64 <= len(text) && !budget.spent(); {
+		p := i + minBase64 - 1
+		if class[text[p]]&clsBase64 == 0 {
+			i = p + 1
+			continue
+		}
+		start := p
+		for start > i && class[text[start-1]]&clsBase64 != 0 {
+			start--
+		}
+		any, all := uint8(0), uint8(0xff)
+		j := start
+		for j < len(text) {
+			k := class[text[j]]
+			if k&clsBase64 == 0 {
+				break
+			}
+			any |= k
+			all &= k
+			j++
+		}
+		end := j
+		for end < len(text) && end-j < 2 && text[end] == '=' {
+			end++
+		}
+		i = end
+		if j-start < minBase64 {
+			continue
+		}
+		// A run touching a percent range is part of it.
+		for si < len(skip) && skip[si][1] < start {
+			si++
+		}
+		if si < len(skip) && skip[si][0] <= end && start <= skip[si][1] {
+			continue
+		}
+		likely, hexOnly := any&clsLikely != 0, all&clsHex != 0
+		if !likely {
+			continue
+		}
+		var v []byte
+		enc := ""
+		if hexOnly && j-start >= minHex {
+			v, enc = decodeHex(text[start:j]), encHex
+		}
+		if v == nil {
+			v, enc = decodeBase64(text[start:end]), encBase64
+		}
+		if v != nil {
+			if enc == encHex {
+				end = j
+			}
+			runs = append(runs, segment{start: start, end: end, enc: enc, value: v})
+			budget.bytes -= len(v)
+			budget.segments--
 		}
 	}
+	if len(pct) == 0 {
+		return runs
+	}
+	out := append(pct, runs...)
+	slices.SortFunc(out, func(a, b segment) int { return a.start - b.start })
 	return out
 }
 
