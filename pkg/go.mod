@@ -132,6 +132,7 @@ require (
 
 require (
 	github.com/customs-scan/customs/proto v0.0.0
+	github.com/tailscale/hujson v0.0.0-20260727124030-b80ff77dac4f
 	google.golang.org/protobuf v1.36.12
 )
 

@@ -303,3 +303,39 @@ type countingWriter struct{ n int }
 func (c *countingWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
 
 var _ io.Writer = (*countingWriter)(nil)
+
+// A development dependency is a CycloneDX component of scope "excluded"
+// (used for building and testing, not at runtime); others have none.
+func TestCycloneDXDevScope(t *testing.T) {
+	r := synthetic(3)
+	for i := range r.Packages {
+		if r.Packages[i].Name == "pkg1" {
+			r.Packages[i].Scope = report.ScopeDev
+		}
+	}
+	bom := cyclonedx.BOM(r)
+	n := 0
+	for _, c := range *bom.Components {
+		if c.Type != cdx.ComponentTypeLibrary {
+			continue
+		}
+		want := cdx.Scope("")
+		if c.Name == "pkg1" {
+			want = cdx.ScopeExcluded
+			n++
+		}
+		if c.Scope != want {
+			t.Errorf("%s: scope %q, want %q", c.BOMRef, c.Scope, want)
+		}
+	}
+	if n == 0 {
+		t.Error("no component for the dev package")
+	}
+	var buf bytes.Buffer
+	if err := table.Encode(&buf, r, table.Options{Packages: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "1.1.0 (dev)") || strings.Contains(buf.String(), "1.0.0 (dev)") {
+		t.Errorf("the package table does not mark (only) the dev package:\n%s", buf.String())
+	}
+}

@@ -54,6 +54,10 @@ type EngineConfig struct {
 	// DBStaleAfter is the database age past which reports say
 	// vulnerability_db.stale (0: 72h; negative: never).
 	DBStaleAfter time.Duration `env:"CUSTOMS_DB_STALE_AFTER" envDefault:"72h"`
+	// MaxSecretFileBytes is the largest file the secret rules search;
+	// files over 2 MiB are streamed through them in overlapping windows.
+	// 0 means the default (64 MiB).
+	MaxSecretFileBytes int64 `env:"CUSTOMS_MAX_SECRET_FILE_BYTES" envDefault:"67108864"`
 }
 
 // PackageAnalyzers returns a fresh instance of every package analyzer:
@@ -121,7 +125,11 @@ func NewEngine(cfg EngineConfig, opts ...scan.Option) (*Engine, error) {
 		e.analyzers = append(e.analyzers, m)
 	}
 	if want[DetectorSecrets] {
-		sec, err := secrets.New()
+		var sopts []secrets.Option
+		if cfg.MaxSecretFileBytes > 0 {
+			sopts = append(sopts, secrets.WithMaxStreamedFileSize(cfg.MaxSecretFileBytes))
+		}
+		sec, err := secrets.New(sopts...)
 		if err != nil {
 			return nil, fmt.Errorf("secret rules: %w", err)
 		}

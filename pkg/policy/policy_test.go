@@ -241,7 +241,8 @@ func TestExpressions(t *testing.T) {
 			r.OS = report.OS{ID: "debian", Version: "12"}
 			r.Artifact.Tags = []string{"latest", "v1"}
 			r.Artifact.Platform = "linux/amd64"
-			r.Packages = []report.Package{{Name: "openssl", Version: "3.0.1", Ecosystem: "deb"}}
+			r.Packages = []report.Package{{Name: "openssl", Version: "3.0.1", Ecosystem: "deb"},
+				{Name: "jest", Version: "29.7.0", Ecosystem: "npm", Scope: report.ScopeDev}}
 			r.Layers = []report.Layer{{Digest: "sha256:l1", Size: 10 << 20}}
 			r.Scanner = report.Scanner{Name: "customs", Version: "dev"}
 			r.Vulnerabilities[0].Aliases = []string{"GHSA-xxxx"}
@@ -267,6 +268,9 @@ func TestExpressions(t *testing.T) {
 		{`artifact.tags.size() == 0`, false, true},
 		{`layers.exists(l, l.size > 5 * 1024 * 1024)`, true, false},
 		{`packages.exists(p, p.name == "openssl" && p.ecosystem == "deb")`, true, false},
+		{`packages.exists(p, p.scope == "dev" && p.name == "jest") && packages.exists(p, p.scope == "" && p.name == "openssl")`, true, false},
+		{`findings.exists(f, f.encoded == "base64")`, false, false},
+		{`vulnerabilities.exists(v, v.severity == "CRITICAL" && packages.exists(p, p.name == v.package && p.version == v.version && p.scope != "dev"))`, true, false},
 		{`status == "complete" && scanner.name == "customs"`, true, false},
 		{`artifact.digest.lowerAscii().matches("^sha256:")`, true, true},
 		{`sets.contains(findings.map(f, f.rule), ["aws-access-token"])`, true, false},
@@ -518,7 +522,7 @@ func TestReadmeExamples(t *testing.T) {
 			}
 		}
 	}
-	if yamls != 1 || exprs != 5 {
+	if yamls != 1 || exprs != 6 {
 		t.Fatalf("found %d policies and %d expressions in README.md", yamls, exprs)
 	}
 }

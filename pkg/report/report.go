@@ -185,7 +185,16 @@ type Package struct {
 	// after a database update, can tell whether a vulnerable function is
 	// in it. Empty when the executable has no symbol table.
 	GoSymbols string `json:"go_symbols,omitempty"`
+	// Scope is ScopeDev for a development dependency of a lockfile (npm
+	// "dev", pnpm devDependencies, Pipfile "develop", poetry/pdm/uv dev
+	// groups, composer packages-dev, bun devDependencies): locked for
+	// building and testing, not needed to run the application. Empty when
+	// the package is a runtime dependency or the source does not say.
+	Scope string `json:"scope,omitempty"`
 }
+
+// ScopeDev is Package.Scope of development dependencies.
+const ScopeDev = "dev"
 
 // Vulnerability is a known vulnerability affecting a package.
 type Vulnerability struct {
@@ -324,6 +333,10 @@ type Finding struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Engine says what found it ("signatures", "yara", "clamav", "gitleaks", …).
 	Engine string `json:"engine,omitempty"`
+	// Encoded names the encodings a secret was found under, outermost
+	// first ("base64", "hex", "percent", "percent+base64"); empty when it
+	// is in plain text. Excerpt then shows the decoded line, redacted.
+	Encoded string `json:"encoded,omitempty"`
 }
 
 // ManifestRef is one child of an index.

@@ -9,11 +9,13 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/rs/zerolog"
 
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/scan"
@@ -328,5 +330,64 @@ func TestOddEntries(t *testing.T) {
 	res := mustScan(t, img)
 	if len(res.Packages) != 3 {
 		t.Errorf("packages = %+v", res.Packages)
+	}
+}
+
+// picky fails on files holding a crafted marker, as an analyzer meeting
+// content its engine cannot handle does; it reads large files window by
+// window.
+type picky struct{}
+
+func (picky) Name() string                                { return "picky" }
+func (picky) Version() int                                { return 1 }
+func (picky) Match(p string, _ fs.FileMode, _ int64) bool { return strings.HasPrefix(p, "srv/") }
+func (picky) MatchLarge(p string, _ fs.FileMode, _ int64) bool {
+	return strings.HasPrefix(p, "srv/")
+}
+func (picky) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result, error) {
+	if bytes.Contains(f.Data, []byte("CRAFTED")) {
+		return nil, errors.New("cannot handle this file")
+	}
+	return nil, nil
+}
+
+// An analyzer failure skips the file, is logged with the analyzer, layer
+// and path through the context's logger, and reaches WithAnalyzerErrors
+// (for a file read whole and for a window of a large one).
+func TestAnalyzerErrors(t *testing.T) {
+	big := strings.Repeat("x", 600<<10) + "CRAFTED"
+	img := scantest.Image(t, scantest.Layer(t, append(scantest.DebianRootfs(t),
+		scantest.Reg("srv/ok.txt", "fine"),
+		scantest.Reg("srv/crafted.txt", "a CRAFTED file"),
+		scantest.Reg("srv/big.txt", big),
+	)...))
+	var logs bytes.Buffer
+	ctx := zerolog.New(&logs).WithContext(context.Background())
+	var mu sync.Mutex
+	failed := map[string]int{}
+	res, err := scan.Image(ctx, img,
+		scan.WithAnalyzers(append(inspect.PackageAnalyzers(), picky{})...),
+		scan.WithLimits(scan.Limits{MaxAnalyzedFileSize: 512 << 10}),
+		scan.WithAnalyzerErrors(func(name string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			failed[name+": "+err.Error()]++
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Packages) != 3 {
+		t.Errorf("packages = %+v", res.Packages)
+	}
+	if failed["picky: cannot handle this file"] != 2 || len(failed) != 1 {
+		t.Errorf("analyzer errors = %v, want picky's twice", failed)
+	}
+	for _, want := range []string{
+		`"analyzer":"picky"`, `"path":"srv/crafted.txt"`, `"message":"scan: analyzer failed; file skipped"`,
+		`"path":"srv/big.txt"`, `"message":"scan: analyzer failed on a window; window skipped"`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
 	}
 }

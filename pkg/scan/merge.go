@@ -297,6 +297,7 @@ func comparePackages(a, b report.Package) int {
 		cmp.Compare(a.PURL, b.PURL),
 		cmp.Compare(a.SourceName, b.SourceName),
 		cmp.Compare(a.SourceVersion, b.SourceVersion),
+		cmp.Compare(a.Scope, b.Scope),
 	)
 }
 

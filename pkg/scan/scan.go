@@ -160,6 +160,7 @@ type options struct {
 	rejectAbsolute bool
 	cache          LayerCache
 	cacheErrors    func(error)
+	analyzerErrors func(analyzer string, err error)
 	budget         *Budget
 }
 
@@ -261,6 +262,16 @@ func WithLayerCache(c LayerCache) Option { return func(o *options) error { o.cac
 // call fn concurrently); fn must not block.
 func WithCacheErrors(fn func(error)) Option {
 	return func(o *options) error { o.cacheErrors = fn; return nil }
+}
+
+// WithAnalyzerErrors sets a callback for the analyzer failures that skip
+// a file (or one window of a large file) instead of failing the scan:
+// the "analyzer failed; file skipped" warnings logged through
+// zerolog.Ctx, given here with the analyzer's name so that a service can
+// count them (a warning in a log nobody reads hides a blind spot). Layers
+// are walked in parallel: fn is called concurrently and must not block.
+func WithAnalyzerErrors(fn func(analyzer string, err error)) Option {
+	return func(o *options) error { o.analyzerErrors = fn; return nil }
 }
 
 func buildOptions(opts []Option) (*options, error) {

@@ -651,8 +651,7 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 			if errors.As(err, &fe) {
 				return nil, fmt.Errorf("scan: analyzer %s on %s: %w", a.Name(), j.path, err)
 			}
-			zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
-				Str("path", j.path).Msg("scan: analyzer failed; file skipped")
+			lw.analyzerFailed(a, j.path, err, "scan: analyzer failed; file skipped")
 			continue
 		}
 		if res.Empty() {
@@ -694,6 +693,8 @@ func (lw *layerWalk) analyzeWindows(r io.Reader, size int64, mode fs.FileMode, j
 	buf := make([]byte, w)
 	m := newWindowMerge(lw, size, mode, jobs)
 	filled := 0
+	var offset int64 // of buf[0] in the file
+	lines := 0       // newlines before offset
 	for first := true; ; first = false {
 		n, err := io.ReadFull(r, buf[filled:])
 		eof := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
@@ -702,7 +703,7 @@ func (lw *layerWalk) analyzeWindows(r io.Reader, size int64, mode fs.FileMode, j
 		}
 		filled += n
 		if n > 0 || (first && filled > 0) {
-			if err := m.add(buf[:filled], first); err != nil {
+			if err := m.add(buf[:filled], offset, lines); err != nil {
 				return nil, err
 			}
 		}
@@ -711,6 +712,8 @@ func (lw *layerWalk) analyzeWindows(r io.Reader, size int64, mode fs.FileMode, j
 		}
 		// Keep the tail: a match across the boundary is whole in the next window.
 		keep := min(analyzer.WindowOverlap, filled)
+		lines += bytes.Count(buf[:filled-keep], []byte{'\n'})
+		offset += int64(filled - keep)
 		copy(buf, buf[filled-keep:filled])
 		filled = keep
 		if err := lw.ctx.Err(); err != nil {
@@ -724,19 +727,22 @@ func (lw *layerWalk) analyzeWindows(r io.Reader, size int64, mode fs.FileMode, j
 func (lw *layerWalk) windows(data []byte, size int64, mode fs.FileMode, jobs []fileJob) ([]jobResult, error) {
 	w := int(lw.s.windowSize())
 	m := newWindowMerge(lw, size, mode, jobs)
+	lines := 0
 	for start := 0; ; start += w - analyzer.WindowOverlap {
 		end := min(start+w, len(data))
-		if err := m.add(data[start:end], start == 0); err != nil {
+		if err := m.add(data[start:end], int64(start), lines); err != nil {
 			return nil, err
 		}
 		if end == len(data) {
 			return m.results(), nil
 		}
+		lines += bytes.Count(data[start:end-analyzer.WindowOverlap], []byte{'\n'})
 	}
 }
 
 // windowMerge gives windows of one file to the jobs' analyzers and keeps
-// one finding per rule per analyzer (the first window's).
+// one finding per rule per analyzer (the first window's), or every
+// finding of analyzers whose windows are exact (analyzer.WindowExact).
 type windowMerge struct {
 	lw     *layerWalk
 	size   int64
@@ -751,17 +757,18 @@ func newWindowMerge(lw *layerWalk, size int64, mode fs.FileMode, jobs []fileJob)
 		merged: make([]*analyzer.Result, len(jobs)), seen: make([]map[string]bool, len(jobs))}
 }
 
-func (m *windowMerge) add(win []byte, first bool) error {
+func (m *windowMerge) add(win []byte, offset int64, lines int) error {
 	lw := m.lw
+	first := offset == 0
 	for k, j := range m.jobs {
 		a := lw.s.o.analyzers[j.analyzer]
-		res, err := analyze(lw.ctx, a, &analyzer.File{Path: j.path, Mode: m.mode, Size: m.size, Data: win, Window: true})
+		res, err := analyze(lw.ctx, a, &analyzer.File{Path: j.path, Mode: m.mode, Size: m.size, Data: win, Window: true,
+			Offset: offset, Line: lines})
 		if err != nil {
 			if cerr := lw.ctx.Err(); cerr != nil {
 				return cerr
 			}
-			zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
-				Str("path", j.path).Msg("scan: analyzer failed on a window; window skipped")
+			lw.analyzerFailed(a, j.path, err, "scan: analyzer failed on a window; window skipped")
 			continue
 		}
 		if res.Empty() {
@@ -769,6 +776,10 @@ func (m *windowMerge) add(win []byte, first bool) error {
 		}
 		if m.merged[k] == nil {
 			m.merged[k], m.seen[k] = &analyzer.Result{}, map[string]bool{}
+		}
+		if we, ok := a.(analyzer.WindowExact); ok && we.ExactWindows() {
+			m.merged[k].Findings = append(m.merged[k].Findings, res.Findings...)
+			continue
 		}
 		for _, f := range res.Findings {
 			if m.seen[k][f.Rule] {
@@ -794,6 +805,16 @@ func (m *windowMerge) results() []jobResult {
 		out = append(out, jobResult{fileResult: fileResult{analyzer: j.analyzer, res: m.merged[k]}, path: j.path})
 	}
 	return out
+}
+
+// analyzerFailed logs an analyzer error that skips a file (or a window)
+// and hands it to WithAnalyzerErrors' callback.
+func (lw *layerWalk) analyzerFailed(a analyzer.Analyzer, path string, err error, msg string) {
+	zerolog.Ctx(lw.ctx).Warn().Err(err).Str("analyzer", a.Name()).Str("layer", lw.m.digest.String()).
+		Str("path", path).Msg(msg)
+	if fn := lw.s.o.analyzerErrors; fn != nil {
+		fn(a.Name(), err)
+	}
 }
 
 // analyze calls a.Analyze, turning a panic into an error.

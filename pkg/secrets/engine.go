@@ -19,8 +19,8 @@ import (
 // gitleaks' detect.Detector.DetectContext for one fragment (keyword
 // prefilter, path rules, regex, secret group, entropy, global and rule
 // allowlists, generic-rule de-duplication) without its side effects: no
-// logging (gitleaks' trace logs carry the secret), no global state, no
-// decoding passes (the gitleaks library default, MaxDecodeDepth 0) and no
+// logging (gitleaks' trace logs carry the secret), no global state, its
+// own bounded decoding passes (decode.go) and no
 // "gitleaks:allow" comments (an image author must not be able to hide a
 // credential from the registry's scanner with a comment).
 type Engine struct {
@@ -33,6 +33,8 @@ type Engine struct {
 	// condition: a path they allow is never scanned.
 	globalPaths *pathSet
 	pool        sync.Pool // *scratch
+	// decodeDepth is how many nested encodings Find decodes.
+	decodeDepth int
 }
 
 type rule struct {
@@ -202,7 +204,7 @@ func loadDefaultConfig() (config.Config, error) {
 }
 
 func newEngine(cfg config.Config) (*Engine, error) {
-	e := &Engine{global: cfg.Allowlists}
+	e := &Engine{global: cfg.Allowlists, decodeDepth: DefaultDecodeDepth}
 	var err error
 	if e.globalPaths, err = orPaths(cfg.Allowlists); err != nil {
 		return nil, fmt.Errorf("secrets: global allowlist: %w", err)
@@ -687,7 +689,7 @@ func (e *Engine) matchIn(r *rule, path string, data []byte, w window, sc *scratc
 		for me > ms && data[me-1] == '\n' {
 			me--
 		}
-		if ms == me {
+		if ms == me || me-ms > MaxMatchBytes {
 			continue
 		}
 		match := data[ms:me]

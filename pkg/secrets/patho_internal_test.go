@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,12 @@ func TestAdversarialInputs(t *testing.T) {
 		"k8s":      "kind: secret\ndata:\n",
 		"lines":    "key\n",
 		"jwt":      "eyJhbGciOiJIUzI1NiJ9",
+		// Encoded segments at every few bytes, encodings of encodings,
+		// one huge percent-encoded line: the decoding budget holds.
+		"base64 units": "dG9rZW46IGFiY2RlZmdoaWprbG1ub3A= ",
+		"nested":       nestedBase64("token: x", 6) + " ",
+		"hex":          "746f6b656e3a2061626364656667686970 ",
+		"percent":      "%74%6f%6b%65%6e",
 	}
 	for name, unit := range inputs {
 		in := []byte(strings.Repeat(unit, size/len(unit)))
@@ -37,5 +44,15 @@ func TestAdversarialInputs(t *testing.T) {
 		if len(got) > maxFindings {
 			t.Errorf("%s: %d findings, more than the limit", name, len(got))
 		}
+		if found := e.Find("app/x.js", in, maxFindings); len(found) > maxFindings {
+			t.Errorf("%s: Find: %d findings, more than the limit", name, len(found))
+		}
 	}
+}
+
+func nestedBase64(s string, n int) string {
+	for range n {
+		s = base64.StdEncoding.EncodeToString([]byte(s))
+	}
+	return s
 }

@@ -27,7 +27,9 @@
 //   - No logging (gitleaks' trace logs carry secrets), no process-wide
 //     state, safe for concurrent use; "gitleaks:allow" comments are not
 //     honoured (they would let an image author hide a credential).
-//   - No base64/hex decoding passes (gitleaks' library default).
+//   - Encoded segments (base64, hex, percent-encoding) are decoded and
+//     searched, 5 levels deep like gitleaks' CLI, within a work bound
+//     (decode.go); such findings say how the secret was encoded.
 //   - Two cloud credentials gitleaks only knows as generic-api-key are
 //     named when key name and value have their exact shape:
 //     aws-secret-access-key (aws_secret_access_key = <40 chars>) and
@@ -42,11 +44,22 @@
 // Redact), and Seen tells secrets apart by a hash.
 package secrets
 
-import "crypto/sha256"
+import (
+	"crypto/sha256"
+	"slices"
+)
 
 // MaxTextSize is the longest text Find looks at (offsets are kept in 32
 // bits); the rest of a longer text is not searched.
 const MaxTextSize = 1 << 30
+
+// MaxMatchBytes bounds the length of a match: longer ones are not
+// findings. Every bounded rule matches at most about 2 KB; the few
+// unbounded ones (private keys, Kubernetes secrets, JWTs) match real
+// credentials well under it (a 16384-bit RSA key in PEM is 13 KB). A
+// text read in windows overlapping by at least this much is searched
+// exactly as if it were read whole.
+const MaxMatchBytes = 32 << 10
 
 // Finding is one secret found by a rule.
 type Finding struct {
@@ -61,18 +74,42 @@ type Finding struct {
 	Line int
 	// Excerpt is the line of the match around the secret, redacted.
 	Excerpt string
+	// Offset is the byte offset of the match in the text (0 for a
+	// finding of a path-only rule); of its encoded segment for a secret
+	// found by decoding.
+	Offset int
+	// Encoded names the encodings the secret was found under, outermost
+	// first ("base64", "percent+base64"); "" when it is in plain text.
+	// The excerpt then shows the decoded line.
+	Encoded string
 
 	secretSum [sha256.Size]byte // for Seen: not the secret (fmt prints unexported fields)
 }
 
+// Option configures New.
+type Option func(*Engine)
+
+// WithDecodeDepth sets how many nested encodings (base64, hex, percent)
+// Find decodes to look for secrets (default DefaultDecodeDepth; 0: none).
+func WithDecodeDepth(n int) Option { return func(e *Engine) { e.decodeDepth = max(n, 0) } }
+
 // New compiles gitleaks' default rules. Build one Engine per process
 // (compiling takes a moment) and share it: it is safe for concurrent use.
-func New() (*Engine, error) {
+func New(opts ...Option) (*Engine, error) {
 	cfg, err := loadDefaultConfig()
 	if err != nil {
 		return nil, err
 	}
-	return newEngine(cfg)
+	e, err := newEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(e)
+		}
+	}
+	return e, nil
 }
 
 // Rules returns the ids of the rules in use, in gitleaks' order.
@@ -105,24 +142,59 @@ func (e *Engine) PathFindings(path string) []Finding {
 // returns at most limit findings, in order of rule then position. path
 // is the file's path, for the rules and allowlists that look at paths;
 // "" for a text that is not a file.
+//
+// Encoded segments are decoded and searched too (see WithDecodeDepth):
+// those findings come after the plain ones, with Encoded set. A generic
+// finding whose secret is an encoded segment in which a specific rule
+// found a secret is left out (the specific one says more).
 func (e *Engine) Find(path string, text []byte, limit int) []Finding {
 	text = text[:min(len(text), MaxTextSize)]
 	cands := e.detect(path, text, limit)
-	if len(cands) == 0 {
+	dec := e.detectEncoded(path, text, limit-len(cands), cands)
+	if len(cands) == 0 && len(dec) == 0 {
 		return nil
 	}
-	out := make([]Finding, len(cands))
+	// Encoded segments holding a finding are redacted from the plain
+	// excerpts like secrets (decoding them is no harder).
+	all := cands
+	if len(dec) > 0 {
+		all = slices.Clone(cands)
+		for _, d := range dec {
+			all = append(all, candidate{secret: d.encodedS, secretStart: d.start, secretEnd: d.end})
+		}
+	}
+	out := make([]Finding, 0, len(cands)+len(dec))
 	for i := range cands {
 		c := &cands[i]
+		if c.r.generic && slices.ContainsFunc(dec, func(d decoded) bool {
+			return !d.c.r.generic && d.start >= c.secretStart && d.end <= c.secretEnd
+		}) {
+			continue
+		}
 		id, desc, sev := refine(text, c)
-		out[i] = Finding{
+		out = append(out, Finding{
 			Rule:        id,
 			Description: desc,
 			Severity:    sev,
 			Line:        c.line,
-			Excerpt:     excerpt(text, c, cands),
+			Offset:      c.matchStart,
+			Excerpt:     excerpt(text, c, all),
 			secretSum:   sha256.Sum256([]byte(c.secret)),
-		}
+		})
+	}
+	for i := range dec {
+		d := &dec[i]
+		id, desc, sev := refine(d.snippet, &d.c)
+		out = append(out, Finding{
+			Rule:        id,
+			Description: desc,
+			Severity:    sev,
+			Line:        d.line,
+			Offset:      d.start,
+			Excerpt:     excerpt(d.snippet, &d.c, d.cands),
+			Encoded:     d.encoded,
+			secretSum:   sha256.Sum256([]byte(d.c.secret)),
+		})
 	}
 	return out
 }

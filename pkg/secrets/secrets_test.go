@@ -1,6 +1,9 @@
 package secrets_test
 
 import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -84,5 +87,73 @@ func TestSeen(t *testing.T) {
 	var s secrets.Seen
 	if !s.Add(&a[0]) || s.Add(&b[0]) || !s.Add(&other[0]) || s.Add(&a[0]) {
 		t.Error("Seen: the same secret is new twice, or another one is not")
+	}
+}
+
+// TestEncoded: secrets in base64, hex and percent-encoded segments, and in
+// encodings of encodings, are found and say how they were encoded; the
+// excerpt shows the decoded line redacted, and neither the secret nor its
+// encoded form appears in any finding.
+func TestEncoded(t *testing.T) {
+	e := newEngine(t)
+	b64 := base64.StdEncoding.EncodeToString
+	awsKeyID := "AKIAQ5ZJ3X7N2KPL4VWT"
+	gh2 := "ghp_Yq8Lr2Xv9Tb4Nc6Md1Pw7Ks3Hy5Fj0GaUeWi"
+	gh3 := "ghp_Xq8Lr2Xv9Tb4Nc6Md1Pw7Ks3Hy5Fj0GaUeWi"
+	ghURL := strings.ReplaceAll(gh2, "_", "%5F")
+	nested := b64([]byte(b64([]byte("token: " + gh3))))
+	text := "server:\n  port: 8080\n" +
+		"  auth: " + b64([]byte(githubPAT)) + "\n" + // line 3
+		"  blob: " + hex.EncodeToString([]byte("aws_access_key_id="+awsKeyID)) + "\n" + // line 4
+		"  url: https://api.example.com/?t=" + ghURL + "&x=1\n" + // line 5
+		"  nested: " + nested + "\n" // line 6
+	got := e.Find("app/config.yml", []byte(text), 100)
+	var keys []string
+	for _, f := range got {
+		keys = append(keys, fmt.Sprintf("%s line %d encoded %q", f.Rule, f.Line, f.Encoded))
+		for _, s := range []string{githubPAT, gh2, gh3, awsKeyID, b64([]byte(githubPAT)), nested, ghURL} {
+			if strings.Contains(f.Excerpt, s) {
+				t.Errorf("%s: excerpt %q holds %.12s…", f.Rule, f.Excerpt, s)
+			}
+		}
+	}
+	slices.Sort(keys)
+	want := []string{
+		`aws-access-token line 4 encoded "hex"`,
+		`github-pat line 3 encoded "base64"`,
+		`github-pat line 5 encoded "percent"`,
+		`github-pat line 6 encoded "base64+base64"`,
+	}
+	if !slices.Equal(keys, want) {
+		t.Errorf("got %q\nwant %q", keys, want)
+	}
+	for _, f := range got {
+		if f.Rule == "github-pat" && f.Encoded == "base64" && f.Excerpt != "auth: ghp_…Wi" {
+			t.Errorf("excerpt of the decoded line = %q", f.Excerpt)
+		}
+	}
+	// Nothing encoded in ordinary content: hashes, binary data URIs,
+	// identifiers, base64 of text without secrets.
+	clean := "sha256: " + strings.Repeat("9f86d081884c7d65", 4) + "\n" +
+		"img: data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==\n" +
+		"fn: __webpack_require__ addEventListenerOnce_1234567890\n" +
+		"note: " + b64([]byte("just a note about the weather, nothing to see")) + "\n"
+	if got := e.Find("app/x.yml", []byte(clean), 100); len(got) != 0 {
+		t.Errorf("clean text: %+v", got)
+	}
+	off, err := secrets.New(secrets.WithDecodeDepth(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without decoding, only the generic rule sees the base64 value.
+	if got := off.Find("app/config.yml", []byte(text), 100); len(got) != 1 || got[0].Rule != "generic-api-key" || got[0].Encoded != "" {
+		t.Errorf("decoding off: %+v", got)
+	}
+	one, err := secrets.New(secrets.WithDecodeDepth(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := one.Find("", []byte("nested: "+nested), 100); len(got) != 0 {
+		t.Errorf("depth 1 found a secret two encodings deep: %+v", got)
 	}
 }

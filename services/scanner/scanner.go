@@ -197,6 +197,9 @@ func (c Config) withDefaults() Config {
 	if c.Engine.ClamdMaxStreamBytes == 0 {
 		c.Engine.ClamdMaxStreamBytes = 25 << 20
 	}
+	if c.Engine.MaxSecretFileBytes == 0 {
+		c.Engine.MaxSecretFileBytes = 64 << 20
+	}
 	if c.LayerCache.TTL == 0 {
 		c.LayerCache.TTL = 7 * 24 * time.Hour
 	}
@@ -334,12 +337,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	cacheErrors := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "customs_scanner_layer_cache_errors_total", Help: "Layer cache reads and writes that failed (the layer was scanned instead).",
 	})
+	// An analyzer failing on a file skips that file: logged (the job's
+	// logger is on the scan's context) and counted, so that a blind spot
+	// shows on a dashboard, not only in logs.
+	analyzerErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "customs_scanner_analyzer_errors_total",
+		Help: "Files (or windows of large files) an analyzer failed on and skipped, by analyzer; each is logged as a warning with the job, layer and path.",
+	}, []string{"analyzer"})
 	engine, err := inspect.NewEngine(cfg.Engine, scan.WithLimits(cfg.Limits.ScanLimits()),
-		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }))
+		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }),
+		scan.WithAnalyzerErrors(func(name string, _ error) { analyzerErrors.WithLabelValues(name).Inc() }))
 	if err != nil {
 		return nil, fmt.Errorf("scanner: %w", err)
 	}
-	reg.MustRegister(cacheErrors)
+	reg.MustRegister(cacheErrors, analyzerErrors)
 	// The service field is added once, here; everything below logs through it.
 	log := deps.Log.With().Str("service", "scanner").Logger()
 	deps.Log = log

@@ -82,6 +82,8 @@ type env struct {
 	host string
 	reg  *flaky
 	ns   *queuetest.Server
+	// metrics is the scanner's /metrics URL.
+	metrics string
 }
 
 func start(t *testing.T, cfg scanner.Config) *env {
@@ -107,14 +109,15 @@ func startLogged(t *testing.T, ns *queuetest.Server, js jetstream.JetStream, cfg
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	cfg.InsecureRegistries = []string{host}
-	runScanner(t, ctx, cancel, cfg, scanner.Deps{JetStream: js, Log: logger,
+	metrics := runScanner(t, ctx, cancel, cfg, scanner.Deps{JetStream: js, Log: logger,
 		RemoteOptions: []remote.Option{remote.WithRetryBackoff(remote.Backoff{Steps: 1})}})
-	return &env{js: js, host: host, reg: f, ns: ns}
+	return &env{js: js, host: host, reg: f, ns: ns, metrics: metrics}
 }
 
 // runScanner serves a scanner with the tests' defaults (one worker, short
-// ack wait, the test signing key) until the test ends.
-func runScanner(t *testing.T, ctx context.Context, cancel context.CancelFunc, cfg scanner.Config, deps scanner.Deps) {
+// ack wait, the test signing key) until the test ends, and returns its
+// /metrics URL.
+func runScanner(t *testing.T, ctx context.Context, cancel context.CancelFunc, cfg scanner.Config, deps scanner.Deps) string {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	if cfg.Workers == 0 {
@@ -145,6 +148,7 @@ func runScanner(t *testing.T, ctx context.Context, cancel context.CancelFunc, cf
 			t.Errorf("scanner.Serve: %v", err)
 		}
 	})
+	return "http://" + ln.Addr().String() + "/metrics"
 }
 
 func (e *env) push(t *testing.T, repo string, img v1.Image) string {

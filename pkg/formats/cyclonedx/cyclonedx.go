@@ -194,9 +194,18 @@ func newBuilder(r *report.Report, imageRef string) *builder {
 			}
 		}
 		used[ref] = true
+		// A development dependency is for building and testing, not
+		// reachable at runtime: CycloneDX's "excluded" ("component usage
+		// for test and other non-runtime purposes"). Others are left
+		// without a scope (CycloneDX's default, required).
+		var scope cdx.Scope
+		if p.Scope == report.ScopeDev {
+			scope = cdx.ScopeExcluded
+		}
 		b.components = append(b.components, cdx.Component{
 			BOMRef:     ref,
 			Type:       cdx.ComponentTypeLibrary,
+			Scope:      scope,
 			Name:       p.Name,
 			Version:    p.Version,
 			PackageURL: p.PURL,

@@ -233,7 +233,11 @@ func (t *writer) report(r *report.Report) {
 		})
 		rows := make([][]cell, 0, len(ps))
 		for _, p := range ps {
-			rows = append(rows, []cell{{s: p.Name}, {s: p.Version}, {s: p.Ecosystem}, {s: p.Path}})
+			v := p.Version
+			if p.Scope == report.ScopeDev {
+				v += " (dev)" // a development dependency of its lockfile
+			}
+			rows = append(rows, []cell{{s: p.Name}, {s: v}, {s: p.Ecosystem}, {s: p.Path}})
 		}
 		t.table([]string{"PACKAGE", "VERSION", "ECOSYSTEM", "PATH"}, rows)
 	}

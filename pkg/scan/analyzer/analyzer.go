@@ -198,6 +198,11 @@ type File struct {
 	// (see Windowed): windows overlap by WindowOverlap bytes, so a match
 	// shorter than that is seen whole in some window.
 	Window bool
+	// Offset is where Data starts in the file (0 unless Window is set),
+	// and Line the number of newlines before it: a window's line n is the
+	// file's line Line+n.
+	Offset int64
+	Line   int
 }
 
 // WindowOverlap is how many bytes consecutive windows of a file share.
@@ -211,6 +216,18 @@ const WindowOverlap = 64 << 10
 // overlapping windows (File.Window set) and its findings are merged.
 type Windowed interface {
 	MatchLarge(path string, mode fs.FileMode, size int64) bool
+}
+
+// WindowExact is an optional interface of a Windowed analyzer whose
+// findings in windows are exact: each match is reported by one window
+// only (the one that holds it whole: a match starting in the last
+// WindowOverlap bytes of a window that is not the file's last belongs to
+// the next window) and carries the file's line number (File.Line). The
+// walker then keeps all of them; for other Windowed analyzers it keeps
+// one finding per rule, the first window's, without a line past the
+// first window.
+type WindowExact interface {
+	ExactWindows() bool
 }
 
 // ReaderAt returns an io.ReaderAt (and io.Reader, io.Seeker) over Data.

@@ -9,6 +9,8 @@
 // and its vendor/ reports each package twice, with different Paths.
 // Versions are kept as Composer wrote them ("v5.4.21", "2.9.1",
 // "dev-main"), which is also what OSV's Packagist ecosystem uses.
+// Development dependencies ("packages-dev", installed.json's
+// "dev-package-names") get Scope "dev".
 //
 // Ecosystem "Packagist", purl pkg:composer/vendor/name@version.
 package composer
@@ -19,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
@@ -46,7 +49,7 @@ func New() *Analyzer { return &Analyzer{} }
 func (*Analyzer) Name() string { return "composer" }
 
 // Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 1 }
+func (*Analyzer) Version() int { return 2 }
 
 const installedSuffix = "vendor/composer/installed.json"
 
@@ -103,8 +106,8 @@ func ParseLock(b []byte) []report.Package {
 		return nil
 	}
 	var d dedup
-	d.addAll(lock.Packages)
-	d.addAll(lock.PackagesDev)
+	d.addAll(lock.Packages, nil)
+	d.addAll(lock.PackagesDev, func(string) bool { return true })
 	return d.pkgs
 }
 
@@ -117,45 +120,58 @@ func ParseInstalled(b []byte) []report.Package {
 		if err := json.Unmarshal(b, &v1); !partial(err) {
 			return nil
 		}
-		d.addAll(v1)
+		d.addAll(v1, nil)
 		return d.pkgs
 	}
 	var v2 struct {
 		Packages []entry `json:"packages"`
+		// DevPackageNames lists the packages installed for require-dev
+		// only (Composer 2).
+		DevPackageNames []string `json:"dev-package-names"`
 	}
 	if err := json.Unmarshal(b, &v2); !partial(err) {
 		return nil
 	}
-	d.addAll(v2.Packages)
+	d.addAll(v2.Packages, func(name string) bool { return slices.Contains(v2.DevPackageNames, name) })
 	return d.pkgs
 }
 
+// dedup collects packages once per name@version: a development
+// dependency unless one of its entries is not.
 type dedup struct {
-	seen map[[2]string]struct{}
+	seen map[[2]string]int // index in pkgs
 	pkgs []report.Package
 }
 
-func (d *dedup) addAll(es []entry) {
+// addAll adds es; dev (nil: none) tells development dependencies by name.
+func (d *dedup) addAll(es []entry, dev func(name string) bool) {
 	for _, e := range es {
 		name, _ := e.Name.(string)
 		version, _ := e.Version.(string)
-		d.add(strings.TrimSpace(name), strings.TrimSpace(version))
+		name = strings.TrimSpace(name)
+		d.add(name, strings.TrimSpace(version), dev != nil && dev(name))
 	}
 }
 
-func (d *dedup) add(name, version string) {
+func (d *dedup) add(name, version string, dev bool) {
 	k := [2]string{name, version}
-	if _, ok := d.seen[k]; ok {
+	if i, ok := d.seen[k]; ok {
+		if !dev {
+			d.pkgs[i].Scope = ""
+		}
 		return
 	}
 	p, ok := NewPackage(name, version)
 	if !ok {
 		return
 	}
-	if d.seen == nil {
-		d.seen = make(map[[2]string]struct{})
+	if dev {
+		p.Scope = report.ScopeDev
 	}
-	d.seen[k] = struct{}{}
+	if d.seen == nil {
+		d.seen = make(map[[2]string]int)
+	}
+	d.seen[k] = len(d.pkgs)
 	d.pkgs = append(d.pkgs, p)
 }
 

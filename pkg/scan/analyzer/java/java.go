@@ -22,9 +22,11 @@
 // rarely carry Maven metadata). Nothing is written to disk.
 //
 // Name is "group:artifact" (OSV's Maven naming), Ecosystem "Maven", purl
-// pkg:maven/group/artifact@version. When only a file name or a manifest
-// without a vendor id is known, the group is empty: Name is then the bare
-// artifact id, which OSV cannot match.
+// pkg:maven/group/artifact@version. An archive known only by its
+// manifest or file name gets its group from the manifest (vendor id, OSGi
+// name, module name) or a table of well-known artifacts (groups.go); when
+// none says, the group is empty: Name is then the bare artifact id, which
+// OSV cannot match.
 package java
 
 import (
@@ -88,7 +90,7 @@ func NewWithLimits(l Limits) *Analyzer { return &Analyzer{lim: l} }
 func (*Analyzer) Name() string { return "java" }
 
 // Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 1 }
+func (*Analyzer) Version() int { return 2 }
 
 // minZip is the size of an empty zip (end of central directory record).
 const minZip = 22
@@ -265,8 +267,12 @@ func pkg(group, artifact, version, where string) (report.Package, bool) {
 //     name's version;
 //   - artifact: Implementation-Title when it is an identifier (no
 //     spaces), else the file name's artifact, else Bundle-SymbolicName;
-//   - group: Implementation-Vendor-Id, else Bundle-SymbolicName without
-//     its last dotted segment (or without ".artifact" when it ends so).
+//   - group: Implementation-Vendor-Id, else the group of a well-known
+//     artifact (groups.go: org.springframework for spring-web…), else
+//     Bundle-SymbolicName without its last dotted segment (or without
+//     ".artifact" when it ends so), else Automatic-Module-Name of three
+//     or more segments without its last one (org.apache.commons.text →
+//     org.apache.commons).
 func fallback(m map[string]string, where string) (report.Package, bool) {
 	fileArtifact, fileVersion := splitFileName(path.Base(where[strings.LastIndex(where, "!/")+1:]))
 	bsn := m["Bundle-SymbolicName"]
@@ -283,6 +289,9 @@ func fallback(m map[string]string, where string) (report.Package, bool) {
 	artifact = first(artifact, fileArtifact, bsn)
 
 	group := strings.TrimSpace(m["Implementation-Vendor-Id"])
+	if group == "" {
+		group = knownGroup(artifact)
+	}
 	if group == "" && bsn != "" {
 		switch {
 		case strings.HasSuffix(bsn, "."+artifact):
@@ -290,6 +299,9 @@ func fallback(m map[string]string, where string) (report.Package, bool) {
 		case bsn != artifact && strings.LastIndexByte(bsn, '.') > 0:
 			group = bsn[:strings.LastIndexByte(bsn, '.')]
 		}
+	}
+	if amn := strings.TrimSpace(m["Automatic-Module-Name"]); group == "" && strings.Count(amn, ".") >= 2 {
+		group = amn[:strings.LastIndexByte(amn, '.')]
 	}
 	return pkg(group, artifact, version, where)
 }

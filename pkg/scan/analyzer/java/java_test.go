@@ -141,6 +141,23 @@ func TestGenerate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Jars known only by their manifests (no pom.properties), as their
+	// builds write them: Spring's Gradle build (title, version, module
+	// name), Tomcat's bnd (an OSGi name that is not the Maven group),
+	// Commons Text with only a module name, and a vendor id.
+	class := entry{name: "x/Y.class", data: []byte("\xca\xfe\xba\xbe\x00\x00\x00\x3d")}
+	manifestJar := func(mf string) []byte {
+		return buildZip(t, entry{name: "META-INF/MANIFEST.MF", data: []byte("Manifest-Version: 1.0\r\n" + mf + "\r\n")}, class)
+	}
+	write("manifests/rootfs/app/lib/spring-web-6.1.4.jar", manifestJar("Created-By: 17.0.10 (Oracle Corporation)\r\n"+
+		"Implementation-Title: spring-web\r\nImplementation-Version: 6.1.4\r\nAutomatic-Module-Name: spring.web\r\n"))
+	write("manifests/rootfs/app/lib/tomcat-embed-core-10.1.19.jar", manifestJar("Bundle-ManifestVersion: 2\r\n"+
+		"Bundle-Name: tomcat-embed-core\r\nBundle-SymbolicName: org.apache.tomcat-embed-core\r\nBundle-Version: 10.1.19\r\n"+
+		"Implementation-Title: Apache Tomcat\r\nImplementation-Vendor: Apache Software Foundation\r\nImplementation-Version: 10.1.19\r\n"))
+	write("manifests/rootfs/app/lib/commons-text-1.11.0.jar", manifestJar("Automatic-Module-Name: org.apache.commons.text\r\n"+
+		"Implementation-Title: Apache Commons Text\r\nImplementation-Version: 1.11.0\r\n"))
+	write("manifests/rootfs/app/lib/billing-core-2.0.1.jar", manifestJar("Implementation-Title: billing-core\r\n"+
+		"Implementation-Vendor-Id: com.acme.billing\r\nImplementation-Version: 2.0.1\r\n"))
 	write("webapp/rootfs/usr/local/tomcat/webapps/petclinic.war", war)
 	write("springboot/rootfs/app/demo.jar", boot)
 	write("ear/rootfs/opt/jboss/standalone/deployments/billing.ear", ear)

@@ -9,7 +9,9 @@
 //	                                            and usr/lib/<triplet>/nodejs)
 //	package-lock.json, npm-shrinkwrap.json      v1 "dependencies" tree, v2/v3 "packages" map
 //	yarn.lock                                   classic (v1) and berry (v2+)
-//	pnpm-lock.yaml                              v5, v6 and v9 "packages" keys
+//	pnpm-lock.yaml                              v5, v6 and v9 "packages" keys, and the
+//	                                            importers' (or v5's top-level) dependencies
+//	bun.lock                                    bun's text lockfile (JSON with trailing commas)
 //
 // Lockfiles inside node_modules (libraries' own lockfiles, npm's hidden
 // node_modules/.package-lock.json) are ignored: they do not describe what
@@ -22,8 +24,11 @@
 // both a lockfile and a node_modules tree reports each package twice,
 // with different Paths.
 // Local (file:, link:, workspace:) and non-registry (git, tarball URL)
-// dependencies without a usable version are skipped; development
-// dependencies are reported like the others.
+// dependencies without a usable version are skipped. Development
+// dependencies are reported with Scope "dev" where the lockfile tells:
+// package-lock's "dev" flags, pnpm's "dev" flags (v5, v6) or, for pnpm v9
+// and bun, packages reachable only from devDependencies; yarn.lock does
+// not say.
 //
 // Ecosystem "npm", purl pkg:npm/%40scope/name@version.
 package npm
@@ -33,10 +38,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	"github.com/package-url/packageurl-go"
+	"github.com/tailscale/hujson"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/customs-scan/customs/pkg/report"
@@ -67,7 +75,7 @@ func New() *Analyzer { return &Analyzer{} }
 func (*Analyzer) Name() string { return "npm" }
 
 // Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 2 }
+func (*Analyzer) Version() int { return 3 }
 
 type kind int
 
@@ -77,6 +85,7 @@ const (
 	kindPackageLock
 	kindYarnLock
 	kindPnpmLock
+	kindBunLock
 )
 
 // classify returns what the file at path is, without allocating.
@@ -91,7 +100,7 @@ func classify(path string) kind {
 			return kindPackageJSON
 		}
 		return kindNone
-	case "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml":
+	case "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "bun.lock":
 	default:
 		return kindNone
 	}
@@ -103,6 +112,8 @@ func classify(path string) kind {
 		return kindYarnLock
 	case "pnpm-lock.yaml":
 		return kindPnpmLock
+	case "bun.lock":
+		return kindBunLock
 	default:
 		return kindPackageLock
 	}
@@ -180,7 +191,7 @@ func (*Analyzer) Match(path string, _ fs.FileMode, size int64) bool {
 	switch classify(path) {
 	case kindPackageJSON:
 		return size <= maxPackageJSON
-	case kindPackageLock, kindYarnLock:
+	case kindPackageLock, kindYarnLock, kindBunLock:
 		return size <= maxLockfile
 	case kindPnpmLock:
 		return size <= maxPnpmLock
@@ -202,6 +213,8 @@ func (*Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Resul
 		pkgs = ParseYarnLock(f.Data)
 	case kindPnpmLock:
 		pkgs = ParsePnpmLock(f.Data)
+	case kindBunLock:
+		pkgs = ParseBunLock(f.Data)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -280,30 +293,40 @@ func ParsePackageJSON(b []byte) (report.Package, bool) {
 	return newPackage(strings.TrimSpace(name), strings.TrimSpace(version))
 }
 
-// dedup collects packages once per name@version.
+// dedup collects packages once per name@version: a development
+// dependency unless one of its entries is not.
 type dedup struct {
-	seen map[[2]string]struct{}
+	seen map[[2]string]int // index in pkgs
 	pkgs []report.Package
 }
 
-func (d *dedup) add(name, version string) {
+func (d *dedup) add(name, version string) { d.addScoped(name, version, false) }
+
+func (d *dedup) addScoped(name, version string, dev bool) {
 	k := [2]string{name, version}
-	if _, ok := d.seen[k]; ok {
+	if i, ok := d.seen[k]; ok {
+		if !dev {
+			d.pkgs[i].Scope = ""
+		}
 		return
 	}
 	p, ok := newPackage(name, version)
 	if !ok {
 		return
 	}
-	if d.seen == nil {
-		d.seen = make(map[[2]string]struct{})
+	if dev {
+		p.Scope = report.ScopeDev
 	}
-	d.seen[k] = struct{}{}
+	if d.seen == nil {
+		d.seen = make(map[[2]string]int)
+	}
+	d.seen[k] = len(d.pkgs)
 	d.pkgs = append(d.pkgs, p)
 }
 
 type lockV1Dep struct {
 	Version      string                `json:"version"`
+	Dev          bool                  `json:"dev"`
 	Dependencies map[string]*lockV1Dep `json:"dependencies"`
 }
 
@@ -311,6 +334,9 @@ type lockPackage struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Link    bool   `json:"link"`
+	// Dev: only needed by devDependencies ("devOptional" packages are
+	// needed by an optional runtime dependency too: not dev).
+	Dev bool `json:"dev"`
 }
 
 // ParsePackageLock reads package-lock.json and npm-shrinkwrap.json: the
@@ -337,7 +363,7 @@ func ParsePackageLock(b []byte) []report.Package {
 			if name == "" {
 				name = key[i+len("node_modules/"):]
 			}
-			d.add(name, p.Version)
+			d.addScoped(name, p.Version, p.Dev)
 		}
 		return d.pkgs
 	}
@@ -363,7 +389,7 @@ func ParsePackageLock(b []byte) []report.Package {
 			// "string-width-cjs": {"version": "npm:string-width@4.2.3"}
 			name, version = splitNameVersion(alias)
 		}
-		d.add(name, version)
+		d.addScoped(name, version, it.dep.Dev)
 		push(it.dep.Dependencies)
 	}
 	return d.pkgs
@@ -492,17 +518,62 @@ func yarnClassicName(key string) (string, bool) {
 }
 
 type pnpmPackage struct {
-	Name    string `yaml:"name"`
-	Version string `yaml:"version"`
+	Name                 string            `yaml:"name"`
+	Version              string            `yaml:"version"`
+	Dev                  *bool             `yaml:"dev"`
+	Dependencies         map[string]string `yaml:"dependencies"`
+	OptionalDependencies map[string]string `yaml:"optionalDependencies"`
 }
 
-// ParsePnpmLock reads the "packages" map of pnpm-lock.yaml. Keys are
+// pnpmDeps are an importer's dependencies: name → version (v5) or
+// name → {specifier, version} (v6, v9).
+type pnpmDeps map[string]string
+
+func (d *pnpmDeps) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	*d = pnpmDeps{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch v.Kind {
+		case yaml.ScalarNode:
+			(*d)[k.Value] = v.Value
+		case yaml.MappingNode:
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				if v.Content[j].Value == "version" {
+					(*d)[k.Value] = v.Content[j+1].Value
+				}
+			}
+		}
+	}
+	return nil
+}
+
+type pnpmImporter struct {
+	Dependencies         pnpmDeps `yaml:"dependencies"`
+	DevDependencies      pnpmDeps `yaml:"devDependencies"`
+	OptionalDependencies pnpmDeps `yaml:"optionalDependencies"`
+}
+
+// ParsePnpmLock reads pnpm-lock.yaml: the "packages" map, whose keys are
 // "/name/version[_peers]" (v5), "/name@version[(peers)]" (v6) or
-// "name@version" (v9); entries for non-registry dependencies carry
-// explicit name and version fields, which win.
+// "name@version" (v9) — entries for non-registry dependencies carry
+// explicit name and version fields, which win — and the dependencies of
+// the importers (workspace projects; v5 and v6 single projects list them
+// at the top level), which some lockfiles hold alone.
+//
+// Development dependencies: v5 and v6 mark packages "dev: true"; for v9
+// (and where the flag is missing) a package is dev when it is reachable
+// from importers' devDependencies and not from their dependencies or
+// optionalDependencies (through "snapshots" in v9, "packages" before).
 func ParsePnpmLock(b []byte) []report.Package {
 	var lock struct {
-		Packages map[string]*pnpmPackage `yaml:"packages"`
+		LockfileVersion any                      `yaml:"lockfileVersion"`
+		Importers       map[string]*pnpmImporter `yaml:"importers"`
+		pnpmImporter    `yaml:",inline"`
+		Packages        map[string]*pnpmPackage `yaml:"packages"`
+		Snapshots       map[string]*pnpmPackage `yaml:"snapshots"`
 	}
 	if err := yaml.Unmarshal(b, &lock); err != nil {
 		var te *yaml.TypeError
@@ -510,14 +581,111 @@ func ParsePnpmLock(b []byte) []report.Package {
 			return nil
 		}
 	}
+	v5 := strings.HasPrefix(strings.Trim(fmt.Sprint(lock.LockfileVersion), "'\""), "5")
+	// keyOf is the "packages" (v5, v6) or "snapshots" (v9) key of a
+	// dependency as an importer or a package lists it.
+	keyOf := func(name, version string) string {
+		switch {
+		case strings.HasPrefix(version, "/"):
+			return version // v5/v6 alias: the full key
+		case version != "" && (version[0] < '0' || version[0] > '9') && strings.Contains(version[1:], "@"):
+			return version // v9 alias: "real@1.2.3"
+		case lock.Snapshots != nil:
+			return name + "@" + version
+		case v5:
+			return "/" + name + "/" + version
+		}
+		return "/" + name + "@" + version
+	}
+	graph := lock.Packages
+	if lock.Snapshots != nil {
+		graph = lock.Snapshots
+	}
+	importers := lock.Importers
+	if len(importers) == 0 {
+		importers = map[string]*pnpmImporter{".": &lock.pnpmImporter}
+	}
+	reach := func(dev bool) map[string]bool {
+		seen := map[string]bool{}
+		var stack []string
+		for _, imp := range importers {
+			if imp == nil {
+				continue
+			}
+			roots := []pnpmDeps{imp.Dependencies, imp.OptionalDependencies}
+			if dev {
+				roots = []pnpmDeps{imp.DevDependencies}
+			}
+			for _, m := range roots {
+				for name, v := range m {
+					stack = append(stack, keyOf(name, v))
+				}
+			}
+		}
+		for len(stack) > 0 {
+			k := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if p := graph[k]; p != nil {
+				for _, m := range []map[string]string{p.Dependencies, p.OptionalDependencies} {
+					for name, v := range m {
+						stack = append(stack, keyOf(name, v))
+					}
+				}
+			}
+		}
+		// v9 "packages" keys have no peer suffix; snapshot keys do.
+		out := map[string]bool{}
+		for k := range seen {
+			out[k] = true
+			if i := strings.IndexByte(k[1:], '('); i >= 0 {
+				out[k[:i+1]] = true
+			}
+		}
+		return out
+	}
+	prod, dev := reach(false), reach(true)
+	isDev := func(key string, flag *bool) bool {
+		if flag != nil {
+			return *flag
+		}
+		return dev[key] && !prod[key]
+	}
 	var d dedup
-	for key, p := range lock.Packages {
+	keys := make([]string, 0, len(lock.Packages))
+	for k := range lock.Packages {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		p := lock.Packages[key]
 		if p != nil && p.Name != "" && p.Version != "" {
-			d.add(p.Name, p.Version)
+			d.addScoped(p.Name, p.Version, isDev(key, p.Dev))
 			continue
 		}
 		if name, version, ok := pnpmKey(key); ok {
-			d.add(name, version)
+			var flag *bool
+			if p != nil {
+				flag = p.Dev
+			}
+			d.addScoped(name, version, isDev(key, flag))
+		}
+	}
+	// Dependencies only the importers name.
+	for _, imp := range importers {
+		if imp == nil {
+			continue
+		}
+		for _, m := range []pnpmDeps{imp.Dependencies, imp.OptionalDependencies, imp.DevDependencies} {
+			for name, v := range m {
+				key := keyOf(name, v)
+				if n, version, ok := pnpmKey(key); ok {
+					d.addScoped(n, version, dev[key] && !prod[key])
+				}
+			}
 		}
 	}
 	return d.pkgs
@@ -556,4 +724,127 @@ func pnpmKey(key string) (name, version string, ok bool) {
 		return "", "", false
 	}
 	return name, version, true
+}
+
+// bunWorkspace is one workspace of a bun.lock ("" is the root project).
+type bunWorkspace struct {
+	Dependencies         map[string]string `json:"dependencies"`
+	DevDependencies      map[string]string `json:"devDependencies"`
+	OptionalDependencies map[string]string `json:"optionalDependencies"`
+	PeerDependencies     map[string]string `json:"peerDependencies"`
+}
+
+// bunInfo is the metadata element of a bun.lock package entry.
+type bunInfo struct {
+	Dependencies         map[string]string `json:"dependencies"`
+	OptionalDependencies map[string]string `json:"optionalDependencies"`
+	PeerDependencies     map[string]string `json:"peerDependencies"`
+}
+
+// ParseBunLock reads bun's text lockfile (bun.lock, bun 1.1.39 and
+// later; JSON with trailing commas). Each entry of "packages" is
+// [ident, …] with ident "name@version" for registry packages
+// ("@types/react@18.3.3"; aliases name the real package); workspace,
+// git, GitHub, tarball and file entries carry no registry version and
+// are skipped. Keys nest like node_modules ("debug/ms" is the ms debug
+// gets, "ms" the hoisted one), which is how dependencies are resolved to
+// tell development dependencies: reachable from a workspace's
+// devDependencies and not from its dependencies, optional or peer
+// dependencies. The binary bun.lockb is not read.
+func ParseBunLock(b []byte) []report.Package {
+	std, err := hujson.Standardize(slices.Clone(b)) // it rewrites in place
+	if err != nil {
+		return nil
+	}
+	var lock struct {
+		Workspaces map[string]*bunWorkspace     `json:"workspaces"`
+		Packages   map[string][]json.RawMessage `json:"packages"`
+	}
+	if err := json.Unmarshal(std, &lock); !partial(err) {
+		return nil
+	}
+	type entry struct {
+		name, version string
+		info          bunInfo
+	}
+	entries := make(map[string]*entry, len(lock.Packages))
+	for key, raw := range lock.Packages {
+		if len(raw) == 0 {
+			continue
+		}
+		var ident string
+		if json.Unmarshal(raw[0], &ident) != nil {
+			continue
+		}
+		e := &entry{}
+		e.name, e.version = splitNameVersion(ident)
+		for _, r := range raw[1:] {
+			if len(r) > 0 && r[0] == '{' {
+				_ = json.Unmarshal(r, &e.info)
+				break
+			}
+		}
+		entries[key] = e
+	}
+	// resolve finds the entry a package at key (or a workspace, key "")
+	// gets for dependency name: the most nested one, as node does.
+	resolve := func(key, name string) string {
+		for k := key; ; {
+			if _, ok := entries[k+"/"+name]; ok && k != "" {
+				return k + "/" + name
+			}
+			i := strings.LastIndexByte(k, '/')
+			if i < 0 {
+				break
+			}
+			k = k[:i]
+		}
+		return name
+	}
+	reach := func(dev bool) map[string]bool {
+		seen := map[string]bool{}
+		var stack []string
+		for path, w := range lock.Workspaces {
+			if w == nil {
+				continue
+			}
+			roots := []map[string]string{w.Dependencies, w.OptionalDependencies, w.PeerDependencies}
+			if dev {
+				roots = []map[string]string{w.DevDependencies}
+			}
+			for _, m := range roots {
+				for name := range m {
+					stack = append(stack, resolve(path, name))
+				}
+			}
+		}
+		for len(stack) > 0 {
+			k := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if e := entries[k]; e != nil {
+				for _, m := range []map[string]string{e.info.Dependencies, e.info.OptionalDependencies, e.info.PeerDependencies} {
+					for name := range m {
+						stack = append(stack, resolve(k, name))
+					}
+				}
+			}
+		}
+		return seen
+	}
+	prod, dev := reach(false), reach(true)
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var d dedup
+	for _, k := range keys {
+		e := entries[k]
+		d.addScoped(e.name, e.version, dev[k] && !prod[k])
+	}
+	return d.pkgs
 }

@@ -43,6 +43,9 @@ func TestMatch(t *testing.T) {
 		"node_modules/ms/yarn.lock":                                    false,
 		"app/node_modules/ms/pnpm-lock.yaml":                           false,
 		"app/yarn.lock.bak":                                            false,
+		"app/bun.lock":                                                 true,
+		"app/bun.lockb":                                                false,
+		"app/node_modules/x/bun.lock":                                  false,
 	} {
 		if got := a.Match(path, 0o644, 100); got != want {
 			t.Errorf("Match(%q) = %v, want %v", path, got, want)

@@ -14,10 +14,24 @@
 //
 //	poetry.lock           [[package]] name / version
 //	Pipfile.lock          "default" and "develop": {"<name>": {"version": "==x"}}
-//	requirements*.txt     exact pins only: name==x, name[extra]==x ; markers
+//	uv.lock               [[package]] name / version from a registry
+//	pdm.lock              [[package]] name / version from a registry
+//	requirements*.txt     exact pins only: name==x, name[extra]==x ; markers,
+//	                      and direct references whose URL names the version
+//	                      (name @ git+https://…@v1.2.3, name @ …/name-1.2.3-py3-none-any.whl)
 //
 // Lockfiles inside site-packages/dist-packages (a library's own
 // development files) and anything under usr/share/doc are ignored.
+// Development dependencies get Scope "dev": Pipfile.lock's "develop"
+// (unless also in "default"), poetry's category "dev" (lock 1.x) or groups
+// without "main" (2.x), pdm's groups without "default", uv's packages
+// reachable only from a project's dev-dependencies, and the pins of
+// requirements files named for development (requirements-dev.txt,
+// test-requirements.txt…).
+//
+// The interpreter's own description (CPython installs a "Python"
+// egg-info in lib-dynload, as Debian's libpython3.x-stdlib does) is not
+// a PyPI package and is skipped.
 //
 // Every package gets Ecosystem "PyPI" and purl pkg:pypi/<name>@<version>,
 // the name normalized per PEP 503 (lowercase, runs of "-", "_", "."
@@ -61,7 +75,7 @@ func New() *Analyzer { return &Analyzer{} }
 func (*Analyzer) Name() string { return "python" }
 
 // Version implements analyzer.Analyzer.
-func (*Analyzer) Version() int { return 2 }
+func (*Analyzer) Version() int { return 3 }
 
 var _ analyzer.MemoryUser = (*Analyzer)(nil)
 
@@ -70,7 +84,7 @@ var _ analyzer.MemoryUser = (*Analyzer)(nil)
 // (measured: a 250 MiB file cost 500 and 250 MiB over the buffer).
 func (*Analyzer) ParseCopies(path string) int {
 	switch kind(path) {
-	case kindPoetry:
+	case kindPoetry, kindUV, kindPDM:
 		return 2
 	case kindRequirements:
 		return 1
@@ -85,6 +99,8 @@ const (
 	kindPoetry
 	kindPipfile
 	kindRequirements
+	kindUV
+	kindPDM
 )
 
 // Match implements analyzer.Analyzer.
@@ -121,6 +137,10 @@ func kind(path string) int {
 		k = kindPoetry
 	case base == "Pipfile.lock":
 		k = kindPipfile
+	case base == "uv.lock":
+		k = kindUV
+	case base == "pdm.lock":
+		k = kindPDM
 	case strings.HasPrefix(base, "requirements") && strings.HasSuffix(base, ".txt"):
 		k = kindRequirements
 	default:
@@ -146,6 +166,15 @@ func (*Analyzer) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result,
 		pkgs = ParsePipfileLock(f.Data)
 	case kindRequirements:
 		pkgs = ParseRequirements(f.Data)
+		if devRequirements(f.Path) {
+			for i := range pkgs {
+				pkgs[i].Scope = report.ScopeDev
+			}
+		}
+	case kindUV:
+		pkgs = ParseUVLock(f.Data)
+	case kindPDM:
+		pkgs = ParsePDMLock(f.Data)
 	}
 	if len(pkgs) == 0 {
 		return nil, nil
@@ -256,44 +285,79 @@ func ParseMetadata(b []byte) (report.Package, bool) {
 			break
 		}
 	}
+	if NormalizeName(name) == "python" {
+		// The interpreter describing itself (Python-3.11.2.egg-info in
+		// lib-dynload): not a PyPI package (PyPI has no project "python").
+		return report.Package{}, false
+	}
 	return newPackage(name, version)
 }
 
-// collector gathers packages once per normalized name and version.
+// collector gathers packages once per normalized name and version: a
+// development dependency unless one of its entries is not.
 type collector struct {
-	seen map[[2]string]bool
+	seen map[[2]string]int // index in pkgs
 	pkgs []report.Package
 }
 
-func (c *collector) add(name, version string) {
+func (c *collector) add(name, version string) { c.addScoped(name, version, false) }
+
+func (c *collector) addScoped(name, version string, dev bool) {
 	p, ok := newPackage(name, version)
 	if !ok {
 		return
 	}
 	key := [2]string{NormalizeName(name), version}
-	if c.seen[key] {
+	if i, ok := c.seen[key]; ok {
+		if !dev {
+			c.pkgs[i].Scope = ""
+		}
 		return
 	}
 	if c.seen == nil {
-		c.seen = map[[2]string]bool{}
+		c.seen = map[[2]string]int{}
 	}
-	c.seen[key] = true
+	if dev {
+		p.Scope = report.ScopeDev
+	}
+	c.seen[key] = len(c.pkgs)
 	c.pkgs = append(c.pkgs, p)
+}
+
+// devRequirements reports whether a requirements file is named for
+// development: a word dev, test, lint, docs… in its name
+// (requirements-dev.txt, test-requirements.txt).
+func devRequirements(path string) bool {
+	base := path[strings.LastIndexByte(path, '/')+1:]
+	stem := strings.TrimSuffix(base, ".txt")
+	for _, w := range strings.FieldsFunc(strings.ToLower(stem), func(r rune) bool { return r == '-' || r == '_' || r == '.' }) {
+		switch w {
+		case "dev", "devel", "develop", "development", "test", "tests", "testing", "lint", "docs", "ci", "typing":
+			return true
+		}
+	}
+	return false
 }
 
 // ParsePoetryLock reads the [[package]] tables of a poetry.lock. A file
 // that is not valid TOML is read line by line instead.
+//
+// Development dependencies: category "dev" (lock-version 1.x) or groups
+// without "main" (Poetry 2's lock-version 2.1).
 func ParsePoetryLock(b []byte) []report.Package {
 	var lock struct {
 		Package []struct {
-			Name    string `toml:"name"`
-			Version string `toml:"version"`
+			Name     string   `toml:"name"`
+			Version  string   `toml:"version"`
+			Category string   `toml:"category"`
+			Groups   []string `toml:"groups"`
 		} `toml:"package"`
 	}
 	var c collector
 	if err := toml.Unmarshal(b, &lock); err == nil {
 		for _, p := range lock.Package {
-			c.add(p.Name, p.Version)
+			dev := p.Category == "dev" || len(p.Groups) > 0 && !slices.Contains(p.Groups, "main")
+			c.addScoped(p.Name, p.Version, dev)
 		}
 		return c.pkgs
 	}
@@ -359,7 +423,7 @@ func ParsePipfileLock(b []byte) []report.Package {
 		return nil
 	}
 	var c collector
-	for _, m := range []map[string]entry{lock.Default, lock.Develop} {
+	for k, m := range []map[string]entry{lock.Default, lock.Develop} {
 		names := make([]string, 0, len(m))
 		for n := range m {
 			names = append(names, n)
@@ -371,7 +435,7 @@ func ParsePipfileLock(b []byte) []report.Package {
 				continue
 			}
 			v = strings.TrimPrefix(strings.TrimPrefix(v, "=="), "=")
-			c.add(n, strings.TrimSpace(v))
+			c.addScoped(n, strings.TrimSpace(v), k == 1)
 		}
 	}
 	return c.pkgs
@@ -405,7 +469,173 @@ func ParseRequirements(b []byte) []report.Package {
 		}
 		if name, version, ok := parsePin(line); ok {
 			c.add(name, version)
+		} else if name, version, ok := parseDirectReference(line); ok {
+			c.add(name, version)
 		}
+	}
+	return c.pkgs
+}
+
+// parseDirectReference reads a PEP 508 direct reference whose URL names
+// the version: "name @ git+https://host/repo.git@v1.2.3#egg=name" (a
+// tag that is a version), "name @ https://…/name-1.2.3-py3-none-any.whl"
+// or an sdist "…/name-1.2.3.tar.gz". A branch or commit says no version.
+func parseDirectReference(s string) (name, version string, ok bool) {
+	name, url, found := strings.Cut(s, " @ ")
+	if !found {
+		name, url, found = strings.Cut(s, "@")
+	}
+	name, url = strings.TrimSpace(name), strings.TrimSpace(url)
+	if i := strings.IndexByte(name, '['); i >= 0 {
+		name = strings.TrimSpace(name[:i])
+	}
+	if !found || !validName(name) || !strings.Contains(url, "://") {
+		return "", "", false
+	}
+	url, _, _ = strings.Cut(url, "#")
+	url, _, _ = strings.Cut(url, "?")
+	var v string
+	switch {
+	case strings.HasPrefix(url, "git+") || strings.HasPrefix(url, "hg+"):
+		rest := url[strings.Index(url, "://")+3:]
+		if i := strings.LastIndexByte(rest, '@'); i >= 0 && strings.IndexByte(rest[i:], '/') < 0 {
+			v = strings.TrimPrefix(strings.TrimPrefix(rest[i+1:], "v"), "V")
+		}
+	default:
+		file := url[strings.LastIndexByte(url, '/')+1:]
+		stem, ok := strings.CutSuffix(file, ".whl")
+		if !ok {
+			for _, ext := range []string{".tar.gz", ".zip", ".tar.bz2"} {
+				if stem, ok = strings.CutSuffix(file, ext); ok {
+					break
+				}
+			}
+		}
+		if !ok {
+			return "", "", false
+		}
+		// name-version[-build]-python-abi-platform.whl; name-version.tar.gz
+		dist, rest, _ := strings.Cut(stem, "-")
+		if NormalizeName(dist) != NormalizeName(name) {
+			return "", "", false
+		}
+		v, _, _ = strings.Cut(rest, "-")
+	}
+	if v == "" || v[0] < '0' || v[0] > '9' || !validVersion(v) {
+		return "", "", false
+	}
+	return name, v, true
+}
+
+// ParseUVLock reads uv.lock: [[package]] entries from a registry (the
+// project itself — editable, virtual — and git, path and URL sources are
+// skipped). A package is a development dependency when it is reachable
+// from a local project's dev-dependencies (any group) and not from its
+// dependencies or optional dependencies.
+func ParseUVLock(b []byte) []report.Package {
+	type dep struct {
+		Name    string `toml:"name"`
+		Version string `toml:"version"`
+	}
+	var lock struct {
+		Package []struct {
+			Name                 string           `toml:"name"`
+			Version              string           `toml:"version"`
+			Source               map[string]any   `toml:"source"`
+			Dependencies         []dep            `toml:"dependencies"`
+			OptionalDependencies map[string][]dep `toml:"optional-dependencies"`
+			DevDependencies      map[string][]dep `toml:"dev-dependencies"`
+		} `toml:"package"`
+	}
+	if err := toml.Unmarshal(b, &lock); err != nil {
+		return nil
+	}
+	// Packages by normalized name (a name may be locked at several
+	// versions, for different markers).
+	byName := map[string][]int{}
+	for i, p := range lock.Package {
+		n := NormalizeName(p.Name)
+		byName[n] = append(byName[n], i)
+	}
+	local := func(i int) bool {
+		src := lock.Package[i].Source
+		for _, k := range []string{"editable", "virtual", "directory", "path"} {
+			if _, ok := src[k]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	reach := func(dev bool) map[int]bool {
+		seen := map[int]bool{}
+		var stack []dep
+		for i, p := range lock.Package {
+			if !local(i) {
+				continue
+			}
+			if dev {
+				for _, g := range p.DevDependencies {
+					stack = append(stack, g...)
+				}
+				continue
+			}
+			stack = append(stack, p.Dependencies...)
+			for _, g := range p.OptionalDependencies {
+				stack = append(stack, g...)
+			}
+		}
+		for len(stack) > 0 {
+			d := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, i := range byName[NormalizeName(d.Name)] {
+				p := lock.Package[i]
+				if seen[i] || d.Version != "" && d.Version != p.Version {
+					continue
+				}
+				seen[i] = true
+				stack = append(stack, p.Dependencies...)
+				for _, g := range p.OptionalDependencies {
+					stack = append(stack, g...)
+				}
+			}
+		}
+		return seen
+	}
+	prod, dev := reach(false), reach(true)
+	var c collector
+	for i, p := range lock.Package {
+		if _, ok := p.Source["registry"]; !ok {
+			continue
+		}
+		c.addScoped(p.Name, p.Version, dev[i] && !prod[i])
+	}
+	return c.pkgs
+}
+
+// ParsePDMLock reads pdm.lock: [[package]] entries, except those from
+// git, a path or a URL. A package whose groups (lock_version 4.4 and
+// later) do not include "default" is a development dependency.
+func ParsePDMLock(b []byte) []report.Package {
+	var lock struct {
+		Package []struct {
+			Name     string   `toml:"name"`
+			Version  string   `toml:"version"`
+			Groups   []string `toml:"groups"`
+			Git      string   `toml:"git"`
+			Path     string   `toml:"path"`
+			URL      string   `toml:"url"`
+			Editable bool     `toml:"editable"`
+		} `toml:"package"`
+	}
+	if err := toml.Unmarshal(b, &lock); err != nil {
+		return nil
+	}
+	var c collector
+	for _, p := range lock.Package {
+		if p.Git != "" || p.Path != "" || p.URL != "" || p.Editable {
+			continue
+		}
+		c.addScoped(p.Name, p.Version, len(p.Groups) > 0 && !slices.Contains(p.Groups, "default"))
 	}
 	return c.pkgs
 }
@@ -420,7 +650,8 @@ func stripComment(line string) string {
 	return line
 }
 
-// parsePin splits "name[extras] == version".
+// parsePin splits "name[extras] == version" (optionally followed by
+// "@ url", the pinned version's source).
 func parsePin(s string) (name, version string, ok bool) {
 	i := strings.Index(s, "==")
 	if i <= 0 {
@@ -428,6 +659,9 @@ func parsePin(s string) (name, version string, ok bool) {
 	}
 	name, version = strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+2:])
 	version = strings.TrimSpace(strings.TrimPrefix(version, "=")) // "==="
+	if v, ref, ok := strings.Cut(version, " @ "); ok && strings.Contains(ref, "://") {
+		version = strings.TrimSpace(v) // "name == 1.2.3 @ git+https://…": the pin says it
+	}
 	if j := strings.IndexByte(name, '['); j >= 0 {
 		if !strings.HasSuffix(name, "]") {
 			return "", "", false

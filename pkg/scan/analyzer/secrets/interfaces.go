@@ -4,11 +4,20 @@
 
 package secrets
 
-import "github.com/customs-scan/customs/pkg/scan/analyzer"
+import (
+	"github.com/customs-scan/customs/pkg/scan/analyzer"
+	engine "github.com/customs-scan/customs/pkg/secrets"
+)
 
 var (
 	_ analyzer.Analyzer       = (*Analyzer)(nil)
 	_ analyzer.ConfigAnalyzer = (*Analyzer)(nil)
 	_ analyzer.Persistent     = (*Analyzer)(nil)
 	_ analyzer.Sniffer        = (*Analyzer)(nil)
+	_ analyzer.Windowed       = (*Analyzer)(nil)
+	_ analyzer.WindowExact    = (*Analyzer)(nil)
+	_ analyzer.Fingerprinter  = (*Analyzer)(nil)
 )
+
+// A match shorter than the windows' overlap is whole in some window.
+var _ = [analyzer.WindowOverlap - engine.MaxMatchBytes]struct{}{}

@@ -3,10 +3,16 @@
 // of pkg/secrets (gitleaks' default rule set; see there for how it runs
 // and what it reports).
 //
-// Match offers every non-empty file up to the size cap except binary
-// formats (by extension) and trees that hold no secrets (documentation,
-// locales, headers, certificate bundles, toolchains); Sniff drops binary
-// content and paths on gitleaks' global allowlist.
+// Match offers every non-empty file except the files package managers
+// and toolchains own (their databases, caches and logs by exact path,
+// documentation, headers, toolchains with sample keys); Sniff drops
+// binary content (told from the first bytes, not the name) and paths on
+// gitleaks' global allowlist. Files up to 2 MiB are read whole; larger
+// ones, up to WithMaxStreamedFileSize (64 MiB), are streamed through the
+// rules in overlapping windows. Archives (zip, jar, war, ear, tar,
+// tar.gz, gz; up to 128 MiB) are opened and their text members searched,
+// with pkg/archive's depth and size limits. The engine also decodes
+// base64, hex and percent-encoded segments.
 //
 // A finding never carries a whole secret: the excerpt shows the line with
 // the secret reduced to at most its first 4 and last 2 characters (see
@@ -15,7 +21,6 @@
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -24,6 +29,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/customs-scan/customs/pkg/archive"
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
 	engine "github.com/customs-scan/customs/pkg/secrets"
@@ -32,8 +38,15 @@ import (
 const (
 	// Engine is written into Finding.Engine.
 	Engine = "gitleaks"
-	// DefaultMaxFileSize is the largest file scanned by default.
+	// DefaultMaxFileSize is the largest file read whole by default.
 	DefaultMaxFileSize = 2 << 20
+	// DefaultMaxStreamedFileSize is the largest file searched by default:
+	// larger than DefaultMaxFileSize, it is read in overlapping windows.
+	DefaultMaxStreamedFileSize = 64 << 20
+	// MaxArchiveSize is the largest archive (zip, jar, war, ear, tar,
+	// tar.gz, gz, by name) opened to search its members, the malware
+	// analyzer's default: the walker holds it in memory once for both.
+	MaxArchiveSize = 128 << 20
 	// DefaultMaxFindingsPerFile bounds the findings of one file (or one
 	// config string).
 	DefaultMaxFindingsPerFile = 100
@@ -47,20 +60,32 @@ const (
 type Analyzer struct {
 	e           *engine.Engine
 	maxSize     int64
+	maxStream   int64
 	maxFindings int
+	fp          string
 }
 
 // Option configures New.
 type Option func(*options)
 
 type options struct {
-	maxFileSize int64
-	maxFindings int
+	maxFileSize   int64
+	maxStreamSize int64
+	maxFindings   int
 }
 
-// WithMaxFileSize sets the largest file scanned (default 2 MiB; at most
-// 1 GiB, engine.MaxTextSize). Larger files are not matched.
+// WithMaxFileSize sets the largest file read whole (default 2 MiB; at
+// most 1 GiB, engine.MaxTextSize). Larger files are streamed through the
+// rules in windows, up to WithMaxStreamedFileSize.
 func WithMaxFileSize(n int64) Option { return func(o *options) { o.maxFileSize = n } }
+
+// WithMaxStreamedFileSize sets the largest file searched (default 64
+// MiB): files between WithMaxFileSize and this size are read in windows
+// that overlap by more than any rule's match (engine.MaxMatchBytes), so
+// a token at the end of a 3 MB JavaScript bundle is found. Larger files
+// are not searched. A value not above WithMaxFileSize turns streaming
+// off.
+func WithMaxStreamedFileSize(n int64) Option { return func(o *options) { o.maxStreamSize = n } }
 
 // WithMaxFindingsPerFile bounds the findings reported for one file or
 // config string (default 100).
@@ -68,7 +93,7 @@ func WithMaxFindingsPerFile(n int) Option { return func(o *options) { o.maxFindi
 
 // New compiles gitleaks' default rules.
 func New(opts ...Option) (*Analyzer, error) {
-	o := options{maxFileSize: DefaultMaxFileSize, maxFindings: DefaultMaxFindingsPerFile}
+	o := options{maxFileSize: DefaultMaxFileSize, maxStreamSize: DefaultMaxStreamedFileSize, maxFindings: DefaultMaxFindingsPerFile}
 	for _, fn := range opts {
 		if fn != nil {
 			fn(&o)
@@ -84,15 +109,21 @@ func New(opts ...Option) (*Analyzer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Analyzer{e: e, maxSize: o.maxFileSize, maxFindings: o.maxFindings}, nil
+	a := &Analyzer{e: e, maxSize: o.maxFileSize, maxStream: max(o.maxStreamSize, o.maxFileSize), maxFindings: o.maxFindings}
+	a.fp = fmt.Sprintf("whole=%d streamed=%d findings=%d", a.maxSize, a.maxStream, a.maxFindings)
+	return a, nil
 }
+
+// Fingerprint implements analyzer.Fingerprinter: the size limits decide
+// which files are searched.
+func (a *Analyzer) Fingerprint() string { return a.fp }
 
 // Name implements analyzer.Analyzer.
 func (*Analyzer) Name() string { return "secrets" }
 
 // Version implements analyzer.Analyzer. Bump it with every change of the
 // gitleaks module version (its rules are part of the output).
-func (*Analyzer) Version() int { return 1 }
+func (*Analyzer) Version() int { return 2 }
 
 // KeepsDeleted implements analyzer.Persistent.
 func (*Analyzer) KeepsDeleted() bool { return true }
@@ -101,26 +132,42 @@ func (*Analyzer) KeepsDeleted() bool { return true }
 func (a *Analyzer) Rules() []string { return a.e.Rules() }
 
 // Match implements analyzer.Analyzer: non-empty files up to the size cap,
-// except binary formats (by extension) and trees that hold no secrets
-// (documentation, locales, headers, certificate bundles, toolchains).
-// Everything else — configs, .env, keys, shell history, source, scripts —
-// is offered; Sniff then drops binary content.
+// except the files package managers and toolchains own (see skipPath).
+// Everything else — configs, .env, keys, shell history, source, scripts,
+// logs, caches, source maps — is offered; Sniff then drops binary
+// content.
 func (a *Analyzer) Match(path string, _ fs.FileMode, size int64) bool {
-	if size <= 0 || size > a.maxSize {
+	if size <= 0 || size > a.maxSize && (size > MaxArchiveSize || !archive.HasArchiveName(path)) {
 		return false
 	}
 	return !skipPath(path)
 }
 
-// Sniff implements analyzer.Sniffer: content with a NUL byte in its first
-// 512 bytes is binary (kept only for gitleaks' path-only rules, e.g.
-// PKCS#12 files), and paths on gitleaks' global allowlist are skipped.
+// MatchLarge implements analyzer.Windowed: files over the size read
+// whole, up to WithMaxStreamedFileSize, are searched window by window.
+func (a *Analyzer) MatchLarge(path string, _ fs.FileMode, size int64) bool {
+	if size <= a.maxSize || size > a.maxStream || size <= MaxArchiveSize && archive.HasArchiveName(path) {
+		return false
+	}
+	return !skipPath(path)
+}
+
+// ExactWindows implements analyzer.WindowExact: a window reports the
+// matches that start before its last analyzer.WindowOverlap bytes (all of
+// them in the file's last window), with the file's line numbers, so each
+// match of a streamed file is reported once.
+func (*Analyzer) ExactWindows() bool { return true }
+
+// Sniff implements analyzer.Sniffer: binary content (see binary: a NUL
+// byte, control bytes or invalid UTF-8 in its first 512 bytes) is kept
+// only for gitleaks' path-only rules (e.g. PKCS#12 files), and paths on
+// gitleaks' global allowlist are skipped.
 func (a *Analyzer) Sniff(path string, head []byte) bool {
 	if a.e.PathAllowed(path) {
 		return false
 	}
-	if bytes.IndexByte(head, 0) >= 0 {
-		return len(a.e.PathFindings(path)) > 0
+	if binary(head) {
+		return archive.Sniff(head) != archive.None || len(a.e.PathFindings(path)) > 0
 	}
 	return true
 }
@@ -131,20 +178,76 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 		return nil, nil
 	}
 	var res analyzer.Result
-	for _, fi := range a.e.PathFindings(f.Path) {
-		res.Findings = append(res.Findings, finding(&fi, ""))
-	}
-	head := f.Data[:min(len(f.Data), analyzer.SniffLen)]
-	if bytes.IndexByte(head, 0) >= 0 {
-		return &res, nil
+	if f.Offset == 0 {
+		for _, fi := range a.e.PathFindings(f.Path) {
+			res.Findings = append(res.Findings, finding(&fi, ""))
+		}
+		if head := f.Data[:min(len(f.Data), analyzer.SniffLen)]; binary(head) {
+			if !f.Window && archive.Sniff(head) != archive.None {
+				return a.walk(ctx, f.Path, f.Data, &res)
+			}
+			return &res, nil
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// In a window that is not the file's last, a match starting in the
+	// overlap may be cut by the window's end: the next window, which
+	// starts before it, reports it.
+	owned := len(f.Data)
+	if f.Window && f.Offset+int64(len(f.Data)) < f.Size {
+		owned = len(f.Data) - analyzer.WindowOverlap
+	}
 	for _, fi := range a.e.Find(f.Path, f.Data, a.maxFindings) {
-		res.Findings = append(res.Findings, finding(&fi, ""))
+		if fi.Offset >= owned {
+			continue
+		}
+		fd := finding(&fi, "")
+		fd.Line += f.Line
+		res.Findings = append(res.Findings, fd)
 	}
 	return &res, nil
+}
+
+// walk searches the members of the archive data (the file at path) with
+// pkg/archive's limits (depth 4, 64 MiB per member, 256 MiB decompressed,
+// 100,000 members): text members up to the size read whole, not on the
+// skip list or gitleaks' allowlist, are searched; findings carry the
+// member's path ("app.war!/WEB-INF/classes/app.properties"). A
+// decompression bomb stops the walk (the malware analyzer reports it).
+func (a *Analyzer) walk(ctx context.Context, path string, data []byte, res *analyzer.Result) (*analyzer.Result, error) {
+	n := 0
+	v := archive.Visitor{
+		Want: func(e *archive.Entry) bool {
+			return e.Size > 0 && e.Size <= a.maxSize && !skipPath(e.Name) && !a.e.PathAllowed(e.Path)
+		},
+		Visit: func(e *archive.Entry, content []byte) error {
+			if n >= a.maxFindings || e.Size > a.maxSize || skipPath(e.Name) || a.e.PathAllowed(e.Path) {
+				return nil // a nested archive read to be opened
+			}
+			for _, fi := range a.e.PathFindings(e.Path) {
+				f := finding(&fi, "")
+				f.Path = e.Path
+				res.Findings = append(res.Findings, f)
+				n++
+			}
+			if binary(content[:min(len(content), analyzer.SniffLen)]) {
+				return nil
+			}
+			for _, fi := range a.e.Find(e.Path, content, a.maxFindings-n) {
+				f := finding(&fi, "")
+				f.Path = e.Path
+				res.Findings = append(res.Findings, f)
+				n++
+			}
+			return nil
+		},
+	}
+	if _, err := archive.Walk(ctx, path, data, archive.DefaultLimits(), v); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // finding is the report form of an engine finding; where, when set,
@@ -162,25 +265,41 @@ func finding(f *engine.Finding, where string) report.Finding {
 		Line:     f.Line,
 		Excerpt:  f.Excerpt,
 		Engine:   Engine,
+		Encoded:  f.Encoded,
 	}
 }
 
 // AnalyzeConfig implements analyzer.ConfigAnalyzer: the rules run over
 // each environment entry ("NAME=value"), each label ("key=value") and each
 // history entry's created_by, where build arguments leak (BuildKit writes
-// "RUN |1 NPM_TOKEN=… /bin/sh -c …", "ARG NPM_TOKEN=…"). A history finding
-// carries the layer its step created (an empty-layer step: the next
-// layer). A secret already reported in the environment or a label, or in
-// an earlier history step (every RUN after an ARG repeats it), is not
-// reported again for history.
+// "RUN |1 NPM_TOKEN=… /bin/sh -c …", "ARG NPM_TOKEN=…"). Settings whose
+// name says they hold a secret (DB_PASSWORD, *_TOKEN, *_API_KEY…) and
+// whose value is a literal, not a placeholder or a reference, are
+// reported too (config-env-secret, config-build-arg-secret,
+// config-label-secret) when gitleaks found nothing in them.
+//
+// An environment or label finding carries the layer of the ENV or LABEL
+// step that set it (an empty-layer step: the next layer, or the one
+// before it at the end of the history; none when the history does not
+// say), a history finding the layer its step created. A secret already
+// reported in the environment or a label, or in an earlier history step
+// (every RUN after an ARG repeats it), is not reported again for history.
 func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *v1.ConfigFile) (*analyzer.Result, error) {
 	if cfg == nil {
 		return nil, nil
 	}
+	var layers []report.Layer
+	if img != nil {
+		layers = img.Layers
+	}
+	steps := newHistorySteps(cfg.History, layers)
 	var res analyzer.Result
 	var seen engine.Seen
-	scan := func(text, where, layer string, history bool) {
-		for _, fi := range a.e.Find("", []byte(text), a.maxFindings) {
+	// scan runs gitleaks' rules over text and reports whether they found
+	// anything (new or not).
+	scan := func(text, where, layer string, history bool) bool {
+		found := a.e.Find("", []byte(text), a.maxFindings)
+		for _, fi := range found {
 			if !seen.Add(&fi) && history {
 				continue
 			}
@@ -188,10 +307,17 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 			f.Path, f.Layer, f.Line = ConfigPath, layer, 0
 			res.Findings = append(res.Findings, f)
 		}
+		return len(found) > 0
 	}
+	literal := map[string]bool{} // name=value of literal findings
 	for _, kv := range cfg.Config.Env {
-		name, _, _ := strings.Cut(kv, "=")
-		scan(kv, "env "+name, "", false)
+		name, value, _ := strings.Cut(kv, "=")
+		layer, _ := steps.setter("ENV", name)
+		if !scan(kv, "env "+name, layer, false) && secretName(name) && literalSecret(name, value) {
+			literal[kv] = true
+			res.Findings = append(res.Findings, configFinding(RuleEnvSecret,
+				"Literal secret in an ENV variable: every container of the image has it", "env "+name, name, value, layer))
+		}
 	}
 	labels := make([]string, 0, len(cfg.Config.Labels))
 	for k := range cfg.Config.Labels {
@@ -199,21 +325,35 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 	}
 	slices.Sort(labels)
 	for _, k := range labels {
-		scan(k+"="+cfg.Config.Labels[k], "label "+k, "", false)
+		v := cfg.Config.Labels[k]
+		layer, _ := steps.setter("LABEL", k)
+		if !scan(k+"="+v, "label "+k, layer, false) && secretName(k) && literalSecret(k, v) {
+			res.Findings = append(res.Findings, configFinding(RuleLabelSecret,
+				"Literal secret in a label: anyone who can pull the image reads it", "label "+k, k, v, layer))
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var layers []report.Layer
-	if img != nil {
-		layers = img.Layers
-	}
-	historyLayers := analyzer.HistoryLayers(cfg.History, layers)
 	for i, h := range cfg.History {
 		if h.CreatedBy == "" {
 			continue
 		}
-		scan(h.CreatedBy, fmt.Sprintf("history step %d", i+1), historyLayers[i], true)
+		step := fmt.Sprintf("history step %d", i+1)
+		scan(h.CreatedBy, step, steps.layers[i], true)
+		for _, kv := range buildArgs(h.CreatedBy) {
+			name, value := kv[0], kv[1]
+			key := name + "=" + value
+			if literal[key] || !secretName(name) || !literalSecret(name, value) {
+				continue
+			}
+			literal[key] = true
+			if len(a.e.Find("", []byte(key), 1)) > 0 {
+				continue // gitleaks' finding in this step (or an earlier one) says it
+			}
+			res.Findings = append(res.Findings, configFinding(RuleBuildArgSecret,
+				"Literal secret in a build argument: the image history records it", "build arg "+name+", "+step, name, value, steps.layers[i]))
+		}
 	}
 	return &res, nil
 }

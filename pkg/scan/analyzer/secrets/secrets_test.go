@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -333,7 +335,7 @@ func TestConfig(t *testing.T) {
 	slices.Sort(got)
 	want := []string{
 		`aws-access-token CRITICAL "history step 6" layer=sha256:l4`,
-		`github-pat CRITICAL "env GITHUB_TOKEN" layer=`,
+		`github-pat CRITICAL "env GITHUB_TOKEN" layer=sha256:l2`,
 		`gitlab-pat CRITICAL "label deploy.gitlab-token" layer=`,
 		`npm-access-token HIGH "history step 2" layer=sha256:l2`,
 	}
@@ -356,24 +358,31 @@ func TestConfig(t *testing.T) {
 func TestMatch(t *testing.T) {
 	a := newAnalyzer(t)
 	for p, want := range map[string]bool{
-		"app/.env":                          true,
-		"root/.ssh/id_rsa":                  true,
-		"etc/ssl/private/tls.key":           true,
-		"app/server.pem":                    true,
-		"root/.npmrc":                       true,
-		"root/.pypirc":                      true,
-		"root/.git-credentials":             true,
-		"root/.docker/config.json":          true,
-		"infra/prod.tfvars":                 true,
-		"root/.bash_history":                true,
-		"app/src/Main.java":                 true,
-		"etc/app/config.yaml":               true,
+		"app/.env":                  true,
+		"root/.ssh/id_rsa":          true,
+		"etc/ssl/private/tls.key":   true,
+		"app/server.pem":            true,
+		"root/.npmrc":               true,
+		"root/.pypirc":              true,
+		"root/.git-credentials":     true,
+		"root/.docker/config.json":  true,
+		"infra/prod.tfvars":         true,
+		"root/.bash_history":        true,
+		"app/src/Main.java":         true,
+		"etc/app/config.yaml":       true,
+		"usr/src/app/.env":          true,
+		"var/log/app.log":           true,
+		"var/cache/app/tokens.json": true,
+		"app/static/main.js.map":    true,
+		"app/data/x.dat":            true,
+		// Binary content is told by Sniff, whatever the name.
+		"usr/lib/x86_64-linux-gnu/libc.so":  true,
+		"app/static/logo.PNG":               true,
 		"usr/share/doc/bash/README":         false,
 		"usr/share/man/man1/ls.1.gz":        false,
-		"usr/lib/x86_64-linux-gnu/libc.so":  false,
-		"usr/lib/libssl.so.3":               false,
-		"app/static/logo.PNG":               false,
-		"usr/share/fonts/x/DejaVu.ttf":      false,
+		"var/lib/dpkg/status":               false,
+		"var/cache/debconf/templates.dat":   false,
+		"var/log/dpkg.log":                  false,
 		"app/node_modules/x/index.js":       false,
 		"etc/ssl/certs/ca-certificates.crt": false,
 	} {
@@ -428,4 +437,165 @@ func TestPKCS12Path(t *testing.T) {
 	if k := keys(got); !slices.Equal(k, []string{"pkcs12-file app/certs/client.p12:0 HIGH"}) {
 		t.Errorf("got %q", k)
 	}
+}
+
+// TestConfigLiteralSecrets: ENV variables, build arguments recorded in
+// history and labels whose names say they hold a password, token, secret
+// or API key, set to a literal value (not a placeholder, a reference or a
+// file path), are secrets, attributed to the layer of the step that set
+// them; gitleaks' rules keep what they find.
+func TestConfigLiteralSecrets(t *testing.T) {
+	a := newAnalyzer(t)
+	fx := getFixtures(t)
+	layers := []report.Layer{{Digest: "sha256:l1"}, {Digest: "sha256:l2"}, {Digest: "sha256:l3"}, {Digest: "sha256:l4"}}
+	cfg := &v1.ConfigFile{
+		Config: v1.Config{
+			Env: []string{
+				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+				"DB_PASSWORD=Sup3r-s3cret-pw",
+				"MYSQL_ROOT_PASSWORD=root",
+				"SMTP_PASS=m41l-p4ss!",
+				"GITHUB_TOKEN=" + fx.githubPAT,
+				// Not secrets: flags, placeholders, references, paths,
+				// public values.
+				"MYSQL_ALLOW_EMPTY_PASSWORD=yes",
+				"MYSQL_RANDOM_ROOT_PASSWORD=1",
+				"POSTGRES_PASSWORD=changeme",
+				"REDIS_PASSWORD=${REDIS_PASSWORD}",
+				"API_KEY_FILE=/run/secrets/api_key",
+				"ADMIN_PASSWORD=/run/secrets/admin",
+				"APP_SECRET=<set me>",
+				"JWT_SECRET=xxxxxxxx",
+				"SESSION_SECRET=",
+				"STRIPE_API_KEY=your-api-key-here",
+				"VAULT_TOKEN=vault:secret/data/app#token",
+				"PASSWORD_MIN_LENGTH=12",
+				"AUTH_TOKEN_URL=https://auth.example.com/token",
+				"AWS_ACCESS_KEY_ID_NAME=deploy",
+				"NO_PASSWORD=true",
+			},
+			Labels: map[string]string{
+				"org.opencontainers.image.source": "https://github.com/example/app",
+				"com.example.db.password":         "hunter2hunter",
+				"com.example.api-token":           "${TOKEN}",
+			},
+		},
+		History: []v1.History{
+			{CreatedBy: "/bin/sh -c #(nop) ADD file:8b1e79f91081eb527a2d6ad4a56ab0ea2da35cd0e0ac3de7b2a2e3ba3f3c6f0a in / "},
+			{CreatedBy: "ENV DB_PASSWORD=Sup3r-s3cret-pw", Comment: "buildkit.dockerfile.v0", EmptyLayer: true},
+			{CreatedBy: "ARG DEPLOY_TOKEN=letmein-2024", Comment: "buildkit.dockerfile.v0", EmptyLayer: true},
+			{CreatedBy: "RUN |2 DEPLOY_TOKEN=letmein-2024 BUILD_PASSWORD=changeme /bin/sh -c ./build.sh # buildkit", Comment: "buildkit.dockerfile.v0"},
+			{CreatedBy: "/bin/sh -c #(nop)  LABEL com.example.db.password=hunter2hunter", EmptyLayer: true},
+			{CreatedBy: "RUN |2 DEPLOY_TOKEN=letmein-2024 BUILD_PASSWORD=changeme /bin/sh -c make install # buildkit", Comment: "buildkit.dockerfile.v0"},
+			{CreatedBy: "COPY . /app # buildkit", Comment: "buildkit.dockerfile.v0"},
+			{CreatedBy: "ENV MYSQL_ROOT_PASSWORD=root", Comment: "buildkit.dockerfile.v0", EmptyLayer: true},
+		},
+	}
+	res, err := a.AnalyzeConfig(context.Background(), &analyzer.Image{Layers: layers}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range res.Findings {
+		if f.Path != secrets.ConfigPath || f.Kind != report.KindSecret || f.Severity == "" || f.Excerpt == "" {
+			t.Errorf("malformed %+v", f)
+		}
+		where := f.Title[strings.LastIndex(f.Title, "(")+1 : len(f.Title)-1]
+		got = append(got, fmt.Sprintf("%s %q layer=%s excerpt=%s", f.Rule, where, f.Layer, f.Excerpt))
+	}
+	slices.Sort(got)
+	want := []string{
+		`config-build-arg-secret "build arg DEPLOY_TOKEN, history step 3" layer=sha256:l2 excerpt=DEPLOY_TOKEN=…`,
+		`config-env-secret "env DB_PASSWORD" layer=sha256:l2 excerpt=DB_PASSWORD=…`,
+		`config-env-secret "env MYSQL_ROOT_PASSWORD" layer=sha256:l4 excerpt=MYSQL_ROOT_PASSWORD=…`,
+		`config-env-secret "env SMTP_PASS" layer= excerpt=SMTP_PASS=…`,
+		`config-label-secret "label com.example.db.password" layer=sha256:l3 excerpt=com.example.db.password=…`,
+		`github-pat "env GITHUB_TOKEN" layer= excerpt=GITHUB_TOKEN=ghp_…` + fx.githubPAT[len(fx.githubPAT)-2:],
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("findings:\n got %q\nwant %q", got, want)
+	}
+	assertRedacted(t, res.Findings, []string{"Sup3r-s3cret-pw", "m41l-p4ss!", "letmein-2024", "hunter2hunter", fx.githubPAT})
+}
+
+// TestWhereSecretsHide: the places broad skip lists used to hide are
+// searched — an application under usr/src, logs and caches an
+// application writes, source maps (they embed the source), text files
+// whatever their extension — while the package managers' own files are
+// still skipped by their exact paths and binary content by sniffing.
+func TestWhereSecretsHide(t *testing.T) {
+	a := newAnalyzer(t)
+	fx := getFixtures(t)
+	token := "GITHUB_TOKEN=" + fx.githubPAT + "\n"
+	rng := mrand.New(mrand.NewPCG(1, 1))
+	noisy := make([]byte, 4096) // compressed-looking data without a NUL byte
+	for i := range noisy {
+		noisy[i] = byte(1 + rng.IntN(255))
+	}
+	files := []file{
+		{"usr/src/app/.env", token},
+		{"usr/src/app/config/production.json", `{"github": {"token": "` + fx.githubPAT + `"}}`},
+		{"var/log/app/deploy.log", "2025-01-01T00:00:00Z cloning with " + token},
+		{"var/cache/app/session.json", `{"auth": "` + fx.githubPAT + `"}`},
+		{"var/cache/debconf/passwords.dat", "Name: app/token\nTemplate: app/token\nValue: " + fx.githubPAT + "\n"},
+		{"app/static/js/main.4f2a.js.map", `{"version":3,"sourcesContent":["const t = \"` + fx.githubPAT + `\";"]}`},
+		{"app/data/settings.dat", token},
+		{"root/.cache/app/state", token},
+		{"app/state.cache", token},
+		{"app/conf/app.conf.bak", token},
+		// Package managers' files, by exact path: skipped.
+		{"var/lib/dpkg/info/app.postinst", token},
+		{"var/cache/debconf/templates.dat", token},
+		{"var/cache/apt/pkgcache.bin", token},
+		{"var/log/dpkg.log", token},
+		{"var/log/apt/history.log", token},
+		{"usr/share/doc/app/README", token},
+		// Binary content, whatever its name: skipped.
+		{"app/data/blob.dat", "\x00\x01\x02" + token},
+		{"app/data/noise.txt", string(noisy) + token},
+		{"app/lib/libx.so.1", "\x7fELF\x02\x01\x01\x00" + token},
+		{"app/static/logo.png", "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + token},
+	}
+	got := scanFiles(t, a, files)
+	want := []string{
+		"github-pat app/conf/app.conf.bak:1 CRITICAL",
+		"github-pat app/data/settings.dat:1 CRITICAL",
+		"github-pat app/state.cache:1 CRITICAL",
+		"github-pat app/static/js/main.4f2a.js.map:1 CRITICAL",
+		"github-pat root/.cache/app/state:1 CRITICAL",
+		"github-pat usr/src/app/.env:1 CRITICAL",
+		"github-pat usr/src/app/config/production.json:1 CRITICAL",
+		"github-pat var/cache/app/session.json:1 CRITICAL",
+		"github-pat var/cache/debconf/passwords.dat:3 CRITICAL",
+		"github-pat var/log/app/deploy.log:1 CRITICAL",
+	}
+	if g := keys(got); !slices.Equal(g, want) {
+		t.Errorf("findings:\n got %q\nwant %q", g, want)
+	}
+}
+
+// TestEncodedSecrets: a token base64-encoded in a Kubernetes-style
+// config or hex-encoded in a script is reported with its encoding.
+func TestEncodedSecrets(t *testing.T) {
+	a := newAnalyzer(t)
+	fx := getFixtures(t)
+	b64 := base64.StdEncoding.EncodeToString([]byte(fx.gitlabPAT))
+	files := []file{
+		{"app/deploy/values.yaml", "image: app\ncredentials:\n  registry: " + b64 + "\n"},
+		{"app/bin/start.sh", "#!/bin/sh\nexport T=$(echo " + hex.EncodeToString([]byte(fx.slackBot)) + " | xxd -r -p)\n"},
+	}
+	got := scanFiles(t, a, files)
+	var k []string
+	for _, f := range got {
+		k = append(k, key(f)+" "+f.Encoded)
+	}
+	slices.Sort(k)
+	want := []string{
+		"gitlab-pat app/deploy/values.yaml:3 CRITICAL base64",
+		"slack-bot-token app/bin/start.sh:2 HIGH hex",
+	}
+	if !slices.Equal(k, want) {
+		t.Errorf("findings:\n got %q\nwant %q", k, want)
+	}
+	assertRedacted(t, got, append(fx.all(), b64, hex.EncodeToString([]byte(fx.slackBot))))
 }
