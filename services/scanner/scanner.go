@@ -197,6 +197,9 @@ func (c Config) withDefaults() Config {
 	if c.Engine.ClamdMaxStreamBytes == 0 {
 		c.Engine.ClamdMaxStreamBytes = 25 << 20
 	}
+	if c.Engine.DBStaleAfter == 0 {
+		c.Engine.DBStaleAfter = 72 * time.Hour
+	}
 	if c.Engine.MaxSecretFileBytes == 0 {
 		c.Engine.MaxSecretFileBytes = 64 << 20
 	}
