@@ -20,7 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/customs-scan/customs/pkg/inspect"
 	"github.com/customs-scan/customs/pkg/report"
@@ -288,8 +290,26 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// CUSTOMS_BENCH_SAVE=DIR writes the two images as docker-save tarballs
+// (DIR/debian.tar, DIR/application.tar) for `customs scan --input`, the
+// decode floor tool and peers (scripts/bench/profile.sh, issue 13).
+var saveOnce sync.Once
+
 func BenchmarkScanImage(b *testing.B) {
 	deb, app := benchImages(b)
+	if dir := os.Getenv("CUSTOMS_BENCH_SAVE"); dir != "" {
+		saveOnce.Do(func() {
+			for file, img := range map[string]*benchImage{"debian.tar": deb, "application.tar": app} {
+				tag, err := name.NewTag("customs-bench/" + strings.TrimSuffix(file, ".tar") + ":host")
+				if err == nil {
+					err = tarball.WriteToFile(filepath.Join(dir, file), tag, img.img)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	for _, im := range []struct {
 		name string
 		img  *benchImage
@@ -339,6 +359,17 @@ func BenchmarkScanImage(b *testing.B) {
 				// 1 when the token at the end of the 3 MB bundle was found.
 				b.ReportMetric(float64(bundleToken), "bundle-token")
 			})
+		}
+	}
+}
+
+// BenchmarkNewEngine is what every `customs scan` process pays before
+// its first layer: building the engine with every detector (rule sets
+// compiled, matchers built). Issue 13, goal 4.
+func BenchmarkNewEngine(b *testing.B) {
+	for b.Loop() {
+		if _, err := inspect.NewEngine(inspect.EngineConfig{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -120,6 +120,8 @@ type layerWalk struct {
 	src     *sourceReader
 	dec     *decodeReader
 	content *contentReader
+	// pipe, when set, runs content on its own goroutine (pipe.go).
+	pipe *layerPipe
 
 	head    [analyzer.SniffLen]byte
 	buf     []byte
@@ -267,7 +269,22 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 	defer closeDec()
 	lw.dec = &decodeReader{r: dec, kind: kind}
 	lw.content = &contentReader{lw: lw, r: lw.dec, h: diffHash}
-	tb := bufio.NewReaderSize(lw.content, bufSize)
+	var stream io.Reader = lw.content
+	if !sequentialWalk {
+		// The consumer hashes (pipe.go); the content reader only counts.
+		lw.content.h = nil
+		lw.pipe = startPipe(lw.content.Read, diffHash)
+		stream = lw.pipe
+		// Before closeDec: the producer may be inside the decoder. The
+		// source is closed first so that a producer stuck in a read
+		// returns (the error path; at the end it has exited already).
+		defer func() {
+			lw.pipe.signal()
+			_ = closeRC()
+			lw.pipe.stop()
+		}()
+	}
+	tb := bufio.NewReaderSize(stream, bufSize)
 
 	if err := walk(tar.NewReader(tb)); err != nil {
 		return err
@@ -279,6 +296,9 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 	if _, err := io.Copy(io.Discard, tb); err != nil {
 		return lw.classify(err, "invalid data after the tar end marker")
 	}
+	if lw.pipe != nil {
+		lw.pipe.stop() // at EOF: has exited or is about to
+	}
 	closeDec()
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return lw.classify(err, "invalid data after the compressed stream")
@@ -286,7 +306,7 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 	if got := hex.EncodeToString(lw.src.h.Sum(nil)); got != m.digest.Hex {
 		return lw.reject(nil, "compressed content has digest %s:%s, not the layer digest", m.digest.Algorithm, got)
 	}
-	if got := hex.EncodeToString(lw.content.h.Sum(nil)); got != m.diffID.Hex {
+	if got := hex.EncodeToString(diffHash.Sum(nil)); got != m.diffID.Hex {
 		return lw.reject(nil, "uncompressed content has digest %s:%s, but the config's diff_id is %s", m.diffID.Algorithm, got, m.diffID)
 	}
 	return nil
@@ -848,6 +868,10 @@ func (lw *layerWalk) classify(err error, during string) error {
 	if cerr := lw.ctx.Err(); cerr != nil {
 		return cerr
 	}
+	if lw.pipe != nil {
+		// The producer's readers are read below: it must have exited.
+		lw.pipe.stop()
+	}
 	if lw.content != nil && lw.content.err != nil {
 		return lw.content.err
 	}
@@ -953,7 +977,9 @@ func (c *contentReader) Read(p []byte) (int, error) {
 	if n <= 0 {
 		return n, err
 	}
-	c.h.Write(p[:n])
+	if c.h != nil {
+		c.h.Write(p[:n])
+	}
 	c.n += int64(n)
 	lim := &c.lw.s.lim
 	if c.lw.reread {

@@ -58,8 +58,15 @@ type rule struct {
 	// line start.
 	lineStart bool
 	// inner[k] is the regex run in a window that does not reach the
-	// file's start (k&1) or end (k&2): \A or \z removed (see withoutOp).
+	// file's start (k&1) or end (k&2): \A or \z removed (see withoutOp),
+	// for the k in innerMask (the others run re itself). Built on first
+	// use from parsed (innerRe): most rules end in `|$` yet never run in a
+	// window, and building every form (syntax.Regexp.String mostly) was
+	// half of New, paid by every `customs scan` process.
 	inner         [4]*regexp.Regexp
+	innerOnce     [4]sync.Once
+	innerMask     uint8
+	parsed        *syntax.Regexp
 	kwMask        []uint64
 	alwaysTrigger bool
 	// parts, when set, split every match around the text spelling a
@@ -304,27 +311,40 @@ func newEngine(cfg config.Config) (*Engine, error) {
 	return e, nil
 }
 
-// compileInner sets r.inner for regexes with \A or \z assertions.
+// compileInner records which window forms of a regex with \A or \z
+// assertions differ from it (innerRe builds them).
 func (r *rule) compileInner(parsed *syntax.Regexp) error {
 	bt, et := hasOp(parsed, syntax.OpBeginText), hasOp(parsed, syntax.OpEndText)
 	for k := 1; k < 4; k++ {
-		re := parsed
-		if k&1 != 0 && bt {
-			re = withoutOp(re, syntax.OpBeginText)
+		if k&1 != 0 && bt || k&2 != 0 && et {
+			r.innerMask |= 1 << k
+			r.parsed = parsed
 		}
-		if k&2 != 0 && et {
-			re = withoutOp(re, syntax.OpEndText)
-		}
-		if re == parsed {
-			continue
-		}
-		c, err := regexp.Compile(re.String())
-		if err != nil {
-			return fmt.Errorf("window form %q: %w", re, err)
-		}
-		r.inner[k] = c
 	}
 	return nil
+}
+
+// innerRe returns window form k of the rule's regex (k in innerMask),
+// built once.
+func (r *rule) innerRe(k int) *regexp.Regexp {
+	r.innerOnce[k].Do(func() {
+		re := r.parsed
+		if k&1 != 0 && r.innerMask&(1<<1) != 0 { // \A present
+			re = withoutOp(re, syntax.OpBeginText)
+		}
+		if k&2 != 0 && r.innerMask&(1<<2) != 0 { // \z present
+			re = withoutOp(re, syntax.OpEndText)
+		}
+		// Cannot fail: a valid regex's syntax tree with assertions
+		// removed (TestInnerFormsCompile). Should it ever, the anchored
+		// regex is the closest safe answer.
+		c, err := regexp.Compile(re.String())
+		if err != nil {
+			c = r.re
+		}
+		r.inner[k] = c
+	})
+	return r.inner[k]
 }
 
 // split sets r.parts and r.cands when the rule's matches can be split
@@ -666,8 +686,8 @@ func (e *Engine) matchIn(r *rule, path string, data []byte, w window, sc *scratc
 	if w.end < len(data) {
 		k |= 2
 	}
-	if r.inner[k] != nil {
-		re = r.inner[k]
+	if r.innerMask&(1<<k) != 0 {
+		re = r.innerRe(k)
 	}
 	if len(sc.cand) >= maxCandidates {
 		return

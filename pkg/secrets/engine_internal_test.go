@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"regexp/syntax"
 	"runtime"
 	"slices"
@@ -260,4 +261,52 @@ func seed() uint64 {
 		fmt.Sscan(v, &s)
 	}
 	return s
+}
+
+// The window forms are built on first use (innerRe), where an error could
+// not be reported: every form of the default rules compiles to what the
+// eager construction built (the form without \A and/or \z).
+func TestInnerFormsCompile(t *testing.T) {
+	cfg, err := loadDefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := 0
+	for _, r := range e.rules {
+		parsed, err := syntax.Parse(r.re.String(), syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bt, et := hasOp(parsed, syntax.OpBeginText), hasOp(parsed, syntax.OpEndText)
+		for k := 1; k < 4; k++ {
+			want := parsed
+			if k&1 != 0 && bt {
+				want = withoutOp(want, syntax.OpBeginText)
+			}
+			if k&2 != 0 && et {
+				want = withoutOp(want, syntax.OpEndText)
+			}
+			if (want != parsed) != (r.innerMask&(1<<k) != 0) {
+				t.Errorf("rule %s, form %d: in innerMask %v, differs %v", r.id, k, r.innerMask&(1<<k) != 0, want != parsed)
+			}
+			if want == parsed {
+				continue
+			}
+			forms++
+			wantRe, err := regexp.Compile(want.String())
+			if err != nil {
+				t.Fatalf("rule %s, form %d: %v", r.id, k, err)
+			}
+			if got := r.innerRe(k); got == r.re || got.String() != wantRe.String() {
+				t.Errorf("rule %s, form %d: innerRe = %q, want %q", r.id, k, got, wantRe)
+			}
+		}
+	}
+	if forms == 0 {
+		t.Error("no rule has a window form")
+	}
 }
