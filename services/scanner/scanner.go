@@ -406,8 +406,15 @@ type cacheSlot struct {
 
 func (c *cacheSlot) set(s *layercache.ObjectStore) { c.p.Store(s) }
 
+// cacheTimeout bounds one cache read or write: they run inside the
+// scan's context (deadline: the scan timeout), and a reply lost with a
+// stream leader must cost a cache miss, not the scan.
+const cacheTimeout = 10 * time.Second
+
 func (c *cacheSlot) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if s := c.p.Load(); s != nil {
+		ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+		defer cancel()
 		return s.Get(ctx, key)
 	}
 	return nil, false, nil
@@ -415,6 +422,8 @@ func (c *cacheSlot) Get(ctx context.Context, key string) ([]byte, bool, error) {
 
 func (c *cacheSlot) Put(ctx context.Context, key string, data []byte) error {
 	if s := c.p.Load(); s != nil {
+		ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+		defer cancel()
 		return s.Put(ctx, key, data)
 	}
 	return nil
