@@ -497,6 +497,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("scanner: create consumer: %w", err)
 	}
+	s.reg.MustRegister(newQueueCollector(s.deps.JetStream, cons))
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "customs_scanner_jobs_total", Help: "Scan job deliveries by outcome (ack, nak, term).",
 	}, []string{"outcome"})
