@@ -217,7 +217,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			Name: "customs_results_reports_total", Help: "Report events by result (stored, stale, attempt: a failed scan kept beside a complete report, refused: dead-lettered).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(s.stored)
+	reg.MustRegister(s.stored, vulnDBAge(vdb))
 	rematched := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "customs_results_rematched_total",
 		Help: "Stored manifests re-matched after a vulnerability database update, by result (updated, gained: a NewVulnerabilities event was published, skipped).",
