@@ -489,6 +489,8 @@ func TestClusterNodeLossLosesNoReport(t *testing.T) {
 		return js
 	}
 	jsIngest := connect("ingest")
+	jsScanner := map[string]jetstream.JetStream{"scanner-1": connect("scanner-1"), "scanner-2": connect("scanner-2")}
+	jsResults := connect("results")
 	if _, err := queue.Ensure(ctx, "streams", log, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, queue.EnsureStreams(ctx, jsIngest, queue.Topology{Replicas: replicas})
 	}); err != nil {
@@ -513,7 +515,7 @@ func TestClusterNodeLossLosesNoReport(t *testing.T) {
 		}()
 		return "http://" + ln.Addr().String()
 	}
-	// Registered after the connections: runs before they close.
+	// Registered after every connection: runs before they close.
 	t.Cleanup(func() { cancel(); services.Wait() })
 
 	ing, err := ingest.New(ingest.Config{WebhookToken: webhookToken, InsecureRegistries: insecure},
@@ -524,15 +526,13 @@ func TestClusterNodeLossLosesNoReport(t *testing.T) {
 	ingestURL := serve("ingest", ing.Serve)
 	readyz := []string{ingestURL}
 	for _, name := range []string{"scanner-1", "scanner-2"} {
-		js := connect(name)
 		scn, err := scanner.New(scanner.Config{Workers: 2, AckWait: 5 * time.Second, InsecureRegistries: insecure, Signing: signing},
-			scanner.Deps{JetStream: js, Ready: natsconn.Ready(conns[name]), Log: log, Replicas: replicas})
+			scanner.Deps{JetStream: jsScanner[name], Ready: natsconn.Ready(conns[name]), Log: log, Replicas: replicas})
 		if err != nil {
 			t.Fatal(err)
 		}
 		readyz = append(readyz, serve(name, scn.Serve))
 	}
-	jsResults := connect("results")
 	res, err := results.New(results.Config{APIAuth: "off", AckWait: 5 * time.Second, Signing: signing},
 		results.Deps{Replicas: replicas, JetStream: jsResults, Bucket: bucket, Ready: natsconn.Ready(conns["results"]), Log: log})
 	if err != nil {
