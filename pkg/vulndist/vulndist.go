@@ -65,35 +65,61 @@ type Buckets struct {
 
 // Ensure binds to the buckets, creating them (one replica) when missing:
 // a client that does not know the cluster's replica count (the CLI, a
-// watcher) never changes an existing bucket's.
+// watcher) never changes an existing bucket's. Only "not found" creates:
+// a lookup that timed out during a leader election must not become an
+// update (that scaled a cluster's three replicas down to one), and a
+// bucket another client created meanwhile is bound, not reconfigured.
 func Ensure(ctx context.Context, js jetstream.JetStream) (Buckets, error) {
-	obj, oerr := js.ObjectStore(ctx, ObjectBucket)
-	kv, kerr := js.KeyValue(ctx, KVBucket)
-	if oerr == nil && kerr == nil {
-		return Buckets{Objects: obj, KV: kv}, nil
+	obj, err := js.ObjectStore(ctx, ObjectBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		obj, err = js.CreateObjectStore(ctx, objectConfig(1))
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			obj, err = js.ObjectStore(ctx, ObjectBucket)
+		}
 	}
-	return EnsureReplicas(ctx, js, 1)
+	if err != nil {
+		return Buckets{}, fmt.Errorf("vulndist: object store %s: %w", ObjectBucket, err)
+	}
+	kv, err := js.KeyValue(ctx, KVBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, kvConfig(1))
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, KVBucket)
+		}
+	}
+	if err != nil {
+		return Buckets{}, fmt.Errorf("vulndist: kv %s: %w", KVBucket, err)
+	}
+	return Buckets{Objects: obj, KV: kv}, nil
 }
 
-// EnsureReplicas creates the buckets, or updates them, with replicas
-// copies (services pass CUSTOMS_NATS_REPLICAS at start).
-func EnsureReplicas(ctx context.Context, js jetstream.JetStream, replicas int) (Buckets, error) {
-	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+func objectConfig(replicas int) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{
 		Bucket:      ObjectBucket,
 		Description: "built vulnerability databases (customs db publish)",
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
-	})
-	if err != nil {
-		return Buckets{}, fmt.Errorf("vulndist: object store %s: %w", ObjectBucket, err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+}
+
+func kvConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:      KVBucket,
 		Description: "current vulnerability database version",
 		History:     5,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
-	})
+	}
+}
+
+// EnsureReplicas creates the buckets, or updates them, with replicas
+// copies (services pass CUSTOMS_NATS_REPLICAS at start).
+func EnsureReplicas(ctx context.Context, js jetstream.JetStream, replicas int) (Buckets, error) {
+	obj, err := js.CreateOrUpdateObjectStore(ctx, objectConfig(replicas))
+	if err != nil {
+		return Buckets{}, fmt.Errorf("vulndist: object store %s: %w", ObjectBucket, err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, kvConfig(replicas))
 	if err != nil {
 		return Buckets{}, fmt.Errorf("vulndist: kv %s: %w", KVBucket, err)
 	}

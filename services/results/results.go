@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -248,17 +247,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			Name: "customs_results_reports_total", Help: "Report events by result (stored, stale, attempt: a failed scan kept beside a complete report, refused: dead-lettered).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(s.stored)
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "customs_vulndb_age_seconds",
-		Help: "Age of the vulnerability database results matches against (now − its build time); NaN while none is loaded.",
-	}, func() float64 {
-		db := vdb.Current()
-		if db == nil {
-			return math.NaN()
-		}
-		return time.Since(db.Header().Built).Seconds()
-	}))
+	reg.MustRegister(s.stored, vulnDBAge(vdb))
 	if cfg.DBUpdateInterval > 0 {
 		dir := cfg.OSVCacheDir
 		if dir == "" {

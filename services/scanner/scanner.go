@@ -420,8 +420,15 @@ type cacheSlot struct {
 
 func (c *cacheSlot) set(s *layercache.ObjectStore) { c.p.Store(s) }
 
+// cacheTimeout bounds one cache read or write: they run inside the
+// scan's context (deadline: the scan timeout), and a reply lost with a
+// stream leader must cost a cache miss, not the scan.
+const cacheTimeout = 10 * time.Second
+
 func (c *cacheSlot) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if s := c.p.Load(); s != nil {
+		ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+		defer cancel()
 		return s.Get(ctx, key)
 	}
 	return nil, false, nil
@@ -429,6 +436,8 @@ func (c *cacheSlot) Get(ctx context.Context, key string) ([]byte, bool, error) {
 
 func (c *cacheSlot) Put(ctx context.Context, key string, data []byte) error {
 	if s := c.p.Load(); s != nil {
+		ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+		defer cancel()
 		return s.Put(ctx, key, data)
 	}
 	return nil
@@ -502,6 +511,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		return fmt.Errorf("scanner: create consumer: %w", err)
 	}
+	s.reg.MustRegister(newQueueCollector(s.deps.JetStream, cons))
 	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "customs_scanner_jobs_total", Help: "Scan job deliveries by outcome (ack, nak, term).",
 	}, []string{"outcome"})

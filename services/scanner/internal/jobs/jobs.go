@@ -411,6 +411,14 @@ func classify(err error) error {
 // with it the verdict) must still reach results.
 const maxFindingsPerRule = 100
 
+// publishTimeout bounds one report publish (a large report's object,
+// then the event). Platform reports are published inside the scan's
+// context, whose deadline is the scan timeout (15 min by default): an
+// acknowledgement lost with a stream leader would hold the slot that
+// long. Bounded, the publish fails and the job is retried; the event's
+// message id drops the copy if the lost one was stored after all.
+const publishTimeout = 10 * time.Second
+
 func (h *Handler) publish(ctx context.Context, job *customsv1.ScanJob, r *report.Report) error {
 	var requested time.Time // zero: the job did not say (an older ingest)
 	if job.GetRequestedAt() != nil {
@@ -418,6 +426,8 @@ func (h *Handler) publish(ctx context.Context, job *customsv1.ScanJob, r *report
 		r.RequestedAt = &requested
 	}
 	r.CapFindings(maxFindingsPerRule)
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
 	return h.publisher.Publish(ctx, job.GetJobId(), requested, r)
 }
 
