@@ -26,7 +26,10 @@ const unbounded = -1
 
 // maxNewlines returns the largest number of '\n' a match of re can
 // contain, or unbounded.
-func maxNewlines(re *syntax.Regexp) int {
+func maxNewlines(re *syntax.Regexp) int { return maxOver(re, newlinesOfLeaf) }
+
+// newlinesOfLeaf is maxNewlines of a regexp without sub-expressions.
+func newlinesOfLeaf(re *syntax.Regexp) int {
 	switch re.Op {
 	case syntax.OpLiteral:
 		n := 0
@@ -45,15 +48,25 @@ func maxNewlines(re *syntax.Regexp) int {
 		return 1
 	case syntax.OpAnyCharNotNL:
 		return 0
+	}
+	return 0 // empty-width assertions, empty match, no match
+}
+
+// maxOver is the largest total of leaf over a match of re: repetition
+// multiplies, concatenation adds, alternation takes the largest, and an
+// unbounded repetition of anything non-zero is unbounded. leaf measures
+// the regexps without sub-expressions.
+func maxOver(re *syntax.Regexp, leaf func(*syntax.Regexp) int) int {
+	switch re.Op {
 	case syntax.OpCapture, syntax.OpQuest:
-		return maxNewlines(re.Sub[0])
+		return maxOver(re.Sub[0], leaf)
 	case syntax.OpStar, syntax.OpPlus:
-		if maxNewlines(re.Sub[0]) != 0 {
+		if maxOver(re.Sub[0], leaf) != 0 {
 			return unbounded
 		}
 		return 0
 	case syntax.OpRepeat:
-		n := maxNewlines(re.Sub[0])
+		n := maxOver(re.Sub[0], leaf)
 		switch {
 		case n == 0:
 			return 0
@@ -64,7 +77,7 @@ func maxNewlines(re *syntax.Regexp) int {
 	case syntax.OpConcat:
 		sum := 0
 		for _, s := range re.Sub {
-			n := maxNewlines(s)
+			n := maxOver(s, leaf)
 			if n == unbounded {
 				return unbounded
 			}
@@ -74,7 +87,7 @@ func maxNewlines(re *syntax.Regexp) int {
 	case syntax.OpAlternate:
 		most := 0
 		for _, s := range re.Sub {
-			n := maxNewlines(s)
+			n := maxOver(s, leaf)
 			if n == unbounded {
 				return unbounded
 			}
@@ -82,7 +95,7 @@ func maxNewlines(re *syntax.Regexp) int {
 		}
 		return most
 	}
-	return 0 // empty-width assertions, empty match, no match
+	return leaf(re)
 }
 
 // hasOp reports whether re uses op anywhere.
@@ -391,7 +404,10 @@ func validKeyword(k string) bool {
 }
 
 // maxBytes returns the longest match of re in bytes, or unbounded.
-func maxBytes(re *syntax.Regexp) int {
+func maxBytes(re *syntax.Regexp) int { return maxOver(re, bytesOfLeaf) }
+
+// bytesOfLeaf is maxBytes of a regexp without sub-expressions.
+func bytesOfLeaf(re *syntax.Regexp) int {
 	switch re.Op {
 	case syntax.OpLiteral:
 		n := 0
@@ -406,42 +422,6 @@ func maxBytes(re *syntax.Regexp) int {
 		return utf8.RuneLen(min(re.Rune[len(re.Rune)-1], utf8.MaxRune))
 	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
 		return utf8.UTFMax
-	case syntax.OpCapture, syntax.OpQuest:
-		return maxBytes(re.Sub[0])
-	case syntax.OpStar, syntax.OpPlus:
-		if maxBytes(re.Sub[0]) != 0 {
-			return unbounded
-		}
-		return 0
-	case syntax.OpRepeat:
-		n := maxBytes(re.Sub[0])
-		switch {
-		case n == 0:
-			return 0
-		case n == unbounded || re.Max < 0:
-			return unbounded
-		}
-		return n * re.Max
-	case syntax.OpConcat:
-		sum := 0
-		for _, s := range re.Sub {
-			n := maxBytes(s)
-			if n == unbounded {
-				return unbounded
-			}
-			sum += n
-		}
-		return sum
-	case syntax.OpAlternate:
-		most := 0
-		for _, s := range re.Sub {
-			n := maxBytes(s)
-			if n == unbounded {
-				return unbounded
-			}
-			most = max(most, n)
-		}
-		return most
 	}
 	return 0
 }
