@@ -55,6 +55,7 @@ targets=(
   "FuzzRule ./pkg/policy"
   "FuzzDecode ./pkg/wire"
   "FuzzDecodeTags ./pkg/wire"
+  "FuzzOpenSealed ./pkg/wire"
   "FuzzNormalize ./pkg/report"
   "FuzzLoadBytes ./pkg/ignore"
 )

@@ -174,3 +174,29 @@ func FuzzDecodeTags(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenSealed: sealed credentials come off NATS; whatever bytes a job
+// carries, Open never panics, and what opens is what was sealed (the
+// nonce is random per process, so fuzzing workers seal their own value:
+// equality of bytes cannot be the check; seal_test alters bytes one by one).
+func FuzzOpenSealed(f *testing.F) {
+	key, err := wire.NewJobKey(strings.Repeat("k", 32))
+	if err != nil {
+		f.Fatal(err)
+	}
+	job := &customsv1.ScanJob{JobId: "r.test/team/app@sha256:" + strings.Repeat("ab", 32), EventId: "e1"}
+	if err := key.Seal(job, "Basic cm9ib3Q6c2VjcmV0", time.Now().Add(time.Hour)); err != nil {
+		f.Fatal(err)
+	}
+	good := append([]byte{}, job.GetSealedAuthorization()...)
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add(good[:len(good)-1])
+	f.Fuzz(func(t *testing.T, sealed []byte) {
+		j := &customsv1.ScanJob{JobId: job.GetJobId(), EventId: job.GetEventId(), SealedAuthorization: sealed}
+		auth, err := key.Open(j, time.Now())
+		if err == nil && auth != "Basic cm9ib3Q6c2VjcmV0" {
+			t.Fatalf("altered sealed value opened: %q", auth)
+		}
+	})
+}

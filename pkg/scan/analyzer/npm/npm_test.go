@@ -103,8 +103,9 @@ func FuzzAnalyze(f *testing.F) {
 		".package-lock.json": "app/package-lock.json",
 		"yarn.lock":          "app/yarn.lock",
 		"pnpm-lock.yaml":     "app/pnpm-lock.yaml",
+		"bun.lock":           "app/bun.lock",
 	}
-	kinds := []string{"app/node_modules/x/package.json", "app/package-lock.json", "app/yarn.lock", "app/pnpm-lock.yaml"}
+	kinds := []string{"app/node_modules/x/package.json", "app/package-lock.json", "app/yarn.lock", "app/pnpm-lock.yaml", "app/bun.lock"}
 	err := filepath.WalkDir("testdata", func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -100,7 +100,7 @@ func FuzzAnalyze(f *testing.F) {
 		return nil
 	})
 	a := python.New()
-	paths := []string{"x.dist-info/METADATA", "poetry.lock", "Pipfile.lock", "requirements.txt"}
+	paths := []string{"x.dist-info/METADATA", "poetry.lock", "Pipfile.lock", "requirements.txt", "uv.lock", "pdm.lock"}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, p := range paths {
 			res, err := a.Analyze(context.Background(), &analyzer.File{Path: p, Size: int64(len(b)), Data: b})
