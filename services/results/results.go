@@ -495,7 +495,7 @@ func (s *Service) handleTags(ctx context.Context, msg jetstream.Msg) error {
 	if ev.GetRequestedAt() != nil {
 		pushed = ev.GetRequestedAt().AsTime()
 	}
-	err = s.store.AddTags(ctx, ev.GetDigest(), ev.GetRepository(), ev.GetTags(), pushed)
+	cur, err := s.store.AddTags(ctx, ev.GetDigest(), ev.GetRepository(), ev.GetTags(), pushed)
 	if errors.Is(err, store.ErrNotFound) {
 		if md, merr := msg.Metadata(); merr == nil && md.NumDelivered >= maxTagsDeliveries {
 			return queue.Permanent(fmt.Errorf("tags %v of %s: no report of the digest after %d attempts", ev.GetTags(), ev.GetDigest(), md.NumDelivered))
@@ -507,13 +507,9 @@ func (s *Service) handleTags(ctx context.Context, msg jetstream.Msg) error {
 	}
 	// A push of a digest already scanned: what enforces a quarantine
 	// hears of it (ECR restores an archived image that is pushed again).
-	if cur, err := s.store.Get(ctx, ev.GetDigest()); err == nil {
-		sev := stored.Event(cur, cur.Verdict, stored.CausePush)
-		sev.Registry, sev.Repository, sev.Tags = ev.GetRegistry(), ev.GetRepository(), ev.GetTags()
-		if err := s.announce.Announce(ctx, sev, stored.PushID(ev.GetDigest(), ev.GetRepository(), ev.GetTags(), pushed)); err != nil {
-			return err
-		}
-	} else {
+	sev := stored.Event(cur, cur.Verdict, stored.CausePush)
+	sev.Registry, sev.Repository, sev.Tags = ev.GetRegistry(), ev.GetRepository(), ev.GetTags()
+	if err := s.announce.Announce(ctx, sev, stored.PushID(ev.GetDigest(), ev.GetRepository(), ev.GetTags(), pushed)); err != nil {
 		return err
 	}
 	s.stored.WithLabelValues("tags").Inc()

@@ -477,12 +477,13 @@ func (s *Store) putAttempt(ctx context.Context, old, failed *report.Report) (Put
 // AddTags records that a push named tags for digest, already scanned in
 // repository: the tags join the report's, and the repository's listing
 // gets an entry at the push time, so each tag moves to the digest it now
-// points to. ErrNotFound when the digest has no report yet.
-func (s *Store) AddTags(ctx context.Context, digest, repository string, tags []string, pushed time.Time) error {
+// points to. It returns the stored report (with the tags); ErrNotFound
+// when the digest has no report yet.
+func (s *Store) AddTags(ctx context.Context, digest, repository string, tags []string, pushed time.Time) (*report.Report, error) {
 	defer s.lock(digest)()
 	r, err := s.Get(ctx, digest)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if r.Artifact.Repository == repository {
 		merged := append(append([]string{}, r.Artifact.Tags...), tags...)
@@ -492,10 +493,10 @@ func (s *Store) AddTags(ctx context.Context, digest, repository string, tags []s
 			r.Artifact.Tags = merged
 			body, err := json.MarshalIndent(r, "", "  ")
 			if err != nil {
-				return fmt.Errorf("encode report: %w", err)
+				return nil, fmt.Errorf("encode report: %w", err)
 			}
 			if err := s.b.Put(ctx, reportKey(digest), body, "application/json"); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -506,7 +507,10 @@ func (s *Store) AddTags(ctx context.Context, digest, repository string, tags []s
 		entry.Artifact.Repository, entry.Artifact.Tags = repository, tags
 	}
 	entry.RequestedAt = &pushed
-	return s.putSummary(ctx, &entry)
+	if err := s.putSummary(ctx, &entry); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Attempts returns the failed scans recorded beside digest's complete
