@@ -125,6 +125,21 @@ type Limits struct {
 	// MaxArchives bounds the nested archives opened (all levels
 	// together); 0 or negative: no limit.
 	MaxArchives int
+	// Memory, when set, is charged for the walk's entry buffers as they
+	// grow, and given them back when the walk ends.
+	Memory Memory
+}
+
+// Memory is a byte budget a walk charges its buffers to (the scanner's,
+// shared by everything a process scans). Reserve must not block: a walk
+// runs inside an analyzer that holds the file it walks, and waiting there
+// for memory held by other such walks could wait forever. A budget that
+// cannot grant n bytes returns false (and may count them as overdrawn);
+// the walk goes on, never skipping content because of it, and gives back
+// only what was granted.
+type Memory interface {
+	Reserve(n int64) bool
+	Unreserve(n int64)
 }
 
 // DefaultLimits: depth 4, 64 MiB per entry, 256 MiB in total, 100,000
@@ -208,6 +223,7 @@ func Walk(ctx context.Context, name string, data []byte, lim Limits, v Visitor) 
 	if w.lim.MaxDepth < 1 {
 		return w.st, nil
 	}
+	defer w.done()
 	err := w.archive(name, data, 1)
 	if errors.Is(err, errStop) {
 		err = nil
@@ -233,6 +249,7 @@ func (l Limits) resolve() Limits {
 		MaxTotalBytes: i64(l.MaxTotalBytes, d.MaxTotalBytes),
 		MaxEntries:    l.MaxEntries,
 		MaxArchives:   l.MaxArchives,
+		Memory:        l.Memory,
 	}
 	if out.MaxDepth == 0 {
 		out.MaxDepth = d.MaxDepth
@@ -260,6 +277,23 @@ type walker struct {
 	bufs [][]byte
 	// archives counts the nested archives opened.
 	archives int
+	// granted is what lim.Memory granted for bufs.
+	granted int64
+}
+
+// charge records that bufs grew by n bytes of capacity.
+func (w *walker) charge(n int) {
+	if m := w.lim.Memory; m != nil && n > 0 && m.Reserve(int64(n)) {
+		w.granted += int64(n)
+	}
+}
+
+// done gives the walk's buffers back to the budget.
+func (w *walker) done() {
+	if w.lim.Memory != nil && w.granted > 0 {
+		w.lim.Memory.Unreserve(w.granted)
+		w.granted = 0
+	}
 }
 
 // archive walks data, whose entries are at depth.
@@ -369,15 +403,20 @@ func (w *walker) buffer(d int) []byte {
 func (w *walker) readAll(d int, r io.Reader, limit, sizeHint, compressed int64, where string, archive []byte) (data []byte, ok bool, err error) {
 	buf := w.buffer(d)
 	defer func() { w.bufs[d] = buf[:0] }()
+	grow := func(n int) {
+		c := cap(buf)
+		buf = slices.Grow(buf, n)
+		w.charge(cap(buf) - c)
+	}
 	if sizeHint > 0 && sizeHint <= limit {
-		buf = slices.Grow(buf, int(sizeHint)+1)
+		grow(int(sizeHint) + 1)
 	}
 	for {
 		if int64(len(buf)) > limit {
 			return buf, false, nil
 		}
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, max(min(cap(buf), 8<<20), 32<<10))
+			grow(max(min(cap(buf), 8<<20), 32<<10))
 		}
 		n, rerr := r.Read(buf[len(buf):min(int64(cap(buf)), limit+1)])
 		buf = buf[:len(buf)+n]

@@ -294,3 +294,63 @@ func TestBombs(t *testing.T) {
 		}
 	})
 }
+
+// budget is an archive.Memory granting up to free bytes.
+type budget struct{ free, held, most, refused int64 }
+
+func (b *budget) Reserve(n int64) bool {
+	if n > b.free-b.held {
+		b.refused += n
+		return false
+	}
+	b.held += n
+	b.most = max(b.most, b.held)
+	return true
+}
+
+func (b *budget) Unreserve(n int64) { b.held -= n }
+
+// A walk charges its entry buffers to Limits.Memory as they grow and
+// gives everything back at the end; a budget that cannot grant them
+// changes nothing in what is seen.
+func TestWalkChargesItsBuffers(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB, deflated to little
+	jar := zipOf(t, "a/big.txt", big, "a/b.txt", "in the jar")
+	tgz := scantest.Compress(t, scantest.Gzip, scantest.Tar(t, scantest.Reg("d/x.jar", string(jar))))
+
+	want, _ := walkAll(t, "t.tgz", tgz, archive.Limits{})
+	roomy := &budget{free: 64 << 20}
+	got, _ := walkAll(t, "t.tgz", tgz, archive.Limits{Memory: roomy})
+	if !slices.Equal(got, want) {
+		t.Errorf("with a budget: %+v\nwithout: %+v", got, want)
+	}
+	// The jar (depth 1) and its 1 MiB entry (depth 2) are held at once.
+	if roomy.most < int64(len(jar)+len(big)) || roomy.refused != 0 {
+		t.Errorf("most held %d bytes, refused %d; want at least %d and none refused", roomy.most, roomy.refused, len(jar)+len(big))
+	}
+	if roomy.held != 0 {
+		t.Errorf("%d bytes still held after the walk", roomy.held)
+	}
+
+	tight := &budget{free: 64 << 10}
+	got, _ = walkAll(t, "t.tgz", tgz, archive.Limits{Memory: tight})
+	if !slices.Equal(got, want) || tight.refused == 0 || tight.held != 0 {
+		t.Errorf("tight budget: refused %d, held %d after; entries equal: %v", tight.refused, tight.held, slices.Equal(got, want))
+	}
+
+	// WalkZip too.
+	zb := &budget{free: 64 << 20}
+	if _, err := archive.WalkZip(context.Background(), "x.jar", jar, archive.Limits{Memory: zb}, func(z *archive.ZipArchive) error {
+		for _, f := range z.Files {
+			if _, err := z.Read(f, 2<<20); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if zb.most < int64(len(big)) || zb.held != 0 {
+		t.Errorf("WalkZip: most held %d (want ≥ %d), %d still held", zb.most, len(big), zb.held)
+	}
+}

@@ -125,6 +125,7 @@ func WalkZip(ctx context.Context, name string, data []byte, lim Limits, fn func(
 	if w.lim.MaxDepth < 1 {
 		return w.st, nil
 	}
+	defer w.done()
 	err := w.zipTree(name, data, 0, fn)
 	return w.st, err
 }

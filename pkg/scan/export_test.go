@@ -7,3 +7,9 @@ func SetSequentialWalk(v bool) (restore func()) {
 	sequentialWalk = v
 	return func() { sequentialWalk = old }
 }
+
+// StreamBytes is what one layer stream is charged (Memory).
+const StreamBytes = streamBytes
+
+// ZstdWindow exposes zstdWindow for a test of a frame header.
+var ZstdWindow = zstdWindow

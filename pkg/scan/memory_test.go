@@ -1,12 +1,19 @@
 package scan_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
@@ -62,4 +69,209 @@ func TestParserCopiesCountAgainstTheMemoryBudget(t *testing.T) {
 	if len(plain.seen) != 2 {
 		t.Errorf("plain analyzer was given %v; want both files", plain.seen)
 	}
+}
+
+// holder analyzes every *.bin file and records the sizes it was given.
+type holder struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (*holder) Name() string                                { return "holder" }
+func (*holder) Version() int                                { return 1 }
+func (*holder) Match(p string, _ fs.FileMode, _ int64) bool { return strings.HasSuffix(p, ".bin") }
+func (h *holder) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen == nil {
+		h.seen = map[string]int{}
+	}
+	h.seen[f.Path] = len(f.Data)
+	return nil, nil
+}
+
+func newMemory(t *testing.T, maxBytes int64, streams int) *scan.Memory {
+	t.Helper()
+	m, err := scan.NewMemory(maxBytes, streams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// The budget charges, in bytes, each layer stream's fixed buffers, the
+// content of every file read whole (a file larger than the budget is
+// charged all of it), the copies parsers declare and a zstd frame's
+// window; after the scan only buffers kept for reuse remain charged.
+func TestMemoryChargesEveryBuffer(t *testing.T) {
+	const mib = 1 << 20
+	small := bytes.Repeat([]byte("s"), 100<<10)
+	one := bytes.Repeat([]byte("x"), mib)
+	huge := bytes.Repeat([]byte("h"), 20*mib)
+	zstdTar := scantest.Tar(t, scantest.File{Path: "z/one.bin", Content: one})
+	zstdLayer := scantest.Compress(t, scantest.Zstd, zstdTar)
+	zstdWin := scan.ZstdWindow(bufio.NewReader(bytes.NewReader(zstdLayer)))
+	if zstdWin <= 0 || zstdWin > 128*mib {
+		t.Fatalf("zstd window of the test layer = %d", zstdWin)
+	}
+	const budget = 16 * mib
+	cases := []struct {
+		name     string
+		layer    v1.Layer
+		copies   int
+		wantPeak int64
+		wantFile string
+	}{
+		{"small file: the walker's own buffer", scantest.Layer(t, scantest.File{Path: "a/small.bin", Content: small}), 0,
+			scan.StreamBytes, "a/small.bin"},
+		{"1 MiB file", scantest.Layer(t, scantest.File{Path: "a/one.bin", Content: one}), 0,
+			scan.StreamBytes + mib, "a/one.bin"},
+		{"1 MiB file, parser holding two copies", scantest.Layer(t, scantest.File{Path: "a/one.bin", Content: one}), 2,
+			scan.StreamBytes + 3*mib, "a/one.bin"},
+		{"file larger than the budget: charged all of it", scantest.Layer(t, scantest.File{Path: "a/huge.bin", Content: huge}), 0,
+			budget, "a/huge.bin"},
+		{"zstd layer: the frame's window and blocks too", scantest.RawLayer(zstdLayer, sha256Of(zstdTar), types.OCILayerZStd), 0,
+			scan.StreamBytes + zstdWin + 256<<10 + mib, "z/one.bin"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := newMemory(t, budget, 1)
+			var a analyzer.Analyzer = &holder{}
+			h := a.(*holder)
+			if c.copies > 0 {
+				a = &copyingHolder{holder: h, copies: c.copies}
+			}
+			img := scantest.Image(t, c.layer)
+			if _, err := scan.Image(context.Background(), img, scan.WithMemory(m), scan.WithAnalyzers(a)); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Peak(); got != c.wantPeak {
+				t.Errorf("peak charged %d bytes; want %d", got, c.wantPeak)
+			}
+			if m.Peak() > m.Max() {
+				t.Errorf("peak %d exceeds the budget %d", m.Peak(), m.Max())
+			}
+			if m.InUse() != m.Kept() {
+				t.Errorf("after the scan %d bytes are charged, %d of them kept for reuse; want only kept ones", m.InUse(), m.Kept())
+			}
+			if h.seen[c.wantFile] == 0 {
+				t.Errorf("analyzer was given %v; want %s", h.seen, c.wantFile)
+			}
+		})
+	}
+}
+
+type copyingHolder struct {
+	*holder
+	copies int
+}
+
+func (c *copyingHolder) ParseCopies(string) int { return c.copies }
+
+// countingLayer counts its compressed streams open at once.
+type countingLayer struct {
+	v1.Layer
+	open, most *atomic.Int64
+}
+
+func (l countingLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	n := l.open.Add(1)
+	for {
+		m := l.most.Load()
+		if n <= m || l.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return &countedRC{ReadCloser: rc, open: l.open}, nil
+}
+
+type countedRC struct {
+	io.ReadCloser
+	open *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedRC) Close() error {
+	c.once.Do(func() { c.open.Add(-1) })
+	return c.ReadCloser.Close()
+}
+
+// Concurrent scans sharing one Memory stay within it together, stream no
+// more layers at once than it allows, and find what they find alone.
+func TestMemorySharedAcrossScans(t *testing.T) {
+	const mib = 1 << 20
+	var open, most atomic.Int64
+	var images []v1.Image
+	for i := range 4 {
+		var layers []v1.Layer
+		for j := range 3 {
+			l := scantest.Layer(t,
+				scantest.File{Path: fmt.Sprintf("l%d/%d/a.bin", j, i), Content: bytes.Repeat([]byte{byte('a' + j)}, 3*mib+i)},
+				scantest.File{Path: fmt.Sprintf("l%d/%d/b.bin", j, i), Content: bytes.Repeat([]byte{byte('b' + j)}, 2*mib)},
+				scantest.File{Path: fmt.Sprintf("l%d/%d/c.bin", j, i), Content: []byte("small")},
+			)
+			layers = append(layers, countingLayer{Layer: l, open: &open, most: &most})
+		}
+		images = append(images, scantest.Image(t, layers...))
+	}
+	m := newMemory(t, 12*mib, 2)
+	shared := &holder{}
+	s, err := scan.New(scan.WithMemory(m), scan.WithAnalyzers(shared), scan.WithConcurrency(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(images))
+	for i, img := range images {
+		wg.Go(func() { _, errs[i] = s.Image(context.Background(), img) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.Peak() > m.Max() {
+		t.Errorf("peak %d exceeds the budget %d", m.Peak(), m.Max())
+	}
+	if m.Peak() < 2*scan.StreamBytes+3*mib {
+		t.Errorf("peak %d: want at least two streams and a 3 MiB file charged at once", m.Peak())
+	}
+	if got := most.Load(); got > 2 {
+		t.Errorf("%d layer streams were open at once; the budget allows 2", got)
+	}
+	if m.InUse() != m.Kept() {
+		t.Errorf("after the scans %d bytes are charged, %d of them kept; want only kept ones", m.InUse(), m.Kept())
+	}
+	alone := &holder{}
+	for _, img := range images {
+		if _, err := scan.Image(context.Background(), img, scan.WithAnalyzers(alone)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(shared.seen) != 36 || fmt.Sprint(shared.seen) != fmt.Sprint(alone.seen) {
+		t.Errorf("shared budget: %d files analyzed, alone: %d; want the same 36", len(shared.seen), len(alone.seen))
+	}
+}
+
+func TestNewMemoryRefusesTooSmallABudget(t *testing.T) {
+	if _, err := scan.NewMemory(1<<20, 0); err == nil {
+		t.Error("NewMemory(1 MiB) succeeded; want an error")
+	}
+	m := newMemory(t, 8<<20, 100)
+	if m.Streams() < 1 || int64(m.Streams())*scan.StreamBytes > m.Max()-4<<20 {
+		t.Errorf("8 MiB budget allows %d streams of %d bytes; want as many as leave 4 MiB for files", m.Streams(), scan.StreamBytes)
+	}
+}
+
+func sha256Of(b []byte) v1.Hash {
+	h, _, err := v1.SHA256(bytes.NewReader(b))
+	if err != nil {
+		panic(err)
+	}
+	return h
 }

@@ -162,6 +162,7 @@ type options struct {
 	cacheErrors    func(error)
 	analyzerErrors func(analyzer string, err error)
 	budget         *Budget
+	memory         *Memory
 }
 
 // Budget bounds what several Image calls cost together: the images of one
@@ -290,6 +291,13 @@ func buildOptions(opts []Option) (*options, error) {
 	o.limits = o.limits.resolve()
 	if o.concurrency == 0 {
 		o.concurrency = min(4, runtime.GOMAXPROCS(0))
+	}
+	if o.memory == nil {
+		m, err := NewMemory(0, 0)
+		if err != nil {
+			return nil, err
+		}
+		o.memory = m
 	}
 	return o, nil
 }

@@ -16,7 +16,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan/analyzer"
@@ -34,8 +33,7 @@ type imageScan struct {
 	uncompressed atomic.Int64 // decompressed bytes, all layers
 	entries      atomic.Int64 // tar entries, all layers
 	linkBytes    atomic.Int64 // symlink names kept, all layers (links.go)
-	mem          *semaphore.Weighted
-	bigBufs      bufPool
+	mem          *Memory
 
 	// resolved are the results of files read under the name a symlink
 	// gives them (links.go); aliasing is set when some layer wrote
@@ -57,8 +55,7 @@ func newImageScan(o *options) *imageScan {
 	for i, a := range o.analyzers {
 		s.sniffers[i], _ = a.(analyzer.Sniffer)
 	}
-	s.mem = semaphore.NewWeighted(max(s.lim.MaxAnalyzedFileSize, 1<<20))
-	s.bigBufs.max = max(s.lim.MaxAnalyzedFileSize, 1<<20)
+	s.mem = o.memory
 	return s
 }
 
@@ -249,49 +246,4 @@ func newHasher(h v1.Hash) (hash.Hash, bool) {
 		return sha512.New(), true
 	}
 	return nil, false
-}
-
-// bufPool keeps file buffers over keepBuf for reuse within one scan. The
-// memory semaphore bounds the bytes held at once; keeping what was
-// released (up to that same budget) and handing it out again means a
-// sequence of large files costs one budget of RSS, not one allocation each.
-type bufPool struct {
-	mu    sync.Mutex
-	free  [][]byte
-	bytes int64 // capacity held in free
-	max   int64
-}
-
-// get returns a buffer of length n, reusing the smallest free one that fits.
-func (p *bufPool) get(n int64) []byte {
-	p.mu.Lock()
-	best := -1
-	for i, b := range p.free {
-		if int64(cap(b)) >= n && (best < 0 || cap(b) < cap(p.free[best])) {
-			best = i
-		}
-	}
-	if best >= 0 {
-		b := p.free[best]
-		p.free = append(p.free[:best], p.free[best+1:]...)
-		p.bytes -= int64(cap(b))
-		p.mu.Unlock()
-		return b[:n]
-	}
-	// Nothing fits: the smaller free buffers would only add to what the
-	// GC has to find; let them go before allocating.
-	p.free, p.bytes = nil, 0
-	p.mu.Unlock()
-	return make([]byte, n)
-}
-
-// put returns b for reuse while the pool stays within its budget.
-func (p *bufPool) put(b []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.bytes+int64(cap(b)) > p.max {
-		return
-	}
-	p.free = append(p.free, b)
-	p.bytes += int64(cap(b))
 }

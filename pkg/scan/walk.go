@@ -32,10 +32,13 @@ const (
 	progressBytes   = 16 << 20
 	// ratioFloor is the layer size below which MaxLayerRatio is not checked.
 	ratioFloor = 1 << 20
-	// keepBuf is the largest file buffer a layer walker keeps for reuse.
-	keepBuf = 8 << 20
+	// keepBuf is the largest file buffer a layer walker keeps for reuse
+	// (charged with the stream: Memory); larger files lease theirs.
+	keepBuf = 256 << 10
 	// zstdMaxWindow bounds the memory a zstd frame may ask for.
 	zstdMaxWindow = 128 << 20
+	// zstdBlockBytes is the largest zstd block.
+	zstdBlockBytes = 128 << 10
 )
 
 // layerOut is what one layer contributes, before whiteouts of upper layers
@@ -211,6 +214,12 @@ func (lw *layerWalk) check() (digestHash, diffHash hash.Hash, err error) {
 // verifies both streams.
 func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) error) error {
 	m := lw.m
+	// A stream slot bounds the layers decoded at once across every scan
+	// sharing the Memory, and charges the stream's fixed buffers.
+	if err := lw.s.mem.acquireStream(lw.ctx); err != nil {
+		return err
+	}
+	defer lw.s.mem.releaseStream()
 	rc, err := m.layer.Compressed()
 	if err != nil {
 		if lw.ctx.Err() != nil {
@@ -250,6 +259,12 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 		dec, closeDec = zr, func() { _ = zr.Close() }
 	case len(head) >= 4 && isZstd(head):
 		kind = "zstd"
+		// The decoder allocates the frame's window: charge it first.
+		win := zstdWindow(br) + 2*zstdBlockBytes // and its block buffers
+		if err := lw.s.mem.Acquire(lw.ctx, win); err != nil {
+			return err
+		}
+		defer lw.s.mem.Release(win)
 		zr, err := zstd.NewReader(br,
 			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxWindow(zstdMaxWindow),
@@ -614,8 +629,8 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 		return lw.analyzeWindows(io.MultiReader(bytes.NewReader(head), tr), hdr.Size, mode, large)
 	}
 
-	// Parsers that copy the file count their copies too; one that would
-	// not fit the budget does not get the file.
+	// Parsers that copy the file count their copies too; one whose
+	// copies would exceed the per-file bound does not get the file.
 	budget := max(s.lim.MaxAnalyzedFileSize, 1<<20)
 	copies := int64(0)
 	fits := keep[:0]
@@ -639,18 +654,16 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 		}
 		return lw.analyzeWindows(io.MultiReader(bytes.NewReader(head), tr), hdr.Size, mode, large)
 	}
-	weight := max(min(hdr.Size*(1+copies), budget), 1)
-	if err := s.mem.Acquire(lw.ctx, weight); err != nil {
-		return nil, err
-	}
-	defer s.mem.Release(weight)
-	data := lw.buffer(hdr.Size)
-	if hdr.Size > keepBuf {
-		// Large buffers come from the scan's pool: a run of big files
-		// reuses one allocation instead of leaving each to the GC, so the
-		// memory budget bounds RSS, not just what is held at once.
-		data = s.bigBufs.get(hdr.Size)
-		defer s.bigBufs.put(data)
+	var data []byte
+	if hdr.Size <= keepBuf && copies == 0 {
+		data = lw.buffer(hdr.Size) // charged with the stream
+	} else {
+		l, err := s.mem.lease(lw.ctx, hdr.Size, hdr.Size*(1+copies))
+		if err != nil {
+			return nil, err
+		}
+		defer s.mem.giveBack(l)
+		data = l.buf
 	}
 	copy(data, head)
 	if _, err := io.ReadFull(tr, data[headLen:]); err != nil {
@@ -659,7 +672,7 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 	var results []jobResult
 	for _, j := range keep {
 		a := s.o.analyzers[j.analyzer]
-		f := &analyzer.File{Path: j.path, Mode: mode, Size: hdr.Size, Data: data}
+		f := &analyzer.File{Path: j.path, Mode: mode, Size: hdr.Size, Data: data, Memory: s.mem}
 		res, err := analyze(lw.ctx, a, f)
 		if err != nil {
 			if cerr := lw.ctx.Err(); cerr != nil {
@@ -706,11 +719,12 @@ func (lw *layerWalk) analyzeWindows(r io.Reader, size int64, mode fs.FileMode, j
 	if w <= 0 {
 		return nil, nil
 	}
-	if err := s.mem.Acquire(lw.ctx, int64(w)); err != nil {
+	l, err := s.mem.lease(lw.ctx, int64(w), int64(w))
+	if err != nil {
 		return nil, err
 	}
-	defer s.mem.Release(int64(w))
-	buf := make([]byte, w)
+	defer s.mem.giveBack(l)
+	buf := l.buf
 	m := newWindowMerge(lw, size, mode, jobs)
 	filled := 0
 	var offset int64 // of buf[0] in the file
@@ -782,7 +796,7 @@ func (m *windowMerge) add(win []byte, offset int64, lines int) error {
 	first := offset == 0
 	for k, j := range m.jobs {
 		a := lw.s.o.analyzers[j.analyzer]
-		res, err := analyze(lw.ctx, a, &analyzer.File{Path: j.path, Mode: m.mode, Size: m.size, Data: win, Window: true,
+		res, err := analyze(lw.ctx, a, &analyzer.File{Path: j.path, Mode: m.mode, Size: m.size, Data: win, Window: true, Memory: lw.s.mem,
 			Offset: offset, Line: lines})
 		if err != nil {
 			if cerr := lw.ctx.Err(); cerr != nil {
@@ -847,18 +861,12 @@ func analyze(ctx context.Context, a analyzer.Analyzer, f *analyzer.File) (res *a
 	return a.Analyze(ctx, f)
 }
 
+// buffer returns the walker's own buffer for a file of n ≤ keepBuf bytes.
 func (lw *layerWalk) buffer(n int64) []byte {
-	if n > keepBuf {
-		return nil // analyzeFile takes it from the scan's pool
+	if int64(cap(lw.buf)) < n {
+		lw.buf = make([]byte, n, keepBuf)
 	}
-	if int64(cap(lw.buf)) >= n {
-		return lw.buf[:n]
-	}
-	b := make([]byte, n)
-	if n <= keepBuf {
-		lw.buf = b
-	}
-	return b
+	return lw.buf[:n]
 }
 
 // classify turns a read failure into the right error: cancellation, a
@@ -1008,6 +1016,47 @@ func (c *contentReader) Read(p []byte) (int, error) {
 		c.lw.s.progress()
 	}
 	return n, err
+}
+
+// zstdWindow is the window the first zstd frame of br declares (bounded
+// by zstdMaxWindow, which the decoder enforces); a skippable frame first,
+// or a header too short to read, counts as the largest allowed.
+func zstdWindow(br *bufio.Reader) int64 {
+	h, _ := br.Peek(14)
+	if len(h) < 6 || h[0] != 0x28 {
+		return zstdMaxWindow
+	}
+	fhd := h[4]
+	if fhd&0x20 == 0 { // a window descriptor follows
+		wd := h[5]
+		base := int64(1) << (10 + wd>>3)
+		return min(base+base/8*int64(wd&7), zstdMaxWindow)
+	}
+	// Single segment: the window is the content size, which follows the
+	// dictionary id.
+	off := 5 + [4]int{0, 1, 2, 4}[fhd&3]
+	var n int
+	switch fhd >> 6 {
+	case 0:
+		n = 1
+	case 1:
+		n = 2
+	case 2:
+		n = 4
+	case 3:
+		n = 8
+	}
+	if len(h) < off+n {
+		return zstdMaxWindow
+	}
+	var size uint64
+	for i := n - 1; i >= 0; i-- {
+		size = size<<8 | uint64(h[off+i])
+	}
+	if n == 2 {
+		size += 256
+	}
+	return int64(min(size, zstdMaxWindow))
 }
 
 func isZstd(b []byte) bool {

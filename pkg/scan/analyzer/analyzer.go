@@ -203,6 +203,16 @@ type File struct {
 	// file's line Line+n.
 	Offset int64
 	Line   int
+	// Memory, when set, is the scan's memory budget: give it to
+	// pkg/archive (Limits.Memory) so that buffers of archives opened
+	// inside the file are charged too. Never blocks.
+	Memory Memory
+}
+
+// Memory is the scan's memory budget as archive.Memory sees it.
+type Memory interface {
+	Reserve(n int64) bool
+	Unreserve(n int64)
 }
 
 // WindowOverlap is how many bytes consecutive windows of a file share.

@@ -121,7 +121,9 @@ func isArchiveName(name string) bool {
 // could be read and no error.
 func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
 	w := &walker{lim: a.lim, seen: map[report.Package]bool{}}
-	_, _ = archive.WalkZip(ctx, f.Path, f.Data, a.walkLimits(), w.archive)
+	lim := a.walkLimits()
+	lim.Memory = f.Memory
+	_, _ = archive.WalkZip(ctx, f.Path, f.Data, lim, w.archive)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

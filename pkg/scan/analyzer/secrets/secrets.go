@@ -184,7 +184,7 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 		}
 		if head := f.Data[:min(len(f.Data), analyzer.SniffLen)]; binary(head) {
 			if !f.Window && archive.Sniff(head) != archive.None {
-				return a.walk(ctx, f.Path, f.Data, &res)
+				return a.walk(ctx, f, &res)
 			}
 			return &res, nil
 		}
@@ -216,7 +216,8 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 // skip list or gitleaks' allowlist, are searched; findings carry the
 // member's path ("app.war!/WEB-INF/classes/app.properties"). A
 // decompression bomb stops the walk (the malware analyzer reports it).
-func (a *Analyzer) walk(ctx context.Context, path string, data []byte, res *analyzer.Result) (*analyzer.Result, error) {
+func (a *Analyzer) walk(ctx context.Context, f *analyzer.File, res *analyzer.Result) (*analyzer.Result, error) {
+	path, data := f.Path, f.Data
 	n := 0
 	v := archive.Visitor{
 		Want: func(e *archive.Entry) bool {
@@ -244,7 +245,9 @@ func (a *Analyzer) walk(ctx context.Context, path string, data []byte, res *anal
 			return nil
 		},
 	}
-	if _, err := archive.Walk(ctx, path, data, archive.DefaultLimits(), v); err != nil {
+	lim := archive.DefaultLimits()
+	lim.Memory = f.Memory
+	if _, err := archive.Walk(ctx, path, data, lim, v); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -1,0 +1,304 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// Memory is the byte budget of what scans hold besides the analyzers'
+// own state: the content of files given to analyzers (and the copies
+// their parsers declare, analyzer.MemoryUser), windows of large files,
+// the buffers of every layer stream (compressed and decompressed read
+// buffers, the decompressor, the pipe between the decompressing and the
+// walking goroutine, a zstd frame's window) and the buffers of archives
+// opened inside files (archive.Limits.Memory). It also bounds the layer
+// streams in flight.
+//
+// One Memory is meant to be shared by every scan of a process
+// (WithMemory): ten concurrent scans then cost one budget, not ten, and
+// an image twice as large needs no more memory than one half its size.
+// A Scanner built without WithMemory has one of its own
+// (DefaultMemoryBytes, DefaultStreams).
+//
+// A file larger than the budget is still analyzed (the per-file limit is
+// Limits.MaxAnalyzedFileSize): it is charged the whole budget, so nothing
+// else is held while it is, and peak memory stays near max(budget,
+// largest such file) instead of growing with the image.
+type Memory struct {
+	max        int64
+	streamCost int64
+	streams    *semaphore.Weighted // layer streams in flight, across scans
+	nStreams   int
+	files      *semaphore.Weighted // max − nStreams × streamCost
+	filesMax   int64
+
+	inUse     atomic.Int64 // charged now (streams and files), pooled buffers included
+	peak      atomic.Int64
+	overdrawn atomic.Int64
+
+	mu        sync.Mutex
+	pool      [][]byte // released buffers kept for reuse; their bytes stay charged
+	poolBytes int64
+	waiting   int // acquisitions blocked on files: pooled bytes go back to them
+}
+
+const (
+	// DefaultMemoryBytes is the budget of a Scanner built without
+	// WithMemory.
+	DefaultMemoryBytes = 48 << 20
+	// gzipStateBytes is what a gzip reader holds (flate's 32 KiB window,
+	// Huffman tables, its bufio), rounded up.
+	gzipStateBytes = 64 << 10
+	// minFileBytes is the least the budget leaves for file contents.
+	minFileBytes = 4 << 20
+)
+
+// DefaultStreams is how many layers are streamed at once across the scans
+// sharing a Memory when NewMemory is given 0: twice the CPUs, at least 4,
+// so that a scan waiting on a slow registry leaves decoders to the others.
+func DefaultStreams() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
+// streamBytes is what one layer stream holds, whatever its size: two read
+// buffers, the gzip state, the pipe's chunks and the walker's reusable
+// buffer for small files (keepBuf).
+const streamBytes = 2*bufSize + gzipStateBytes + pipeChunks*pipeChunkSize + keepBuf
+
+// NewMemory returns a budget of maxBytes (0: DefaultMemoryBytes) for at
+// most streams layer streams at once (0: DefaultStreams()). Each stream
+// reserves its fixed buffers (about 1.4 MiB) out of maxBytes; at least 4
+// MiB are left for file contents, fewer streams are allowed otherwise.
+// maxBytes below 8 MiB or a negative value is an error.
+func NewMemory(maxBytes int64, streams int) (*Memory, error) {
+	if maxBytes == 0 {
+		maxBytes = DefaultMemoryBytes
+	}
+	if streams == 0 {
+		streams = DefaultStreams()
+	}
+	if maxBytes < 8<<20 || streams < 0 {
+		return nil, fmt.Errorf("scan: memory budget of %d bytes for %d streams: want at least 8 MiB and 0 or more streams", maxBytes, streams)
+	}
+	streams = int(min(int64(streams), (maxBytes-minFileBytes)/streamBytes))
+	m := &Memory{
+		max:        maxBytes,
+		streamCost: streamBytes,
+		nStreams:   streams,
+		streams:    semaphore.NewWeighted(int64(streams)),
+		filesMax:   maxBytes - int64(streams)*streamBytes,
+	}
+	m.files = semaphore.NewWeighted(m.filesMax)
+	return m, nil
+}
+
+// Max is the budget in bytes.
+func (m *Memory) Max() int64 { return m.max }
+
+// Streams is how many layers may be streamed at once.
+func (m *Memory) Streams() int { return m.nStreams }
+
+// InUse is what is charged now: held buffers, streams in flight and
+// buffers kept for reuse.
+func (m *Memory) InUse() int64 { return m.inUse.Load() }
+
+// Kept is the part of InUse held by buffers kept for reuse (given back
+// to any acquisition that would otherwise wait).
+func (m *Memory) Kept() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.poolBytes
+}
+
+// Peak is the most ever charged at once. It never exceeds Max.
+func (m *Memory) Peak() int64 { return m.peak.Load() }
+
+// ResetPeak sets Peak to InUse (benchmarks measure one image at a time).
+func (m *Memory) ResetPeak() { m.peak.Store(m.inUse.Load()) }
+
+func (m *Memory) charge(n int64) {
+	now := m.inUse.Add(n)
+	for {
+		p := m.peak.Load()
+		if now <= p || m.peak.CompareAndSwap(p, now) {
+			return
+		}
+	}
+}
+
+// acquireStream waits for a stream slot; its fixed buffers are charged
+// until releaseStream.
+func (m *Memory) acquireStream(ctx context.Context) error {
+	if err := m.streams.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	m.charge(m.streamCost)
+	return nil
+}
+
+func (m *Memory) releaseStream() {
+	m.inUse.Add(-m.streamCost)
+	m.streams.Release(1)
+}
+
+// weight caps a charge at what the file pool holds: a larger request is
+// served alone.
+func (m *Memory) weight(n int64) int64 { return max(min(n, m.filesMax), 1) }
+
+// Acquire charges n bytes (at most the budget's file share; more is
+// charged as all of it), waiting until they are free. Memory implements
+// archive.Memory with Acquire and Release.
+func (m *Memory) Acquire(ctx context.Context, n int64) error {
+	w := m.weight(n)
+	if m.files.TryAcquire(w) {
+		m.charge(w)
+		return nil
+	}
+	// Buffers kept for reuse must not starve a waiter: give their bytes
+	// back first, and keep none while anyone waits.
+	m.mu.Lock()
+	m.waiting++
+	m.dropPoolLocked()
+	m.mu.Unlock()
+	err := m.files.Acquire(ctx, w)
+	m.mu.Lock()
+	m.waiting--
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	m.charge(w)
+	return nil
+}
+
+// Reserve charges n bytes if they are free now, without waiting
+// (analyzer.Memory, archive.Memory: archive walks inside analyzers); what
+// it cannot grant is counted in Overdrawn and not charged.
+func (m *Memory) Reserve(n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	if m.files.TryAcquire(n) {
+		m.charge(n)
+		return true
+	}
+	m.mu.Lock()
+	freed := m.poolBytes >= n
+	if freed {
+		m.dropPoolLocked()
+	}
+	m.mu.Unlock()
+	if freed && m.files.TryAcquire(n) {
+		m.charge(n)
+		return true
+	}
+	m.overdrawn.Add(n)
+	return false
+}
+
+// Unreserve gives back n bytes granted by Reserve.
+func (m *Memory) Unreserve(n int64) {
+	if n <= 0 {
+		return
+	}
+	m.inUse.Add(-n)
+	m.files.Release(n)
+}
+
+// Overdrawn is what Reserve could not grant, in total: archive buffers
+// allocated beyond the budget (a walk never waits nor skips content).
+func (m *Memory) Overdrawn() int64 { return m.overdrawn.Load() }
+
+// Release gives back n bytes acquired with Acquire(n).
+func (m *Memory) Release(n int64) {
+	w := m.weight(n)
+	m.inUse.Add(-w)
+	m.files.Release(w)
+}
+
+func (m *Memory) dropPoolLocked() {
+	if m.poolBytes == 0 {
+		return
+	}
+	m.inUse.Add(-m.poolBytes)
+	m.files.Release(m.poolBytes)
+	m.pool, m.poolBytes = nil, 0
+}
+
+// lease is a buffer and the bytes charged for it.
+type lease struct {
+	buf    []byte
+	charge int64
+}
+
+// lease returns a buffer of length n with charge bytes (≥ n, e.g. a
+// parser's copies on top) held for it: a kept buffer when one fits,
+// else a new one. Give it back with giveBack.
+func (m *Memory) lease(ctx context.Context, n, charge int64) (lease, error) {
+	w := m.weight(max(charge, n))
+	m.mu.Lock()
+	best := -1
+	for i, b := range m.pool {
+		if int64(cap(b)) >= n && (best < 0 || cap(b) < cap(m.pool[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := m.pool[best]
+		m.pool = append(m.pool[:best], m.pool[best+1:]...)
+		c := int64(cap(b))
+		m.poolBytes -= c
+		// The kept buffer's bytes are charged already; charge only the rest.
+		if w <= c || m.files.TryAcquire(w-c) {
+			if w > c {
+				m.charge(w - c)
+			}
+			m.mu.Unlock()
+			return lease{buf: b[:n], charge: max(w, c)}, nil
+		}
+		// Not enough: let the buffer go and wait like anyone else.
+		m.inUse.Add(-c)
+		m.files.Release(c)
+	}
+	m.mu.Unlock()
+	if err := m.Acquire(ctx, w); err != nil {
+		return lease{}, err
+	}
+	return lease{buf: make([]byte, n), charge: w}, nil
+}
+
+// giveBack returns a lease: its buffer is kept for reuse (its bytes stay
+// charged) while nobody waits and kept buffers stay within half the file
+// share; otherwise its bytes are released.
+func (m *Memory) giveBack(l lease) {
+	c := int64(cap(l.buf))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.waiting > 0 || c > l.charge || m.poolBytes+c > m.filesMax/2 {
+		m.inUse.Add(-l.charge)
+		m.files.Release(l.charge)
+		return
+	}
+	if extra := l.charge - c; extra > 0 {
+		m.inUse.Add(-extra)
+		m.files.Release(extra)
+	}
+	m.pool = append(m.pool, l.buf)
+	m.poolBytes += c
+}
+
+// WithMemory makes the Scanner charge its scans to m (see Memory). Share
+// one m between the Scanners of a process.
+func WithMemory(m *Memory) Option {
+	return func(o *options) error {
+		if m == nil {
+			return errors.New("scan: WithMemory(nil)")
+		}
+		o.memory = m
+		return nil
+	}
+}
