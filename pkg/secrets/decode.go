@@ -249,8 +249,12 @@ func decodeHex(s []byte) []byte {
 // decodeBase64 decodes standard (padded or not) or URL-safe base64 to
 // printable ASCII, else nil.
 func decodeBase64(s []byte) []byte {
+	// One buffer for the four tries: most runs are not base64 of text,
+	// and an allocation per try was most of this pass's garbage.
+	// Unpadded lengths are the longest (padded ones round down).
+	buf := make([]byte, base64.RawStdEncoding.DecodedLen(len(s)))
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		out := make([]byte, enc.DecodedLen(len(s)))
+		out := buf[:enc.DecodedLen(len(s))]
 		n, err := enc.Decode(out, s)
 		if err != nil {
 			continue

@@ -537,11 +537,18 @@ func windows(r *rule, li *lineIndex, hits []hit, out []window) []window {
 // it is checked with the part's filter, then its tail gives the furthest
 // end of a match; the window spans the longest prefix before K to that
 // end. Hits where no match can be built open no window. Every step per
-// hit reads a bounded number of bytes, and a hit whose windows would all
+// hit reads a bounded number of bytes (tails scanning further are paid
+// for by a budget linear in the text), and a hit whose windows would all
 // lie inside the previous window is skipped, so that a file made of
 // keywords costs linear time.
 func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out []window) []window {
 	data := li.data
+	// extend bounds the bytes tails may scan past maxTailScan in this
+	// text (counted as if each scan ran to its window's end), so that a
+	// long line full of keywords still costs linear time; once spent,
+	// tails are cut short again (and windows run to their line window's
+	// end, as safe and slower).
+	extend := len(data) + maxTailExtend
 	for _, h := range hits {
 		if r.kwMask[h.kw/64]&(1<<(h.kw%64)) == 0 {
 			continue
@@ -579,6 +586,15 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 				continue
 			}
 			tailEnd := min(winEnd, q+maxTailScan)
+			if tailEnd < winEnd && extend >= winEnd-tailEnd {
+				// A long line (minified code, a string table): scanning to
+				// the window's end costs only as far as a match can go
+				// (the tail is anchored: package regexp stops when no
+				// thread is left), while cutting the scan short would
+				// make the full regex run to the window's end.
+				extend -= winEnd - tailEnd
+				tailEnd = winEnd
+			}
 			loc := p.tail.FindIndex(data[q:tailEnd])
 			switch {
 			case loc == nil && tailEnd == winEnd:
@@ -601,8 +617,11 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 		}
 		// Start where the regex sees the same context as in the file: a
 		// line start for rules with (?m)^, else a rune start after a
-		// non-word byte (for \b). End past the furthest end (within the
-		// line window), so that an assertion there sees the next byte.
+		// non-word byte (for \b). End one rune past the furthest end
+		// (within the line window), so that an assertion there ($ with
+		// (?m), \b) sees the next byte: no match reaches further, and
+		// the regex's cost grows with the window (a window short enough
+		// lets package regexp backtrack instead of running its NFA).
 		w := window{start: lo}
 		if r.lineStart {
 			w.start = li.lineStart(lo, 0)
@@ -617,11 +636,11 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 			}
 			w.start--
 		}
-		w.end = min(len(data), hi+maxTail)
-		if i := bytes.IndexByte(data[hi:w.end], '\n'); i >= 0 {
-			w.end = hi + i + 1
+		w.end = min(len(data), hi+1)
+		for w.end < len(data) && !utf8.RuneStart(data[w.end]) {
+			w.end++
 		}
-		w.end = min(max(w.end, hi+1), winEnd)
+		w.end = min(w.end, winEnd)
 		out = append(out, w)
 	}
 	if len(out) < 2 {
@@ -650,15 +669,16 @@ const (
 )
 
 // maxTailScan bounds the bytes a tail is run on; a longer line is
-// assumed to let the match run to the window's end.
-const maxTailScan = 4096
+// assumed to let the match run to the window's end, unless the text's
+// extension budget (len(text) + maxTailExtend per rule) pays for
+// scanning to the window's end.
+const (
+	maxTailScan   = 4096
+	maxTailExtend = 1 << 20
+)
 
 // maxWordWalk bounds the walk back to a word boundary.
 const maxWordWalk = 256
-
-// maxTail is how far past a match's furthest end a window goes (to the
-// end of that line at most).
-const maxTail = 256
 
 func isWordByte(b byte) bool {
 	return b == '_' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
