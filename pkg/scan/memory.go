@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 
@@ -51,7 +54,7 @@ type Memory struct {
 const (
 	// DefaultMemoryBytes is the budget of a Scanner built without
 	// WithMemory.
-	DefaultMemoryBytes = 48 << 20
+	DefaultMemoryBytes = 64 << 20
 	// gzipStateBytes is what a gzip reader holds (flate's 32 KiB window,
 	// Huffman tables, its bufio), rounded up.
 	gzipStateBytes = 64 << 10
@@ -301,4 +304,29 @@ func WithMemory(m *Memory) Option {
 		o.memory = m
 		return nil
 	}
+}
+
+// SetMemoryLimit sets the Go runtime's soft memory limit from m unless
+// the GOMEMLIMIT environment variable sets one (the operator's wins): the
+// budget, plus twice the heap the process holds now (its engine and
+// vulnerability data, measured after a collection) but at least floor —
+// room for a database reload holding old and new at once. A limit keeps
+// the heap from growing to twice what is live while big files come and
+// go; set too low it would only cost collections, never a failure. It
+// returns the limit in force and whether it was set here. Call it once
+// the process has loaded what it keeps.
+func SetMemoryLimit(m *Memory, floor int64) (limit int64, set bool) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return debug.SetMemoryLimit(-1), false
+	}
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	var live int64
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		live = int64(s[0].Value.Uint64())
+	}
+	limit = m.Max() + max(2*live, floor)
+	debug.SetMemoryLimit(limit)
+	return limit, true
 }

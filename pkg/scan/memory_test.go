@@ -275,3 +275,35 @@ func sha256Of(b []byte) v1.Hash {
 	}
 	return h
 }
+
+// unordered reports three findings of one rule in one file, out of order.
+type unordered struct{}
+
+func (unordered) Name() string                                { return "unordered" }
+func (unordered) Version() int                                { return 1 }
+func (unordered) Match(p string, _ fs.FileMode, _ int64) bool { return p == "app/.env" }
+func (unordered) Analyze(context.Context, *analyzer.File) (*analyzer.Result, error) {
+	var res analyzer.Result
+	for _, line := range []int{3, 1, 2} {
+		res.Findings = append(res.Findings, report.Finding{Kind: report.KindSecret, Rule: "r", Severity: report.SeverityHigh,
+			Title: "t", Line: line, Excerpt: fmt.Sprintf("line %d", line)})
+	}
+	return &res, nil
+}
+
+// Findings of one rule in one file come out by line, whatever order the
+// analyzer (or the walk) produced them in.
+func TestFindingsOfOneRuleSortedByLine(t *testing.T) {
+	img := scantest.Image(t, scantest.Layer(t, scantest.Reg("app/.env", "a\nb\nc\n")))
+	res, err := scan.Image(context.Background(), img, scan.WithAnalyzers(unordered{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []int
+	for _, f := range res.Findings {
+		lines = append(lines, f.Line)
+	}
+	if fmt.Sprint(lines) != "[1 2 3]" {
+		t.Errorf("findings by line %v; want [1 2 3]", lines)
+	}
+}

@@ -309,5 +309,13 @@ func compareFindings(a, b report.Finding) int {
 		cmp.Compare(a.Title, b.Title),
 		cmp.Compare(a.Layer, b.Layer),
 		cmp.Compare(a.Severity, b.Severity),
+		// Several findings of one rule in one file: by place, then by
+		// every other field, so that the order never depends on the
+		// order layers or files were walked in.
+		cmp.Compare(a.Line, b.Line),
+		cmp.Compare(a.Excerpt, b.Excerpt),
+		cmp.Compare(a.Encoded, b.Encoded),
+		cmp.Compare(a.Engine, b.Engine),
+		cmp.Compare(a.SHA256, b.SHA256),
 	)
 }
