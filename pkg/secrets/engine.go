@@ -28,7 +28,7 @@ type Engine struct {
 	pathRules []*rule // rules with a path and no regex: the path is the finding
 	keywords  []string
 	pf        *prefilter
-	global    []*config.Allowlist
+	global    []*allowlist
 	// globalPaths are the paths of the global allowlists without a
 	// condition: a path they allow is never scanned.
 	globalPaths *pathSet
@@ -44,7 +44,7 @@ type rule struct {
 	path     *regexp.Regexp
 	group    int
 	entropy  float64
-	allow    []*config.Allowlist
+	allow    []*allowlist
 	// allowPaths are the paths of r.allow's allowlists without a
 	// condition (nil when none).
 	allowPaths *pathSet
@@ -106,7 +106,7 @@ type scratch struct {
 // lineMemo holds the line-target allowlist results of one line.
 type lineMemo struct {
 	ls, le int
-	res    map[*config.Allowlist]bool
+	res    map[*allowlist]bool
 }
 
 // lineIndex answers line questions about one text in O(log n): the
@@ -211,8 +211,11 @@ func loadDefaultConfig() (config.Config, error) {
 }
 
 func newEngine(cfg config.Config) (*Engine, error) {
-	e := &Engine{global: cfg.Allowlists, decodeDepth: DefaultDecodeDepth}
+	e := &Engine{decodeDepth: DefaultDecodeDepth}
 	var err error
+	if e.global, err = newAllowlists(cfg.Allowlists); err != nil {
+		return nil, err
+	}
 	if e.globalPaths, err = orPaths(cfg.Allowlists); err != nil {
 		return nil, fmt.Errorf("secrets: global allowlist: %w", err)
 	}
@@ -230,10 +233,12 @@ func newEngine(cfg config.Config) (*Engine, error) {
 			severity: severityOf(cr.RuleID),
 			group:    cr.SecretGroup,
 			entropy:  cr.Entropy,
-			allow:    cr.Allowlists,
 			generic:  strings.Contains(strings.ToLower(cr.RuleID), "generic"),
 		}
 		if r.allowPaths, err = orPaths(cr.Allowlists); err != nil {
+			return nil, fmt.Errorf("secrets: rule %s: allowlist: %w", id, err)
+		}
+		if r.allow, err = newAllowlists(cr.Allowlists); err != nil {
 			return nil, fmt.Errorf("secrets: rule %s: allowlist: %w", id, err)
 		}
 		if cr.Path != nil {
@@ -781,38 +786,38 @@ func (e *Engine) matchIn(r *rule, path string, data []byte, w window, sc *scratc
 // allowlists, its path check; commits do not apply).
 // Allowlist regexes on the line are evaluated once per line (memo): a
 // long line with many matches would otherwise cost its length each time.
-func findingAllowed(lists []*config.Allowlist, path, secret string, match, line []byte, memo *lineMemo) bool {
+func findingAllowed(lists []*allowlist, path, secret string, match, line []byte, memo *lineMemo) bool {
 	for _, a := range lists {
 		var regexOK bool
-		switch a.RegexTarget {
+		switch a.target {
 		case "match":
-			regexOK = a.RegexAllowed(string(match))
+			regexOK = a.regexAllowed(string(match))
 		case "line":
 			ok, done := memo.res[a]
 			if !done {
-				ok = a.RegexAllowed(string(line))
+				ok = a.regexAllowed(string(line))
 				if memo.res == nil {
-					memo.res = map[*config.Allowlist]bool{}
+					memo.res = map[*allowlist]bool{}
 				}
 				memo.res[a] = ok
 			}
 			regexOK = ok
 		default:
-			regexOK = a.RegexAllowed(secret)
+			regexOK = a.regexAllowed(secret)
 		}
-		stopOK, _ := a.ContainsStopWord(secret)
-		if a.MatchCondition == config.AllowlistMatchAnd {
+		stopOK := a.containsStopWord(secret)
+		if a.and {
 			var checks []bool
-			if len(a.Commits) > 0 {
+			if a.commits {
 				checks = append(checks, false) // no commit here
 			}
-			if len(a.Paths) > 0 {
-				checks = append(checks, a.PathAllowed(path))
+			if a.pathPat != nil {
+				checks = append(checks, a.pathAllowed(path))
 			}
-			if len(a.Regexes) > 0 {
+			if a.regexPat != nil {
 				checks = append(checks, regexOK)
 			}
-			if len(a.StopWords) > 0 {
+			if a.stop != nil {
 				checks = append(checks, stopOK)
 			}
 			all := true
