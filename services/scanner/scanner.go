@@ -55,6 +55,16 @@ type Config struct {
 	Addr string `env:"CUSTOMS_SCANNER_ADDR" envDefault:"127.0.0.1:8083"`
 	// Workers is how many images this process scans at once.
 	Workers int `env:"CUSTOMS_SCANNER_WORKERS" envDefault:"2"`
+	// Memory is the byte budget all of this process's scans share (file
+	// contents, windows of large files, layer streams, archive buffers:
+	// scan.Memory); cmd/scanner sets GOMEMLIMIT from it unless the
+	// environment does.
+	Memory int64 `env:"CUSTOMS_SCANNER_MEMORY" envDefault:"67108864"`
+	// Streams bounds the layers this process downloads and decompresses
+	// at once, across its jobs (Workers bounds the jobs): a job waiting
+	// for a slow registry leaves the decoders to others. 0: twice the
+	// CPUs, at least 4.
+	Streams int `env:"CUSTOMS_SCANNER_STREAMS"`
 	// AckWait is how long a job may go without a heartbeat before JetStream
 	// gives it to another worker (a dead worker's job is retried after it).
 	AckWait time.Duration `env:"CUSTOMS_SCANNER_ACK_WAIT" envDefault:"60s"`
@@ -176,6 +186,9 @@ func (c Config) withDefaults() Config {
 	if c.Workers == 0 {
 		c.Workers = 2
 	}
+	if c.Memory == 0 {
+		c.Memory = scan.DefaultMemoryBytes
+	}
 	if c.AckWait == 0 {
 		c.AckWait = time.Minute
 	}
@@ -226,6 +239,8 @@ func (c Config) Validate() error {
 		v    int64
 	}{
 		{"CUSTOMS_SCANNER_WORKERS", int64(c.Workers)},
+		{"CUSTOMS_SCANNER_MEMORY", c.Memory},
+		{"CUSTOMS_SCANNER_STREAMS", int64(c.Streams)},
 		{"CUSTOMS_SCANNER_ACK_WAIT", int64(c.AckWait)},
 		{"CUSTOMS_SCANNER_MAX_ACK_PENDING", int64(c.MaxAckPending)},
 		{"CUSTOMS_SCAN_TIMEOUT", int64(c.ScanTimeout)},
@@ -237,6 +252,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := c.Signing.Signer(); err != nil {
 		return fmt.Errorf("scanner: %w", err)
+	}
+	if _, err := scan.NewMemory(c.Memory, c.Streams); err != nil {
+		return fmt.Errorf("scanner: CUSTOMS_SCANNER_MEMORY: %w", err)
 	}
 	if _, err := c.jobKey(); err != nil {
 		return err
@@ -318,7 +336,12 @@ type Service struct {
 	jobs   *jobs.Handler
 	engine *inspect.Engine
 	signer *wire.Signer
+	memory *scan.Memory
 }
+
+// Memory is the budget the service's scans share (cmd/scanner sets
+// GOMEMLIMIT from it: scan.SetMemoryLimit).
+func (s *Service) Memory() *scan.Memory { return s.memory }
 
 // New fills cfg's zero fields with the defaults, validates it and builds
 // the service: the engine (analyzers, policy, the scanner they run in) and
@@ -347,7 +370,24 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Name: "customs_scanner_analyzer_errors_total",
 		Help: "Files (or windows of large files) an analyzer failed on and skipped, by analyzer; each is logged as a warning with the job, layer and path.",
 	}, []string{"analyzer"})
-	engine, err := inspect.NewEngine(cfg.Engine, scan.WithLimits(cfg.Limits.ScanLimits()),
+	mem, err := scan.NewMemory(cfg.Memory, cfg.Streams)
+	if err != nil {
+		return nil, fmt.Errorf("scanner: %w", err)
+	}
+	memInUse := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "customs_scanner_memory_in_use_bytes",
+		Help: "Bytes charged to the scan memory budget now (file contents, windows, layer streams, archive buffers, buffers kept for reuse).",
+	}, func() float64 { return float64(mem.InUse()) })
+	memMax := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "customs_scanner_memory_budget_bytes",
+		Help: "The scan memory budget (CUSTOMS_SCANNER_MEMORY).",
+	}, func() float64 { return float64(mem.Max()) })
+	memOver := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "customs_scanner_memory_overdrawn_bytes_total",
+		Help: "Archive buffers allocated beyond the scan memory budget (a walk inside a file never waits nor skips content).",
+	}, func() float64 { return float64(mem.Overdrawn()) })
+	reg.MustRegister(memInUse, memMax, memOver)
+	engine, err := inspect.NewEngine(cfg.Engine, scan.WithLimits(cfg.Limits.ScanLimits()), scan.WithMemory(mem),
 		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }),
 		scan.WithAnalyzerErrors(func(name string, _ error) { analyzerErrors.WithLabelValues(name).Inc() }))
 	if err != nil {
@@ -389,7 +429,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,
 	}, deps.JetStream, deps.RemoteOptions, reg, deps.Log)
-	return &Service{cfg: cfg, deps: deps, reg: reg, jobs: h, engine: engine, vulndb: vdb, cache: cache, signer: signer}, nil
+	return &Service{cfg: cfg, deps: deps, reg: reg, jobs: h, engine: engine, vulndb: vdb, cache: cache, signer: signer, memory: mem}, nil
 }
 
 // registryKeychain is the file's keychain with fallback behind it; nil

@@ -65,6 +65,14 @@ type Options struct {
 	TokenHosts []string
 	// AllowForeignLayers fetches foreign-layer URLs (from allowed hosts).
 	AllowForeignLayers bool
+	// Memory and Streams size the scan's memory budget (scan.NewMemory;
+	// 0: the defaults).
+	Memory  int64
+	Streams int
+	// SetMemoryLimit sets the process's GOMEMLIMIT from the budget once
+	// the engine and database are loaded (scan.SetMemoryLimit): for the
+	// command, whose process is this one scan.
+	SetMemoryLimit bool
 }
 
 // ErrUsage is wrapped by errors in how the command was called.
@@ -109,7 +117,11 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		ctx = zerolog.New(zerolog.ConsoleWriter{Out: opts.Stderr}).Level(zerolog.WarnLevel).
 			With().Str("image", ref).Logger().WithContext(ctx)
 	}
-	sopts := []scan.Option{scan.WithLimits(opts.Limits)}
+	mem, err := scan.NewMemory(opts.Memory, opts.Streams)
+	if err != nil {
+		return fmt.Errorf("%w: --memory: %w", ErrUsage, err)
+	}
+	sopts := []scan.Option{scan.WithLimits(opts.Limits), scan.WithMemory(mem)}
 	if opts.LayerCacheDir != "" {
 		sopts = append(sopts, scan.WithLayerCache(layercache.Dir(opts.LayerCacheDir)))
 	}
@@ -134,6 +146,9 @@ func Run(ctx context.Context, opts Options, out io.Writer) error {
 		return err
 	}
 	iopts.VulnDB = func() *vulndb.DB { return db }
+	if opts.SetMemoryLimit {
+		scan.SetMemoryLimit(mem, 32<<20)
+	}
 	var reports []*report.Report
 	if opts.Input != "" {
 		reports, err = scanInput(ctx, opts.Input, iopts)

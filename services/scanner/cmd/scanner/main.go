@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/customs-scan/customs/pkg/natsconn"
+	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/svcmain"
 	"github.com/customs-scan/customs/services/scanner"
 )
@@ -33,6 +34,12 @@ func run() error {
 			})
 			if err != nil {
 				return err
+			}
+			// The whole process is this service: its memory limit follows
+			// the scan budget (the vulnerability database arrives later,
+			// hence the floor).
+			if limit, set := scan.SetMemoryLimit(svc.Memory(), 256<<20); set {
+				e.Log.Info().Int64("gomemlimit", limit).Int64("budget", svc.Memory().Max()).Msg("memory limit set from the scan budget")
 			}
 			return svc.Run(ctx)
 		})
