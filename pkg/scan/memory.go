@@ -275,13 +275,13 @@ func (m *Memory) lease(ctx context.Context, n, charge int64) (lease, error) {
 }
 
 // giveBack returns a lease: its buffer is kept for reuse (its bytes stay
-// charged) while nobody waits and kept buffers stay within half the file
-// share; otherwise its bytes are released.
+// charged) while nobody waits and kept buffers stay within poolMax;
+// otherwise its bytes are released.
 func (m *Memory) giveBack(l lease) {
 	c := int64(cap(l.buf))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.waiting > 0 || c > l.charge || m.poolBytes+c > m.filesMax/2 {
+	if m.waiting > 0 || c > l.charge || m.poolBytes+c > poolMax(m.filesMax) {
 		m.inUse.Add(-l.charge)
 		m.files.Release(l.charge)
 		return
@@ -330,3 +330,9 @@ func SetMemoryLimit(m *Memory, floor int64) (limit int64, set bool) {
 	debug.SetMemoryLimit(limit)
 	return limit, true
 }
+
+// poolMax is how much the buffers kept for reuse may hold: a quarter of
+// the file share (with GOMEMLIMIT set, the collector reclaims the rest
+// soon enough; without it, reuse keeps a run of large files from growing
+// the heap one allocation each).
+func poolMax(filesMax int64) int64 { return filesMax / 4 }
