@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"compress/bzip2"
 	"context"
@@ -33,21 +34,31 @@ func OpenZip(data []byte) (zr *zip.Reader, ok bool) {
 // at a time.
 var flatePool sync.Pool
 
+// byteReaderPool keeps the buffered readers given to the decompressors:
+// given a reader without ReadByte (archive/zip's section reader), the
+// decompressor would allocate a new bufio.Reader for every entry, which
+// on images full of jars was the largest allocation of a scan.
+var byteReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
 func newFlateReader(r io.Reader) io.ReadCloser {
+	br := byteReaderPool.Get().(*bufio.Reader)
+	br.Reset(r)
 	fr, ok := flatePool.Get().(io.ReadCloser)
 	if ok {
-		if err := fr.(flate.Resetter).Reset(r, nil); err != nil {
-			fr = flate.NewReader(r)
+		if err := fr.(flate.Resetter).Reset(br, nil); err != nil {
+			fr = flate.NewReader(br)
 		}
 	} else {
-		fr = flate.NewReader(r)
+		fr = flate.NewReader(br)
 	}
-	return &pooledFlateReader{fr: fr}
+	return &pooledFlateReader{fr: fr, br: br}
 }
 
-// pooledFlateReader returns its decompressor to flatePool on Close.
+// pooledFlateReader returns its decompressor to flatePool and its
+// buffered reader to byteReaderPool on Close.
 type pooledFlateReader struct {
 	fr io.ReadCloser
+	br *bufio.Reader
 }
 
 var errClosed = errors.New("archive: read after close")
@@ -65,7 +76,9 @@ func (r *pooledFlateReader) Close() error {
 	}
 	err := r.fr.Close()
 	flatePool.Put(r.fr)
-	r.fr = nil
+	r.br.Reset(nil)
+	byteReaderPool.Put(r.br)
+	r.fr, r.br = nil, nil
 	return err
 }
 
