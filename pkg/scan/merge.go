@@ -309,5 +309,12 @@ func compareFindings(a, b report.Finding) int {
 		cmp.Compare(a.Title, b.Title),
 		cmp.Compare(a.Layer, b.Layer),
 		cmp.Compare(a.Severity, b.Severity),
+		// One rule matching several lines of a file (and the same secret
+		// under several encodings) would otherwise come out in the order
+		// the unstable sort leaves them, differing between two runs.
+		cmp.Compare(a.Line, b.Line),
+		cmp.Compare(a.Excerpt, b.Excerpt),
+		cmp.Compare(a.Encoded, b.Encoded),
+		cmp.Compare(a.Engine, b.Engine),
 	)
 }

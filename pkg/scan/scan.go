@@ -60,7 +60,8 @@ type Result struct {
 	// Packages are sorted by ecosystem, name, version, path (then arch,
 	// layer, analyzer, purl).
 	Packages []report.Package
-	// Findings are sorted by path, kind, rule, title, layer.
+	// Findings are sorted by path, kind, rule, title, layer (then
+	// severity, line, excerpt, encodings, engine).
 	Findings []report.Finding
 	// Platform is "os/arch[/variant]" from the config file, "" if unknown.
 	Platform string
