@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -54,11 +55,9 @@ const (
 	ConfigPath = "(image config)"
 )
 
-// Analyzer is the secrets analyzer. Build it once per process with New
-// (compiling the rules takes a moment) and share it: it is safe for
-// concurrent use.
+// Analyzer is the secrets analyzer, safe for concurrent use. Analyzers
+// share one compiled rule set per process (see rules).
 type Analyzer struct {
-	e           *engine.Engine
 	maxSize     int64
 	maxStream   int64
 	maxFindings int
@@ -91,7 +90,18 @@ func WithMaxStreamedFileSize(n int64) Option { return func(o *options) { o.maxSt
 // config string (default 100).
 func WithMaxFindingsPerFile(n int) Option { return func(o *options) { o.maxFindings = n } }
 
-// New compiles gitleaks' default rules.
+// rules compiles gitleaks' default rules once per process, on first use.
+// Compiling them costs about 40 ms of CPU and 40 MB of allocations, most
+// of a scan answered from the layer cache; every Analyzer uses the default
+// rules, so engines built per scan or per test share one, and a process
+// that never needs them (no file offered, no config string) never pays.
+// Not started in the background from New: its garbage would then overlap
+// the scan's and raise the peak RSS (by 14 MB for `customs scan`).
+var rules = sync.OnceValues(func() (*engine.Engine, error) { return engine.New() })
+
+// New checks the options; gitleaks' default rules are compiled on first
+// use (see rules). An error in the embedded rules is returned by Analyze
+// and AnalyzeConfig.
 func New(opts ...Option) (*Analyzer, error) {
 	o := options{maxFileSize: DefaultMaxFileSize, maxStreamSize: DefaultMaxStreamedFileSize, maxFindings: DefaultMaxFindingsPerFile}
 	for _, fn := range opts {
@@ -105,11 +115,7 @@ func New(opts ...Option) (*Analyzer, error) {
 	if o.maxFindings <= 0 {
 		return nil, fmt.Errorf("secrets: max findings per file must be positive")
 	}
-	e, err := engine.New()
-	if err != nil {
-		return nil, err
-	}
-	a := &Analyzer{e: e, maxSize: o.maxFileSize, maxStream: max(o.maxStreamSize, o.maxFileSize), maxFindings: o.maxFindings}
+	a := &Analyzer{maxSize: o.maxFileSize, maxStream: max(o.maxStreamSize, o.maxFileSize), maxFindings: o.maxFindings}
 	a.fp = fmt.Sprintf("whole=%d streamed=%d findings=%d", a.maxSize, a.maxStream, a.maxFindings)
 	return a, nil
 }
@@ -129,7 +135,13 @@ func (*Analyzer) Version() int { return 2 }
 func (*Analyzer) KeepsDeleted() bool { return true }
 
 // Rules returns the ids of the rules in use, in gitleaks' order.
-func (a *Analyzer) Rules() []string { return a.e.Rules() }
+func (a *Analyzer) Rules() []string {
+	e, err := rules()
+	if err != nil {
+		return nil
+	}
+	return e.Rules()
+}
 
 // Match implements analyzer.Analyzer: non-empty files up to the size cap,
 // except the files package managers and toolchains own (see skipPath).
@@ -163,28 +175,36 @@ func (*Analyzer) ExactWindows() bool { return true }
 // only for gitleaks' path-only rules (e.g. PKCS#12 files), and paths on
 // gitleaks' global allowlist are skipped.
 func (a *Analyzer) Sniff(path string, head []byte) bool {
-	if a.e.PathAllowed(path) {
+	e, err := rules()
+	if err != nil {
+		return true // Analyze reports the error
+	}
+	if e.PathAllowed(path) {
 		return false
 	}
 	if binary(head) {
-		return archive.Sniff(head) != archive.None || len(a.e.PathFindings(path)) > 0
+		return archive.Sniff(head) != archive.None || len(e.PathFindings(path)) > 0
 	}
 	return true
 }
 
 // Analyze implements analyzer.Analyzer.
 func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
-	if a.e.PathAllowed(f.Path) {
+	e, err := rules()
+	if err != nil {
+		return nil, err
+	}
+	if e.PathAllowed(f.Path) {
 		return nil, nil
 	}
 	var res analyzer.Result
 	if f.Offset == 0 {
-		for _, fi := range a.e.PathFindings(f.Path) {
+		for _, fi := range e.PathFindings(f.Path) {
 			res.Findings = append(res.Findings, finding(&fi, ""))
 		}
 		if head := f.Data[:min(len(f.Data), analyzer.SniffLen)]; binary(head) {
 			if !f.Window && archive.Sniff(head) != archive.None {
-				return a.walk(ctx, f, &res)
+				return a.walk(ctx, e, f, &res)
 			}
 			return &res, nil
 		}
@@ -199,7 +219,7 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 	if f.Window && f.Offset+int64(len(f.Data)) < f.Size {
 		owned = len(f.Data) - analyzer.WindowOverlap
 	}
-	for _, fi := range a.e.Find(f.Path, f.Data, a.maxFindings) {
+	for _, fi := range e.Find(f.Path, f.Data, a.maxFindings) {
 		if fi.Offset >= owned {
 			continue
 		}
@@ -216,29 +236,29 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 // skip list or gitleaks' allowlist, are searched; findings carry the
 // member's path ("app.war!/WEB-INF/classes/app.properties"). A
 // decompression bomb stops the walk (the malware analyzer reports it).
-func (a *Analyzer) walk(ctx context.Context, f *analyzer.File, res *analyzer.Result) (*analyzer.Result, error) {
-	path, data := f.Path, f.Data
+func (a *Analyzer) walk(ctx context.Context, e *engine.Engine, file *analyzer.File, res *analyzer.Result) (*analyzer.Result, error) {
+	path, data := file.Path, file.Data
 	n := 0
 	v := archive.Visitor{
-		Want: func(e *archive.Entry) bool {
-			return e.Size > 0 && e.Size <= a.maxSize && !skipPath(e.Name) && !a.e.PathAllowed(e.Path)
+		Want: func(m *archive.Entry) bool {
+			return m.Size > 0 && m.Size <= a.maxSize && !skipPath(m.Name) && !e.PathAllowed(m.Path)
 		},
-		Visit: func(e *archive.Entry, content []byte) error {
-			if n >= a.maxFindings || e.Size > a.maxSize || skipPath(e.Name) || a.e.PathAllowed(e.Path) {
+		Visit: func(m *archive.Entry, content []byte) error {
+			if n >= a.maxFindings || m.Size > a.maxSize || skipPath(m.Name) || e.PathAllowed(m.Path) {
 				return nil // a nested archive read to be opened
 			}
-			for _, fi := range a.e.PathFindings(e.Path) {
+			for _, fi := range e.PathFindings(m.Path) {
 				f := finding(&fi, "")
-				f.Path = e.Path
+				f.Path = m.Path
 				res.Findings = append(res.Findings, f)
 				n++
 			}
 			if binary(content[:min(len(content), analyzer.SniffLen)]) {
 				return nil
 			}
-			for _, fi := range a.e.Find(e.Path, content, a.maxFindings-n) {
+			for _, fi := range e.Find(m.Path, content, a.maxFindings-n) {
 				f := finding(&fi, "")
-				f.Path = e.Path
+				f.Path = m.Path
 				res.Findings = append(res.Findings, f)
 				n++
 			}
@@ -246,7 +266,7 @@ func (a *Analyzer) walk(ctx context.Context, f *analyzer.File, res *analyzer.Res
 		},
 	}
 	lim := archive.DefaultLimits()
-	lim.Memory = f.Memory
+	lim.Memory = file.Memory
 	if _, err := archive.Walk(ctx, path, data, lim, v); err != nil {
 		return nil, err
 	}
@@ -291,6 +311,10 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 	if cfg == nil {
 		return nil, nil
 	}
+	e, err := rules()
+	if err != nil {
+		return nil, err
+	}
 	var layers []report.Layer
 	if img != nil {
 		layers = img.Layers
@@ -301,7 +325,7 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 	// scan runs gitleaks' rules over text and reports whether they found
 	// anything (new or not).
 	scan := func(text, where, layer string, history bool) bool {
-		found := a.e.Find("", []byte(text), a.maxFindings)
+		found := e.Find("", []byte(text), a.maxFindings)
 		for _, fi := range found {
 			if !seen.Add(&fi) && history {
 				continue
@@ -351,7 +375,7 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 				continue
 			}
 			literal[key] = true
-			if len(a.e.Find("", []byte(key), 1)) > 0 {
+			if len(e.Find("", []byte(key), 1)) > 0 {
 				continue // gitleaks' finding in this step (or an earlier one) says it
 			}
 			res.Findings = append(res.Findings, configFinding(RuleBuildArgSecret,
@@ -363,4 +387,11 @@ func (a *Analyzer) AnalyzeConfig(ctx context.Context, img *analyzer.Image, cfg *
 
 // RedactText implements analyzer.Redactor: the build steps a report
 // shows whole get the same redaction as the findings' excerpts.
-func (a *Analyzer) RedactText(text string) string { return a.e.RedactText(text) }
+// Without rules nothing is known to be safe to show.
+func (a *Analyzer) RedactText(text string) string {
+	e, err := rules()
+	if err != nil {
+		return "(not shown: secret rules did not compile)"
+	}
+	return e.RedactText(text)
+}

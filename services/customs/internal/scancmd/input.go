@@ -42,6 +42,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Seek lets archive/tar skip entry data instead of reading it (it seeks
+// when its reader is an io.Seeker): indexing a 100 MB tarball reads its
+// headers only, not every layer once more before the scan.
+func (c *countingReader) Seek(offset int64, whence int) (int64, error) {
+	s, ok := c.r.(io.Seeker)
+	if !ok {
+		return 0, errors.ErrUnsupported
+	}
+	pos, err := s.Seek(offset, whence)
+	if err == nil {
+		c.n = pos
+	}
+	return pos, err
+}
+
 // openTarInput opens a docker-save or OCI-layout tarball. It returns either
 // an image or an index (for a layout with several manifests), and a name
 // for the report (the image's repo tag when docker save recorded one).

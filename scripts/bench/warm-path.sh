@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# What a scan costs when there is nothing left to analyze:
+#
+#  cold   customs scan --layer-cache EMPTY-DIR --input IMAGE.tar
+#  warm   the same with the cache the cold run filled (no layer is
+#         decompressed; --input still hashes every layer: a docker-save
+#         manifest has no digests and a cache hit needs a verified one)
+#  empty  customs scan --input EMPTY.tar: one empty layer, the start-up
+#         cost of the process (init, engine, rules, report)
+#
+# With PULL=1 the three scan images pushed to a local registry (`crane
+# registry serve`) instead: a warm pull fetches the manifest and config
+# only.
+#
+# RUNS runs of each (the cold one gets a fresh cache every time), with
+# wall time, user+system CPU time and peak RSS, then medians and warm/cold
+# (the goal is ≤ 0.05). Then the package init of the binary
+# (GODEBUG=inittrace=1: the sum and the ten slowest packages) and, with
+# PROFILE=1, `go test -bench RunWarm -cpuprofile` of scancmd (the warm
+# path in process, start-up excluded) with its top functions.
+#
+#   scripts/bench/warm-path.sh [IMAGE.tar]
+#
+# IMAGE.tar defaults to $BENCH_CACHE/debian-12.tar, built by debian-image.sh
+# when missing. EMPTY.tar is made with `crane append` (scratch plus an
+# empty tar layer).
+#
+# Environment:
+#   RUNS=5            runs of each kind
+#   CUSTOMS=path      customs binary to measure (default: built from this tree)
+#   CRANE=path        crane binary (default: crane on PATH, else
+#                     $BENCH_CACHE/bin/crane, go installed when missing)
+#   PULL=1            scan from a local registry instead of --input
+#   PROFILE=1         also profile the warm path with the Go benchmark
+#   OUT=DIR           keep the profile and test binary there (default: a
+#                     temporary directory, removed)
+#   BENCH_CACHE       default ~/.cache/customs-bench
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+REPO_ROOT=$PWD
+BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
+RUNS=${RUNS:-5}
+
+IMAGE=${1:-$BENCH_CACHE/debian-12.tar}
+[[ $IMAGE = /* ]] || IMAGE="$OLDPWD/$IMAGE"
+if [[ ! -s $IMAGE ]]; then
+	if [[ $# -eq 0 ]]; then
+		"$REPO_ROOT/scripts/bench/debian-image.sh" "$IMAGE"
+	else
+		echo "$IMAGE: no such file" >&2
+		exit 1
+	fi
+fi
+
+if [[ ! -x /usr/bin/time ]]; then
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q time
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/customs-warm-bench.XXXXXX")
+reg_pid=
+trap '[[ -z $reg_pid ]] || { kill "$reg_pid"; wait "$reg_pid"; } 2>/dev/null; rm -rf "$tmp"' EXIT
+[[ -z ${OUT:-} || $OUT = /* ]] || OUT="$OLDPWD/$OUT"
+
+CUSTOMS=${CUSTOMS:-}
+[[ -z $CUSTOMS || $CUSTOMS = /* ]] || CUSTOMS="$OLDPWD/$CUSTOMS"
+if [[ -z $CUSTOMS ]]; then
+	echo "building customs..." >&2
+	go build -o "$tmp/customs" ./services/customs/cmd/customs
+	CUSTOMS=$tmp/customs
+fi
+
+CRANE=${CRANE:-}
+if [[ -z $CRANE ]]; then
+	if command -v crane >/dev/null; then
+		CRANE=$(command -v crane)
+	else
+		CRANE=$BENCH_CACHE/bin/crane
+		if [[ ! -x $CRANE ]]; then
+			mkdir -p "$BENCH_CACHE/bin"
+			GOBIN="$BENCH_CACHE/bin" go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
+		fi
+	fi
+fi
+
+# The empty image: scratch plus one layer that is an empty tar archive.
+tar cf "$tmp/empty-layer.tar" -T /dev/null
+"$CRANE" append -f "$tmp/empty-layer.tar" -t customs-bench/empty:latest -o "$tmp/empty.tar" 2>/dev/null
+
+# The scan arguments of the image and of the empty image.
+image_args=(--input "$IMAGE")
+empty_args=(--input "$tmp/empty.tar")
+if [[ ${PULL:-0} == 1 ]]; then
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 5056)
+	addr=127.0.0.1:$port
+	mkdir -p "$tmp/blobs"
+	"$CRANE" registry serve --address "$addr" --disk "$tmp/blobs" >"$tmp/registry.log" 2>&1 &
+	reg_pid=$!
+	for _ in $(seq 100); do
+		curl -fsS -o /dev/null "http://$addr/v2/" 2>/dev/null && break
+		sleep 0.1
+	done
+	"$CRANE" push --insecure "$IMAGE" "$addr/bench/img:tag" >/dev/null 2>&1
+	"$CRANE" push --insecure "$tmp/empty.tar" "$addr/bench/empty:tag" >/dev/null 2>&1
+	image_args=(--insecure "$addr/bench/img:tag")
+	empty_args=(--insecure "$addr/bench/empty:tag")
+fi
+
+to_seconds() { awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.3f", s }' <<<"$1"; }
+
+# run LABEL I CMD...: one run under /usr/bin/time -v.
+run() {
+	local label=$1 i=$2
+	shift 2
+	if ! /usr/bin/time -v -o "$tmp/time" "$@" >"$tmp/$label.json" 2>"$tmp/stderr"; then
+		echo "$label run $i failed:" >&2
+		tail -n 20 "$tmp/stderr" "$tmp/time" >&2
+		return 1
+	fi
+	local wall rss cpu
+	wall=$(to_seconds "$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$tmp/time")")
+	rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/time")
+	cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$tmp/time")
+	printf '%-5s run %d  wall %6.3f s  cpu %5.2f s  peak RSS %7.1f MiB\n' \
+		"$label" "$i" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
+	echo "$wall" >>"$tmp/$label.wall"
+	echo "$cpu" >>"$tmp/$label.cpu"
+	echo "$rss" >>"$tmp/$label.rss"
+}
+
+median() { sort -n "$1" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+size=$(awk -v b="$(stat -c %s "$IMAGE")" 'BEGIN { printf "%.1f", b / 1048576 }')
+echo "image: $IMAGE ($size MiB)"
+[[ ${PULL:-0} != 1 ]] || echo "pull:  ${image_args[-1]} (crane registry serve --disk)"
+echo "load:  $(uptime)"
+echo "cpus:  $(nproc)"
+echo
+
+for ((i = 1; i <= RUNS; i++)); do
+	rm -rf "$tmp/cache"
+	run cold "$i" "$CUSTOMS" scan --layer-cache "$tmp/cache" "${image_args[@]}"
+	run warm "$i" "$CUSTOMS" scan --layer-cache "$tmp/cache" "${image_args[@]}"
+	run empty "$i" "$CUSTOMS" scan "${empty_args[@]}"
+done
+
+if command -v jq >/dev/null; then
+	# The cache must not change what is found.
+	q='([.packages // [] | .[] | .purl] | sort), ([.findings // [] | .[] | [.kind, .rule, .path]] | sort)'
+	if [[ $(jq -c "$q" "$tmp/cold.json") != "$(jq -c "$q" "$tmp/warm.json")" ]]; then
+		echo "the warm report differs from the cold one" >&2
+		exit 1
+	fi
+	echo "reports: warm = cold ($(jq '.packages // [] | length' "$tmp/warm.json") packages)"
+fi
+
+echo
+for m in cold warm empty; do
+	printf '%-5s median wall %6.3f s  median cpu %5.2f s  max peak RSS %7.1f MiB\n' "$m" \
+		"$(median "$tmp/$m.wall")" "$(median "$tmp/$m.cpu")" \
+		"$(sort -n "$tmp/$m.rss" | tail -n 1 | awk '{ print $1 / 1024 }')"
+done
+awk -v w="$(median "$tmp/warm.wall")" -v c="$(median "$tmp/cold.wall")" \
+	'BEGIN { if (c > 0) printf "ratio warm / cold = %.3f (goal ≤ 0.05)\n", w / c }'
+
+echo
+echo "package init (GODEBUG=inittrace=1, empty image):"
+GODEBUG=inittrace=1 "$CUSTOMS" scan "${empty_args[@]}" 2>&1 >/dev/null |
+	awk '$1 == "init" { ms += $5; kb += $8 / 1024; n++; printf "%8.2f ms %8.0f KiB  %s\n", $5, $8 / 1024, $2 }
+		END { printf "%8.2f ms %8.0f KiB  total, %d packages\n", ms, kb, n > "/dev/stderr" }' 2>"$tmp/init.total" |
+	sort -rn | head -n 10
+cat "$tmp/init.total"
+
+if [[ ${PROFILE:-0} == 1 ]]; then
+	out=${OUT:-$tmp/prof}
+	mkdir -p "$out"
+	echo
+	echo "warm path in process (BenchmarkRunWarm, services/customs/internal/scancmd):"
+	# 200 iterations, so that building the image and the one cold scan
+	# that fills the cache are a small part of the profile.
+	(cd services/customs && go test -run '^$' -bench 'RunWarm' -benchtime 200x -benchmem \
+		-cpuprofile "$out/warm.cpu.pprof" -o "$out/scancmd.test" ./internal/scancmd/)
+	go tool pprof -top -cum -nodecount 30 -ignore 'benchImage|WriteToFile|remote.Write' \
+		"$out/scancmd.test" "$out/warm.cpu.pprof" 2>/dev/null | sed -n '1,40p'
+	[[ -n ${OUT:-} ]] && echo "profile kept in $out"
+fi
+echo "load after: $(uptime)"
