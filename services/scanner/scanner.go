@@ -53,8 +53,14 @@ const ScannedBucket = "customs-scanned"
 type Config struct {
 	// Addr serves /healthz, /readyz and /metrics.
 	Addr string `env:"CUSTOMS_SCANNER_ADDR" envDefault:"127.0.0.1:8083"`
-	// Workers is how many images this process scans at once.
-	Workers int `env:"CUSTOMS_SCANNER_WORKERS" envDefault:"2"`
+	// Workers is how many images this process scans at once. More than
+	// the cores a scanner usually gets: a job spends much of its time
+	// waiting (registry, NATS, the layer cache), and a small image pulled
+	// while large ones occupy every worker waits for one of them to finish
+	// (BenchmarkBurst in services/customs measures both). What bounds the
+	// CPU and memory of the decoders is the layer concurrency per image
+	// (pkg/scan) and, once it exists, the decoder budget (see New).
+	Workers int `env:"CUSTOMS_SCANNER_WORKERS" envDefault:"4"`
 	// AckWait is how long a job may go without a heartbeat before JetStream
 	// gives it to another worker (a dead worker's job is retried after it).
 	AckWait time.Duration `env:"CUSTOMS_SCANNER_ACK_WAIT" envDefault:"60s"`
@@ -174,7 +180,7 @@ func (c Config) withDefaults() Config {
 		c.Addr = "127.0.0.1:8083"
 	}
 	if c.Workers == 0 {
-		c.Workers = 2
+		c.Workers = 4
 	}
 	if c.AckWait == 0 {
 		c.AckWait = time.Minute
@@ -347,6 +353,13 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Name: "customs_scanner_analyzer_errors_total",
 		Help: "Files (or windows of large files) an analyzer failed on and skipped, by analyzer; each is logged as a warning with the job, layer and path.",
 	}, []string{"analyzer"})
+	// The decoder budget goes here: once pkg/scan has
+	// scan.NewBudget(bytes, decoders), pass scan.WithBudget(b) with one
+	// budget for the whole process, shared by all Workers: then Workers says how many images are in
+	// flight (and may be well above the core count), and the budget how
+	// many layers are decoded at once and with how much memory, so that a
+	// few large images cannot starve small ones of decoders or exhaust the
+	// pod's memory. It wants two config fields (and README rows).
 	engine, err := inspect.NewEngine(cfg.Engine, scan.WithLimits(cfg.Limits.ScanLimits()),
 		scan.WithLayerCache(cache), scan.WithCacheErrors(func(error) { cacheErrors.Inc() }),
 		scan.WithAnalyzerErrors(func(name string, _ error) { analyzerErrors.WithLabelValues(name).Inc() }))
