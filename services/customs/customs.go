@@ -134,7 +134,7 @@ func DefaultUpConfig() UpConfig {
 		NotifierAddr: "127.0.0.1:8085",
 		NATSAddr:     "127.0.0.1:4222",
 		S3Addr:       "127.0.0.1:8333",
-		Workers:      2,
+		Workers:      4,
 		AckWait:      time.Minute,
 	}
 }

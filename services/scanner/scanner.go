@@ -53,8 +53,14 @@ const ScannedBucket = "customs-scanned"
 type Config struct {
 	// Addr serves /healthz, /readyz and /metrics.
 	Addr string `env:"CUSTOMS_SCANNER_ADDR" envDefault:"127.0.0.1:8083"`
-	// Workers is how many images this process scans at once.
-	Workers int `env:"CUSTOMS_SCANNER_WORKERS" envDefault:"2"`
+	// Workers is how many images this process scans at once. More than
+	// the cores a scanner usually gets: a job spends much of its time
+	// waiting (registry, NATS, the layer cache), and a small image pulled
+	// while large ones occupy every worker waits for one of them to finish
+	// (BenchmarkBurst in services/customs measures both). What bounds the
+	// CPU and memory of the decoders is the layer concurrency per image
+	// (pkg/scan) and the process-wide Memory budget and Streams.
+	Workers int `env:"CUSTOMS_SCANNER_WORKERS" envDefault:"4"`
 	// Memory is the byte budget all of this process's scans share (file
 	// contents, windows of large files, layer streams, archive buffers:
 	// scan.Memory); cmd/scanner sets GOMEMLIMIT from it unless the
@@ -184,7 +190,7 @@ func (c Config) withDefaults() Config {
 		c.Addr = "127.0.0.1:8083"
 	}
 	if c.Workers == 0 {
-		c.Workers = 2
+		c.Workers = 4
 	}
 	if c.Memory == 0 {
 		c.Memory = scan.DefaultMemoryBytes
@@ -370,6 +376,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		Name: "customs_scanner_analyzer_errors_total",
 		Help: "Files (or windows of large files) an analyzer failed on and skipped, by analyzer; each is logged as a warning with the job, layer and path.",
 	}, []string{"analyzer"})
+	// One budget for the whole process, shared by all Workers: Workers
+	// says how many images are in flight (well above the core count), the
+	// budget how many layers are decoded at once and with how much memory,
+	// so that a few large images neither starve small ones of decoders nor
+	// exhaust the pod's memory.
 	mem, err := scan.NewMemory(cfg.Memory, cfg.Streams)
 	if err != nil {
 		return nil, fmt.Errorf("scanner: %w", err)

@@ -70,6 +70,13 @@ func StartRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
 			Timeout:   5 * time.Second,
 			Threshold: 5,
 			Backoff:   time.Second,
+			// The registry delivers events one at a time, in order, so
+			// every event ingest would drop anyway delays the next push's
+			// job: blob events (one per layer pushed, pulled or mounted)
+			// and pulls (every scan pulls its image from this registry).
+			// Under a burst of pushes they were most of the queue.
+			IgnoredMediaTypes: []string{"application/octet-stream"},
+			Ignore:            configuration.Ignore{Actions: []string{"pull"}},
 		}}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
