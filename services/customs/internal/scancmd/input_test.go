@@ -84,7 +84,7 @@ func TestClassicDockerSave(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := Run(context.Background(), Options{Input: input, }, &out); err != nil {
+	if err := Run(context.Background(), Options{Input: input}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var r report.Report
@@ -110,7 +110,7 @@ func TestClassicDockerSave(t *testing.T) {
 		}
 		return b
 	})
-	err = Run(context.Background(), Options{Input: bad, }, &out)
+	err = Run(context.Background(), Options{Input: bad}, &out)
 	if err == nil || !strings.Contains(err.Error(), "digest") {
 		t.Errorf("tampered layer: %v; want a digest mismatch", err)
 	}
