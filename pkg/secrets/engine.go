@@ -80,13 +80,51 @@ type rule struct {
 	// maxBack bounds how far before a hit a window can start (unbounded:
 	// the line window's start).
 	maxBack int
+	// direct: matches in a window are found by running the regex
+	// anchored at the earliest start of each K that passed its part's
+	// filter (directMatches), instead of unanchored over the window: the
+	// regex looks at nothing before a match (no ^, \A, \b, \B), never
+	// matches "" and every part's prefix is class{0,n}. The unanchored
+	// search of a big regex (generic-api-key's is 554 instructions, too
+	// many for package regexp's backtracker) keeps a thread per start
+	// position and costs about a microsecond per byte; anchored runs
+	// keep a few and stop where their match does.
+	direct bool
+	// required: every match holds a string of each set (requiredSets);
+	// a rule run on whole texts skips a text that does not.
+	required [][]string
+	// anchored[k] is \A(?:form k of the regex), built on first use.
+	anchored     [4]*regexp.Regexp
+	anchoredOnce [4]sync.Once
 }
 
 type part struct {
-	filter    *regexp.Regexp // \A(?:filter)
+	filter *regexp.Regexp // \A(?:filter)
+	// pre is the filter with its assertions that look past its end ($,
+	// \b, \B) always true: run on up to filterMax bytes of the text
+	// whatever the line window, it rejects a hit before its lines are
+	// looked up (where the filter would reject it too).
+	pre       *regexp.Regexp
 	tail      *regexp.Regexp // \A(?:K·suffix), leftmost-longest
 	filterMax int
 	prefixMax int
+	// class and prefixRunes: the prefix is class{0,prefixRunes} (direct
+	// rules only); ascii is class's ASCII part as a bitmap.
+	class       []rune
+	prefixRunes int
+	ascii       [2]uint64
+}
+
+// kStart is a place where a direct rule's K may start: a keyword hit
+// whose part's filter matched there.
+type kStart struct {
+	q    int32
+	part int32
+}
+
+// try is one anchored run of directMatches: at s, for a K at q.
+type try struct {
+	s, q int
 }
 
 type cand struct {
@@ -101,6 +139,12 @@ type scratch struct {
 	cand  []candidate
 	lines lineIndex
 	memo  lineMemo
+	// starts of the direct rule being run, sorted by q; inexact: a K
+	// whose offset from its hit is unsure (non-ASCII before the hit), so
+	// the rule runs unanchored in this text.
+	starts  []kStart
+	inexact bool
+	tries   []try
 }
 
 // lineMemo holds the line-target allowlist results of one line.
@@ -298,6 +342,9 @@ func newEngine(cfg config.Config) (*Engine, error) {
 			return nil, fmt.Errorf("secrets: rule %s: %w", id, err)
 		}
 		r.windowed = !r.alwaysTrigger && r.newlines != unbounded && containsKeyword(parsed, kws)
+		if !r.windowed {
+			r.required = requiredSets(parsed)
+		}
 		if r.windowed {
 			if err := r.split(parsed, kws, kwIndex); err != nil {
 				return nil, fmt.Errorf("secrets: rule %s: %w", id, err)
@@ -357,6 +404,21 @@ func (r *rule) innerRe(k int) *regexp.Regexp {
 	return r.inner[k]
 }
 
+// anchoredRe returns \A(?:form k of the regex), built once; nil should it
+// not compile (directMatches is then not used).
+func (r *rule) anchoredRe(k int) *regexp.Regexp {
+	r.anchoredOnce[k].Do(func() {
+		form := r.re
+		if r.innerMask&(1<<k) != 0 {
+			form = r.innerRe(k)
+		}
+		if c, err := regexp.Compile(`\A(?:` + form.String() + `)`); err == nil {
+			r.anchored[k] = c
+		}
+	})
+	return r.anchored[k]
+}
+
 // split sets r.parts and r.cands when the rule's matches can be split
 // around their keyword (see anchoredParts).
 func (r *rule) split(parsed *syntax.Regexp, kws []string, kwIndex map[string]int32) error {
@@ -375,7 +437,20 @@ func (r *rule) split(parsed *syntax.Regexp, kws []string, kwIndex map[string]int
 			return fmt.Errorf("tail %q: %w", ap.tail, err)
 		}
 		tail.Longest()
-		r.parts = append(r.parts, part{filter: filter, tail: tail, filterMax: ap.filterMax, prefixMax: ap.prefixMax})
+		pre := filter
+		if ap.pre != "" {
+			if pre, err = regexp.Compile(`\A(?:` + ap.pre + `)`); err != nil {
+				return fmt.Errorf("pre-filter %q: %w", ap.pre, err)
+			}
+		}
+		p := part{filter: filter, pre: pre, tail: tail, filterMax: ap.filterMax, prefixMax: ap.prefixMax,
+			class: ap.class, prefixRunes: ap.prefixRunes}
+		for i := 0; i+1 < len(p.class); i += 2 {
+			for c := p.class[i]; c <= min(p.class[i+1], utf8.RuneSelf-1); c++ {
+				p.ascii[c/64] |= 1 << (c % 64)
+			}
+		}
+		r.parts = append(r.parts, p)
 		for _, s := range ap.kstrings {
 			r.maxK = max(r.maxK, len(s))
 			for _, k := range kws {
@@ -393,6 +468,11 @@ func (r *rule) split(parsed *syntax.Regexp, kws []string, kwIndex map[string]int
 		}
 	}
 	r.cands = cands
+	r.direct = !nullable(parsed) && !hasOp(parsed, syntax.OpBeginLine) && !hasOp(parsed, syntax.OpBeginText) &&
+		!hasOp(parsed, syntax.OpWordBoundary) && !hasOp(parsed, syntax.OpNoWordBoundary)
+	for _, ap := range aps {
+		r.direct = r.direct && ap.prefixOK
+	}
 	r.maxBack = 0
 	for pi, p := range r.parts {
 		if p.prefixMax == unbounded {
@@ -496,15 +576,29 @@ func (e *Engine) detect(path string, data []byte, limit int) []candidate {
 func (e *Engine) runRule(r *rule, path string, data []byte, sc *scratch) {
 	switch {
 	case !r.windowed:
-		e.matchIn(r, path, data, window{start: 0, end: len(data)}, sc)
+		if !holdsRequired(data, r.required) {
+			// A whole-text regex costs about a microsecond per byte
+			// (curl-auth-user's: the word curl is common; the -u or
+			// --user every match has is not).
+			return
+		}
+		e.matchIn(r, path, data, window{start: 0, end: len(data)}, sc, false)
 		return
 	case r.parts != nil:
-		sc.wins = anchoredWindows(r, e.keywords, &sc.lines, sc.hits, sc.wins[:0])
+		sc.starts, sc.inexact = sc.starts[:0], false
+		sc.wins = anchoredWindows(r, e.keywords, &sc.lines, sc.hits, sc.wins[:0], sc)
+		if r.direct && !sc.inexact {
+			slices.SortFunc(sc.starts, func(a, b kStart) int { return int(a.q - b.q) })
+			for _, w := range sc.wins {
+				e.matchIn(r, path, data, w, sc, true)
+			}
+			return
+		}
 	default:
 		sc.wins = windows(r, &sc.lines, sc.hits, sc.wins[:0])
 	}
 	for _, w := range sc.wins {
-		e.matchIn(r, path, data, w, sc)
+		e.matchIn(r, path, data, w, sc, false)
 	}
 }
 
@@ -551,7 +645,12 @@ func windows(r *rule, li *lineIndex, hits []hit, out []window) []window {
 // for by a budget linear in the text), and a hit whose windows would all
 // lie inside the previous window is skipped, so that a file made of
 // keywords costs linear time.
-func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out []window) []window {
+//
+// For a direct rule it also lists in sc.starts every place a K can start
+// (each hit's candidates that pass the filter, skipped hits included:
+// their K may begin a match inside the previous window), or sets
+// sc.inexact.
+func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out []window, sc *scratch) []window {
 	data := li.data
 	// extend bounds the bytes tails may scan past maxTailScan in this
 	// text (counted as if each scan ran to its window's end), so that a
@@ -564,6 +663,12 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 			continue
 		}
 		hs, he := int(h.start), int(h.end)
+		// Non-ASCII spellings (U+212A for k…) shift K's offsets.
+		exact := he-hs == len(keywords[h.kw]) && isASCII(data[max(0, hs-r.maxK):hs])
+		if exact && !preMatch(r, data, hs, r.cands[h.kw]) {
+			continue // most hits: not followed by what the rule needs
+		}
+		skip := false
 		winEnd := li.lineEndAfter(he, r.newlines)
 		lineLo := li.lineStart(hs, r.newlines)
 		if n := len(out); n > 0 && winEnd <= out[n-1].end {
@@ -575,14 +680,24 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 				}
 			}
 			if lower >= out[n-1].start {
-				continue // nothing this hit could add
+				// Nothing this hit could add to the windows, but a
+				// direct rule needs its starts.
+				if !r.direct {
+					continue
+				}
+				skip = true
 			}
 		}
 		lo, hi := -1, -1
 		cs := r.cands[h.kw]
-		if he-hs != len(keywords[h.kw]) || !isASCII(data[max(0, hs-r.maxK):hs]) {
-			// Non-ASCII spellings (U+212A for k…) shift K's offsets: be
-			// conservative.
+		if !exact {
+			// Be conservative.
+			if r.direct {
+				addStarts(r, data, h, winEnd, sc)
+			}
+			if skip {
+				continue
+			}
 			lo, hi = lineLo, winEnd
 			cs = nil
 		}
@@ -593,6 +708,12 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 			}
 			p := &r.parts[c.part]
 			if !p.filter.Match(data[q:min(winEnd, q+p.filterMax+utf8.UTFMax)]) {
+				continue
+			}
+			if r.direct {
+				sc.starts = append(sc.starts, kStart{q: int32(q), part: int32(c.part)})
+			}
+			if skip {
 				continue
 			}
 			tailEnd := min(winEnd, q+maxTailScan)
@@ -622,7 +743,7 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 				lo = start
 			}
 		}
-		if lo < 0 {
+		if skip || lo < 0 {
 			continue
 		}
 		// Start where the regex sees the same context as in the file: a
@@ -669,6 +790,121 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 	return merged
 }
 
+// preMatch reports whether one of cs, the candidate K starts of a hit at
+// hs (exact: ASCII before it), passes its part's pre-filter. A filter
+// match on data[q:min(winEnd, q+filterMax+UTFMax)] is a pre-filter match
+// on data[q:q+filterMax+UTFMax]: the pre-filter drops no hit the filter
+// keeps.
+func preMatch(r *rule, data []byte, hs int, cs []cand) bool {
+	for _, c := range cs {
+		q := hs - c.off
+		if q < 0 {
+			continue
+		}
+		p := &r.parts[c.part]
+		if p.pre.Match(data[q:min(len(data), q+p.filterMax+utf8.UTFMax)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// addStarts appends to sc.starts the places around hit h where a K of
+// direct rule r can start and its part's filter matches (the filter reads
+// no further than winEnd, as in anchoredWindows). A K spelled with
+// non-ASCII bytes before the keyword has an unsure offset: sc.inexact.
+func addStarts(r *rule, data []byte, h hit, winEnd int, sc *scratch) {
+	hs := int(h.start)
+	for _, c := range r.cands[h.kw] {
+		q := hs - c.off
+		if q < 0 {
+			continue
+		}
+		if !isASCII(data[q:hs]) {
+			sc.inexact = true
+			return
+		}
+		p := &r.parts[c.part]
+		if p.filter.Match(data[q:min(winEnd, q+p.filterMax+utf8.UTFMax)]) {
+			sc.starts = append(sc.starts, kStart{q: int32(q), part: int32(c.part)})
+		}
+	}
+}
+
+// prefixStart returns the earliest start, not before floor, of a match
+// whose K starts at q: the prefix class{0,prefixRunes} walked back from q.
+// Any start from there to q reaches the same K, so when a match holds
+// that K, one starts there. Walking back decodes what the regex decodes
+// forwards: a rune of the class is ASCII or valid UTF-8 (U+FFFD is not in
+// it), whose lead byte no earlier sequence can absorb.
+func prefixStart(data []byte, q, floor int, p *part) int {
+	s := q
+	for n := 0; n < p.prefixRunes && s > floor; n++ {
+		if c := data[s-1]; c < utf8.RuneSelf {
+			if p.ascii[c/64]&(1<<(c%64)) == 0 {
+				break
+			}
+			s--
+			continue
+		}
+		c, size := utf8.DecodeLastRune(data[floor:s])
+		if !classHas(p.class, c) {
+			break
+		}
+		s -= size
+	}
+	return s
+}
+
+// directMatches returns what re.FindAllIndex(data[w.start:w.end],
+// maxMatches) returns for direct rule r (re its window form k, are the
+// anchored one), from anchored runs only.
+//
+// Every match holds a K at a place in sc.starts (the filter is necessary).
+// The leftmost match from pos starts at prefixStart of its K (floor pos):
+// a match exists from there, and none starts earlier. So trying the
+// prefix starts of the places in increasing order, the first anchored
+// run that matches finds the leftmost match, and finds what the
+// unanchored search does there (leftmost-first from that start). A start
+// that failed never matches later: its K's suffix matches nowhere. The
+// next search begins at the match's end, as FindAll's does (matches are
+// never empty).
+func directMatches(r *rule, are *regexp.Regexp, data []byte, w window, sc *scratch) [][]int {
+	starts := sc.starts
+	i, _ := slices.BinarySearchFunc(starts, w.start, func(s kStart, t int) int { return int(s.q) - t })
+	tries := sc.tries[:0]
+	for ; i < len(starts) && int(starts[i].q) < w.end; i++ {
+		q := int(starts[i].q)
+		tries = append(tries, try{s: prefixStart(data, q, w.start, &r.parts[starts[i].part]), q: q})
+	}
+	slices.SortFunc(tries, func(a, b try) int {
+		if a.s != b.s {
+			return a.s - b.s
+		}
+		return a.q - b.q
+	})
+	sc.tries = tries
+	var out [][]int
+	pos, tried := w.start, -1
+	for _, t := range tries {
+		if len(out) == maxMatches {
+			break
+		}
+		s := max(t.s, pos)
+		if t.q < pos || s <= tried {
+			continue
+		}
+		tried = s
+		loc := are.FindIndex(data[s:w.end])
+		if loc == nil || loc[1] == 0 {
+			continue
+		}
+		out = append(out, []int{s - w.start, s + loc[1] - w.start})
+		pos = s + loc[1]
+	}
+	return out
+}
+
 // maxCandidates bounds the findings examined in one text, maxMatches the
 // regex matches of one rule in one window: a file made of thousands of
 // credentials-like strings costs bounded time (and yields its first
@@ -704,8 +940,9 @@ func isASCII(b []byte) bool {
 }
 
 // matchIn runs r's regex over data[w.start:w.end] and records the
-// findings that pass gitleaks' checks.
-func (e *Engine) matchIn(r *rule, path string, data []byte, w window, sc *scratch) {
+// findings that pass gitleaks' checks; direct: through directMatches
+// (sc.starts set by anchoredWindows).
+func (e *Engine) matchIn(r *rule, path string, data []byte, w window, sc *scratch, direct bool) {
 	li := &sc.lines
 	text := data[w.start:w.end]
 	re := r.re
@@ -722,7 +959,17 @@ func (e *Engine) matchIn(r *rule, path string, data []byte, w window, sc *scratc
 	if len(sc.cand) >= maxCandidates {
 		return
 	}
-	for _, m := range re.FindAllIndex(text, maxMatches) {
+	var matches [][]int
+	var are *regexp.Regexp
+	if direct {
+		are = r.anchoredRe(k)
+	}
+	if are != nil {
+		matches = directMatches(r, are, data, w, sc)
+	} else {
+		matches = re.FindAllIndex(text, maxMatches)
+	}
+	for _, m := range matches {
 		if len(sc.cand) >= maxCandidates {
 			return
 		}

@@ -114,7 +114,7 @@ func naive(e *Engine, path string, data []byte) []candidate {
 		if r.path != nil && (path == "" || !r.path.MatchString(path)) {
 			continue
 		}
-		e.matchIn(r, path, data, window{start: 0, end: len(data)}, sc)
+		e.matchIn(r, path, data, window{start: 0, end: len(data)}, sc, false)
 	}
 	return dedupeGeneric(sc.cand)
 }

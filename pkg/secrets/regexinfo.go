@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"bytes"
 	"regexp/syntax"
 	"slices"
 	"strings"
@@ -125,6 +126,28 @@ func withoutOp(re *syntax.Regexp, op syntax.Op) *syntax.Regexp {
 		c.Sub[i] = withoutOp(s, op)
 	}
 	return &c
+}
+
+// relaxEnds returns a copy of re where the assertions that can look past
+// a match's end ($, \z, \b, \B) always hold: it matches wherever re
+// does, on any text that starts the same.
+func relaxEnds(re *syntax.Regexp) *syntax.Regexp {
+	switch re.Op {
+	case syntax.OpEndLine, syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return &syntax.Regexp{Op: syntax.OpEmptyMatch}
+	}
+	c := *re
+	c.Sub = make([]*syntax.Regexp, len(re.Sub))
+	for i, s := range re.Sub {
+		c.Sub[i] = relaxEnds(s)
+	}
+	return &c
+}
+
+// hasEndOps reports whether re has an assertion relaxEnds changes.
+func hasEndOps(re *syntax.Regexp) bool {
+	return hasOp(re, syntax.OpEndLine) || hasOp(re, syntax.OpEndText) ||
+		hasOp(re, syntax.OpWordBoundary) || hasOp(re, syntax.OpNoWordBoundary)
 }
 
 func classHas(ranges []rune, r rune) bool {
@@ -263,10 +286,28 @@ func allContain(set []string, keywords []string) bool {
 
 // language returns the lowercased strings re matches when they are few
 // and short (ok false otherwise). Empty-width assertions match "".
-func language(re *syntax.Regexp) ([]string, bool) {
+func language(re *syntax.Regexp) ([]string, bool) { return lang(re, false) }
+
+// exactLanguage is language without lowercasing: the byte strings re
+// matches; ok is false when a case-insensitive letter is in it.
+func exactLanguage(re *syntax.Regexp) ([]string, bool) { return lang(re, true) }
+
+// lang is language, or exactLanguage when exact.
+func lang(re *syntax.Regexp, exact bool) ([]string, bool) {
+	fold := foldLower
+	if exact {
+		fold = func(s string) string { return s }
+		if re.Op == syntax.OpLiteral && re.Flags&syntax.FoldCase != 0 {
+			for _, r := range re.Rune {
+				if unicode.SimpleFold(r) != r {
+					return nil, false
+				}
+			}
+		}
+	}
 	switch re.Op {
 	case syntax.OpLiteral:
-		return []string{foldLower(string(re.Rune))}, true
+		return []string{fold(string(re.Rune))}, true
 	case syntax.OpCharClass:
 		var out []string
 		seen := map[string]bool{}
@@ -277,7 +318,7 @@ func language(re *syntax.Regexp) ([]string, bool) {
 				return nil, false
 			}
 			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
-				s := foldLower(string(r))
+				s := fold(string(r))
 				if !seen[s] {
 					seen[s] = true
 					out = append(out, s)
@@ -289,9 +330,9 @@ func language(re *syntax.Regexp) ([]string, bool) {
 		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
 		return []string{""}, true
 	case syntax.OpCapture:
-		return language(re.Sub[0])
+		return lang(re.Sub[0], exact)
 	case syntax.OpQuest:
-		set, ok := language(re.Sub[0])
+		set, ok := lang(re.Sub[0], exact)
 		if !ok {
 			return nil, false
 		}
@@ -300,7 +341,7 @@ func language(re *syntax.Regexp) ([]string, bool) {
 		if re.Max < 0 || re.Max > maxRepeatExp {
 			return nil, false
 		}
-		sub, ok := language(re.Sub[0])
+		sub, ok := lang(re.Sub[0], exact)
 		if !ok {
 			return nil, false
 		}
@@ -322,7 +363,7 @@ func language(re *syntax.Regexp) ([]string, bool) {
 	case syntax.OpConcat:
 		acc := []string{""}
 		for _, s := range re.Sub {
-			set, ok := language(s)
+			set, ok := lang(s, exact)
 			if !ok {
 				return nil, false
 			}
@@ -334,7 +375,7 @@ func language(re *syntax.Regexp) ([]string, bool) {
 	case syntax.OpAlternate:
 		var out []string
 		for _, s := range re.Sub {
-			set, ok := language(s)
+			set, ok := lang(s, exact)
 			if !ok {
 				return nil, false
 			}
@@ -500,9 +541,19 @@ type anchoredPart struct {
 	// match: a cheap necessary condition.
 	filter    string
 	filterMax int
+	// pre is filter with relaxEnds applied, "" when that changes
+	// nothing.
+	pre string
 	// tail is K · suffix: where a match of the rule can end, given where
 	// its K starts.
 	tail string
+	// prefixOK: the prefix is nothing or one bounded repetition of a
+	// character class, class{0,prefixRunes} (lazy or greedy), so the
+	// earliest start of a match whose K starts at q is found by walking
+	// back from q over runes of the class (see prefixStart).
+	prefixOK    bool
+	class       []rune
+	prefixRunes int
 }
 
 // filterBudget bounds filterMax: the filter runs on that many bytes.
@@ -550,7 +601,11 @@ func splitSeq(seq []*syntax.Regexp, keywords []string, budget *int) ([]anchoredP
 				p.filterMax += n
 			}
 			p.filter = concatString(filter)
+			if f := (&syntax.Regexp{Op: syntax.OpConcat, Sub: filter}); hasEndOps(f) {
+				p.pre = relaxEnds(f).String()
+			}
 			p.tail = concatString(seq[i:])
+			p.class, p.prefixRunes, p.prefixOK = prefixClass(seq[:i])
 			return []anchoredPart{p}, true
 		}
 	}
@@ -581,6 +636,38 @@ func splitSeq(seq []*syntax.Regexp, keywords []string, budget *int) ([]anchoredP
 		return out, true
 	}
 	return nil, false
+}
+
+// prefixClass returns the class and the bound of a prefix that is nothing
+// (n = 0) or one bounded repetition of a character class without U+FFFD
+// (C{0,n}, C?), possibly captured; ok is false for any other prefix.
+// U+FFFD is left out because invalid UTF-8 decodes to it: walking back
+// over such bytes could count runes differently from the regex, which
+// decodes forwards.
+func prefixClass(seq []*syntax.Regexp) (class []rune, n int, ok bool) {
+	if len(seq) == 0 {
+		return nil, 0, true
+	}
+	if len(seq) > 1 {
+		return nil, 0, false
+	}
+	re := seq[0]
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	switch {
+	case re.Op == syntax.OpRepeat && re.Min == 0 && re.Max >= 0:
+		n = re.Max
+	case re.Op == syntax.OpQuest:
+		n = 1
+	default:
+		return nil, 0, false
+	}
+	c := re.Sub[0]
+	if c.Op != syntax.OpCharClass || classHas(c.Rune, utf8.RuneError) {
+		return nil, 0, false
+	}
+	return c.Rune, n, true
 }
 
 func concatString(seq []*syntax.Regexp) string {
@@ -642,6 +729,75 @@ func requiredLiterals(re *syntax.Regexp) []string {
 		return best
 	}
 	return nil
+}
+
+// maxRequiredSets bounds the sets requiredSets returns.
+const maxRequiredSets = 8
+
+// requiredSets returns sets of byte strings such that every match of re
+// contains one string of each set (case-sensitively: parts matching
+// letters in either case give none). A text lacking every string of one
+// set holds no match.
+func requiredSets(re *syntax.Regexp) [][]string {
+	var out [][]string
+	add := func(set []string) {
+		if len(set) > 0 && !slices.Contains(set, "") && len(out) < maxRequiredSets {
+			out = append(out, set)
+		}
+	}
+	if set, ok := exactLanguage(re); ok {
+		add(set)
+		return out
+	}
+	switch re.Op {
+	case syntax.OpCapture, syntax.OpPlus:
+		return requiredSets(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return requiredSets(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		// Runs of parts with small exact languages are multiplied out
+		// ("-" then "u|-user" is "-u|--user"); other parts give their own
+		// sets.
+		acc := []string{""}
+		for _, s := range flatten(re.Sub) {
+			set, ok := exactLanguage(s)
+			if ok {
+				if next, ok := product(acc, set); ok {
+					acc = next
+					continue
+				}
+				add(acc)
+				acc = set
+				continue
+			}
+			add(acc)
+			acc = []string{""}
+			for _, r := range requiredSets(s) {
+				add(r)
+			}
+		}
+		add(acc)
+	}
+	return out
+}
+
+// holdsRequired reports whether text holds a string of each set.
+func holdsRequired(text []byte, sets [][]string) bool {
+	for _, set := range sets {
+		found := false
+		for _, s := range set {
+			if bytes.Contains(text, []byte(s)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func minLen(set []string) int {

@@ -21,7 +21,12 @@
 //     when the engine is built); otherwise on the whole text. For most
 //     rules a hit first has to pass a short anchored regex (the keyword
 //     and what must follow it, e.g. "key" then an assignment), so the
-//     full regex runs on a few hundred bytes around real candidates only.
+//     full regex runs on a few hundred bytes around real candidates only;
+//     when nothing before a match matters to it (gitleaks' common
+//     `[\w.-]{0,50}?keyword…` shape, generic-api-key included), it runs
+//     anchored at the earliest start of each such candidate instead of
+//     searching the window. A rule run on whole texts is skipped on a
+//     text lacking a string every match holds (curl-auth-user's " -u").
 //     Work per hit is bounded and at most 1000 candidate matches of a
 //     text are examined: adversarial texts cost linear time.
 //   - No logging (gitleaks' trace logs carry secrets), no process-wide
