@@ -16,7 +16,8 @@
 #                  inventory only: Trivy turns its scanners off for SBOM formats)
 #   trivy-secrets  trivy image --input IMAGE.tar --scanners secret --format json
 #   syft           syft scan -q docker-archive:IMAGE.tar -o json
-# Trivy runs with --skip-db-update --skip-java-db-update --offline-scan and a
+# Trivy runs with --skip-db-update --skip-java-db-update --offline-scan
+# --disable-telemetry --skip-version-check and a
 # new, empty --cache-dir each run; syft with SYFT_CHECK_FOR_APP_UPDATE=false
 # and an empty XDG_CACHE_HOME each run.
 #
@@ -28,6 +29,10 @@
 #   TRIVY=path, SYFT=path  peers (default: on PATH, else $BENCH_CACHE/bin)
 #   INSTALL_PEERS=1   go install the missing peers into $BENCH_CACHE/bin
 #                     (syft v1.57.1 ~10 min, trivy v0.74.0 20+ min on 2 cores)
+#   TRIVY_SBOM_ARGS   extra trivy-sbom arguments. Offline, Trivy cannot fetch its
+#                     Java DB and fails on any image with jars ("--skip-java-db-update
+#                     cannot be specified on the first run"): TRIVY_SBOM_ARGS='--skip-files **/*.jar'
+#                     measures it without its jar analysis (fewer packages, less work)
 #   KEEP=DIR          keep every measurement (DIR/runs.tsv) and each tool's last
 #                     output, stderr and time -v log per image (DIR/<image>/)
 #   BENCH_CACHE       default ~/.cache/customs-bench
@@ -122,13 +127,15 @@ done
 # run_tool TOOL IMAGE OUT: one cold run, stdout to OUT (or the tool writes it).
 run_tool() {
 	local tool=$1 image=$2 out=$3
-	local trivy_args=(image --input "$image" --skip-db-update --skip-java-db-update --offline-scan
+	local trivy_args=(image --input "$image" --skip-db-update --skip-java-db-update --offline-scan --disable-telemetry --skip-version-check
 		--quiet --cache-dir "$tmp/cache" --output "$out")
+	local sbom_extra=()
+	read -r -a sbom_extra <<<"${TRIVY_SBOM_ARGS:-}" # split on spaces, no globbing
 	rm -rf "$tmp/cache" && mkdir "$tmp/cache"
 	case $tool in
 	floor) /usr/bin/time -v -o "$tmp/time" "$DECODELIMIT" "$image" >"$out" ;;
 	customs) /usr/bin/time -v -o "$tmp/time" "$CUSTOMS" scan --input "$image" >"$out" ;;
-	trivy-sbom) /usr/bin/time -v -o "$tmp/time" "$TRIVY" "${trivy_args[@]}" --format cyclonedx ;;
+	trivy-sbom) /usr/bin/time -v -o "$tmp/time" "$TRIVY" "${trivy_args[@]}" --format cyclonedx "${sbom_extra[@]}" ;;
 	trivy-secrets) /usr/bin/time -v -o "$tmp/time" "$TRIVY" "${trivy_args[@]}" --scanners secret --format json ;;
 	syft) XDG_CACHE_HOME=$tmp/cache /usr/bin/time -v -o "$tmp/time" "$SYFT" scan -q "docker-archive:$image" -o json >"$out" ;;
 	esac
@@ -213,7 +220,8 @@ for image in "${images[@]}"; do
 		ratio=$(awk -v a="${W[customs]}" -v b="${W[floor]}" 'BEGIN { if (b > 0) printf "%.1f×", a / b; else print "n/a" }')
 	nlayers=$(tar -xOf "$image" manifest.json | jq '.[0].Layers | length')
 	size=$(awk -v b="$(stat -c %s "$image")" 'BEGIN { printf "%.0f", b / 1e6 }')
-	unpacked=$(sed -n 's/.*bytes=\([0-9]*\).*/\1/p' "$tmp/out/$name/floor.out" 2>/dev/null |
+	unpacked=
+	[[ -f $tmp/out/$name/floor.out ]] && unpacked=$(sed -n 's/.*bytes=\([0-9]*\).*/\1/p' "$tmp/out/$name/floor.out" |
 		awk '{ if ($1 >= 1e9) printf ", %.2f GB unpacked", $1 / 1e9; else printf ", %.0f MB unpacked", $1 / 1e6 }')
 	[[ $nlayers == 1 ]] && nlayers="1 layer" || nlayers="$nlayers layers"
 	rows+=("| $name ($size MB, $nlayers$unpacked) | $(cell floor) | $(cell customs) | $ratio | $(cell trivy-sbom) | $(cell trivy-secrets) | $(cell syft) | $(rsscell customs) / $(rsscell trivy-sbom) / $(rsscell trivy-secrets) / $(rsscell syft) / $(rsscell floor) MiB |")
