@@ -160,7 +160,8 @@ func benchWaitReport(tb testing.TB, client *http.Client, resultsURL, digest stri
 // (default 8). CUSTOMS_BENCH_SCANNERS=2 starts a second scanner service
 // on the same NATS (its own connection, as a second process would have;
 // it shares this process's CPUs); CUSTOMS_BENCH_WORKERS sets each
-// scanner's Workers (0: the default).
+// scanner's Workers and CUSTOMS_BENCH_STREAMS its Streams (0: the
+// defaults).
 //
 // A report counts as done when results announces it stored
 // (customs.events.stored.<hex>, the event the gate and notifier act on);
@@ -191,6 +192,7 @@ func BenchmarkBurst(b *testing.B) {
 	if workers > 0 {
 		cfg.Workers = workers
 	}
+	cfg.Streams = benchEnvInt(b, "CUSTOMS_BENCH_STREAMS", 0)
 	cfg.Log = zerolog.New(zerolog.NewTestWriter(b)).Level(zerolog.ErrorLevel)
 	st, err := customs.Start(context.Background(), cfg)
 	if err != nil {
@@ -355,7 +357,7 @@ func benchExtraScanner(b *testing.B, st *customs.Stack, cfg customs.UpConfig, i 
 	}
 	b.Cleanup(nc.Close)
 	scn, err := scanner.New(scanner.Config{
-		Addr: "127.0.0.1:0", Workers: cfg.Workers, AckWait: cfg.AckWait, InsecureRegistries: st.InsecureRegistries,
+		Addr: "127.0.0.1:0", Workers: cfg.Workers, Streams: cfg.Streams, AckWait: cfg.AckWait, InsecureRegistries: st.InsecureRegistries,
 		PullFrom: []string{st.RegistryAddr + "=" + st.RegistryUpstreamAddr},
 		Signing:  wire.SigningConfig{Key: st.ReportSigningKey},
 	}, scanner.Deps{JetStream: js, Ready: natsconn.Ready(nc), Log: cfg.Log})

@@ -95,6 +95,10 @@ type UpConfig struct {
 	// Workers is how many images are scanned at once; 0 runs no scanner
 	// (scanners run as separate processes against this NATS).
 	Workers int
+	// Memory and Streams size the scanner's memory budget and decoders
+	// (scanner.Config; 0: its defaults).
+	Memory  int64
+	Streams int
 	AckWait time.Duration
 	Limits  scanner.LimitsConfig
 	Engine  inspect.EngineConfig
@@ -382,7 +386,8 @@ func Start(ctx context.Context, cfg UpConfig) (st *Stack, err error) {
 	}
 	// Fields left zero get the services' defaults, as their commands do.
 	scn, err := scanner.New(scanner.Config{
-		Workers: cfg.Workers, AckWait: cfg.AckWait, Limits: cfg.Limits, Engine: cfg.Engine,
+		Workers: cfg.Workers, Memory: cfg.Memory, Streams: cfg.Streams,
+		AckWait: cfg.AckWait, Limits: cfg.Limits, Engine: cfg.Engine,
 		Registries: cfg.Registries, InsecureRegistries: insecure,
 		RedirectHosts: cfg.RedirectHosts, TokenHosts: cfg.TokenHosts, AllowForeignLayers: cfg.AllowForeignLayers,
 		RegistryAuthFile: cfg.RegistryAuthFile, PullFrom: append(pullFrom, cfg.PullFrom...),

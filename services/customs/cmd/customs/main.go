@@ -110,6 +110,7 @@ func up(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cfg := customs.DefaultUpConfig()
 	cfg.Limits = se.Scanner.Limits
+	cfg.Memory, cfg.Streams = se.Scanner.Memory, se.Scanner.Streams
 	cfg.TokenHosts = se.Scanner.TokenHosts
 	// Secrets come from the environment only, never from flags (ps shows those).
 	cfg.AdminToken, cfg.APIAuth = se.Results.AdminToken, se.Results.APIAuth
