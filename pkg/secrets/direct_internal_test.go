@@ -47,14 +47,7 @@ func directDoc(rng *rand.Rand, parsed *syntax.Regexp) []byte {
 // and the rule's findings with its plain regex over the whole text.
 // SECRETS_TEST_SEED varies the documents.
 func TestDirectEquivalent(t *testing.T) {
-	cfg, err := loadDefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := defaultEngine(t)
 	rng := rand.New(rand.NewPCG(seed(), 5))
 	direct, windowsSeen, matches := 0, 0, 0
 	for _, r := range e.rules {
@@ -121,14 +114,7 @@ func TestDirectEquivalent(t *testing.T) {
 // string of each of its required sets, and that curl-auth-user (the rule
 // the sets are for) has a set beyond its keyword.
 func TestRequiredSets(t *testing.T) {
-	cfg, err := loadDefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := defaultEngine(t)
 	rng := rand.New(rand.NewPCG(seed(), 6))
 	for _, r := range e.rules {
 		parsed, err := syntax.Parse(r.re.String(), syntax.Perl)

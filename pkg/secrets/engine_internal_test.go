@@ -136,14 +136,7 @@ func candKeys(cs []candidate) []string {
 // running every triggered rule over whole texts: generated matches of
 // every rule in assorted contexts, and real source files.
 func TestWindowsEquivalent(t *testing.T) {
-	cfg, err := loadDefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := defaultEngine(t)
 	rng := rand.New(rand.NewPCG(seed(), 2))
 	var docs [][]byte
 	for _, r := range e.rules {
@@ -225,14 +218,7 @@ func sourceSample(t *testing.T, n int) [][]byte {
 }
 
 func TestRulesAnalysed(t *testing.T) {
-	cfg, err := loadDefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := defaultEngine(t)
 	var whole, lines, anchored []string
 	for _, r := range e.rules {
 		switch {
@@ -267,14 +253,7 @@ func seed() uint64 {
 // not be reported: every form of the default rules compiles to what the
 // eager construction built (the form without \A and/or \z).
 func TestInnerFormsCompile(t *testing.T) {
-	cfg, err := loadDefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := defaultEngine(t)
 	forms := 0
 	for _, r := range e.rules {
 		parsed, err := syntax.Parse(r.re.String(), syntax.Perl)
@@ -309,4 +288,18 @@ func TestInnerFormsCompile(t *testing.T) {
 	if forms == 0 {
 		t.Error("no rule has a window form")
 	}
+}
+
+// defaultEngine is the engine on gitleaks' default rules, for tests.
+func defaultEngine(t testing.TB) *Engine {
+	t.Helper()
+	cfg, err := loadDefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -11,14 +11,7 @@ import (
 // Every step per keyword hit is bounded, so these take linear time (a
 // quadratic engine takes minutes on them); no timing is asserted.
 func TestAdversarialInputs(t *testing.T) {
-	cfg, err := loadDefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := defaultEngine(t)
 	const size = 128 << 10
 	const maxFindings = 100 // the analyzer's default
 	inputs := map[string]string{
