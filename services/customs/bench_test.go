@@ -50,22 +50,7 @@ import (
 //
 //	go test -run '^$' -bench PushToReport -benchtime 20x .
 func BenchmarkPushToReport(b *testing.B) {
-	cfg := customs.DefaultUpConfig()
-	cfg.DataDir = b.TempDir()
-	for _, a := range []*string{&cfg.IngestAddr, &cfg.ResultsAddr, &cfg.ScannerAddr, &cfg.NATSAddr, &cfg.S3Addr, &cfg.HarborAddr, &cfg.NotifierAddr} {
-		*a = "127.0.0.1:0"
-	}
-	cfg.RegistryAddr = "127.0.0.1:0"
-	cfg.Log = zerolog.New(zerolog.NewTestWriter(b)).Level(zerolog.ErrorLevel)
-	st, err := customs.Start(context.Background(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if err := st.Stop(); err != nil {
-			b.Errorf("stop: %v", err)
-		}
-	})
+	st, _ := benchStack(b, nil)
 
 	client := &http.Client{Timeout: 10 * time.Second}
 	seq := 0
@@ -183,25 +168,11 @@ func BenchmarkBurst(b *testing.B) {
 	scanners := max(benchEnvInt(b, "CUSTOMS_BENCH_SCANNERS", 1), 1)
 	workers := benchEnvInt(b, "CUSTOMS_BENCH_WORKERS", 0)
 
-	cfg := customs.DefaultUpConfig()
-	cfg.DataDir = b.TempDir()
-	for _, a := range []*string{&cfg.IngestAddr, &cfg.ResultsAddr, &cfg.ScannerAddr, &cfg.NATSAddr, &cfg.S3Addr, &cfg.HarborAddr, &cfg.NotifierAddr} {
-		*a = "127.0.0.1:0"
-	}
-	cfg.RegistryAddr = "127.0.0.1:0"
-	if workers > 0 {
-		cfg.Workers = workers
-	}
-	cfg.Streams = benchEnvInt(b, "CUSTOMS_BENCH_STREAMS", 0)
-	cfg.Log = zerolog.New(zerolog.NewTestWriter(b)).Level(zerolog.ErrorLevel)
-	st, err := customs.Start(context.Background(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if err := st.Stop(); err != nil {
-			b.Errorf("stop: %v", err)
+	st, cfg := benchStack(b, func(cfg *customs.UpConfig) {
+		if workers > 0 {
+			cfg.Workers = workers
 		}
+		cfg.Streams = benchEnvInt(b, "CUSTOMS_BENCH_STREAMS", 0)
 	})
 	for i := 1; i < scanners; i++ {
 		benchExtraScanner(b, st, cfg, i)
@@ -587,4 +558,30 @@ func benchEnvInt(b *testing.B, key string, def int) int {
 		b.Fatalf("%s=%q: want a count", key, v)
 	}
 	return n
+}
+
+// benchStack starts an in-process `customs up` with an embedded registry,
+// every listener on a free port; set, when given, adjusts the config.
+func benchStack(b *testing.B, set func(*customs.UpConfig)) (*customs.Stack, customs.UpConfig) {
+	b.Helper()
+	cfg := customs.DefaultUpConfig()
+	cfg.DataDir = b.TempDir()
+	for _, a := range []*string{&cfg.IngestAddr, &cfg.ResultsAddr, &cfg.ScannerAddr, &cfg.NATSAddr, &cfg.S3Addr, &cfg.HarborAddr, &cfg.NotifierAddr} {
+		*a = "127.0.0.1:0"
+	}
+	cfg.RegistryAddr = "127.0.0.1:0"
+	cfg.Log = zerolog.New(zerolog.NewTestWriter(b)).Level(zerolog.ErrorLevel)
+	if set != nil {
+		set(&cfg)
+	}
+	st, err := customs.Start(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := st.Stop(); err != nil {
+			b.Errorf("stop: %v", err)
+		}
+	})
+	return st, cfg
 }
