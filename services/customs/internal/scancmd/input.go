@@ -9,12 +9,14 @@ import (
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // maxMetadataBytes bounds index.json, manifests and configs read from a tarball.
@@ -107,7 +109,7 @@ func openTarInput(file string) (img v1.Image, idx v1.ImageIndex, repoTag string,
 		f.Close()
 		return nil, nil, "", nil, fmt.Errorf("config %s is %d bytes, more than %d", mf[0].Config, cfg.size, maxMetadataBytes)
 	}
-	img, err = ot.plainLayers(mf[0])
+	img, err = ot.dockerSave(mf[0])
 	if err != nil {
 		f.Close()
 		return nil, nil, "", nil, err
@@ -123,15 +125,18 @@ func openTarInput(file string) (img v1.Image, idx v1.ImageIndex, repoTag string,
 	return img, nil, repoTag, func() error { return nil }, nil
 }
 
-// plainLayers serves a docker-save tarball whose layers are all stored
-// uncompressed (classic `docker save`) as they are, or returns nil when
-// some layer is compressed (go-containerregistry's reader then serves
-// it). For uncompressed layers that reader would gzip each one twice —
-// once for a digest, once to stream it — for the scan to gunzip it again:
-// five times the CPU of the scan itself. An uncompressed layer's digest
-// is its diff_id, which the scan verifies as it streams (and, having
-// both, checks twice).
-func (o *ociTar) plainLayers(m tarball.Descriptor) (v1.Image, error) {
+// dockerSave serves a docker-save tarball's layers in place when they
+// are all stored uncompressed (classic `docker save`) or all compressed,
+// and returns nil otherwise (mixed, or foreign layer sources), leaving it
+// to go-containerregistry's reader. That reader would gzip each
+// uncompressed layer twice — once for a digest, once to stream it — for
+// the scan to gunzip it again: five times the CPU of the scan itself. An
+// uncompressed layer's digest is its diff_id, which the scan verifies as
+// it streams. Compressed layers are hashed for their digests, in
+// parallel, and described exactly as go-containerregistry describes them
+// (application/vnd.docker.image.rootfs.diff.tar.gzip), so the image
+// digest is the same as with its reader.
+func (o *ociTar) dockerSave(m tarball.Descriptor) (v1.Image, error) {
 	raw, err := o.readAll(path.Clean(strings.TrimPrefix(m.Config, "./")))
 	if err != nil {
 		return nil, err
@@ -144,12 +149,15 @@ func (o *ociTar) plainLayers(m tarball.Descriptor) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	im := &plainImage{o: o, config: raw, layers: map[v1.Hash]string{}}
+	im := &plainImage{o: o, config: raw, layers: map[v1.Hash]layerFile{}}
 	man := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.DockerManifestSchema2,
 		Config:        v1.Descriptor{MediaType: types.DockerConfigJSON, Size: cfgSize, Digest: cfgDigest},
+		Layers:        make([]v1.Descriptor, len(m.Layers)),
 	}
+	names := make([]string, len(m.Layers))
+	compressed := 0
 	for i, lp := range m.Layers {
 		name := path.Clean(strings.TrimPrefix(lp, "./"))
 		s, ok := o.entries[name]
@@ -159,11 +167,37 @@ func (o *ociTar) plainLayers(m tarball.Descriptor) (v1.Image, error) {
 		head := make([]byte, 4)
 		n, _ := o.f.ReadAt(head, s.off)
 		if n >= 2 && head[0] == 0x1f && head[1] == 0x8b || n == 4 && bytes.Equal(head, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
-			return nil, nil
+			compressed++
+			man.Layers[i] = v1.Descriptor{MediaType: types.DockerLayer, Size: s.size}
+		} else {
+			man.Layers[i] = v1.Descriptor{MediaType: types.DockerUncompressedLayer, Size: s.size, Digest: cfg.RootFS.DiffIDs[i]}
 		}
-		d := cfg.RootFS.DiffIDs[i]
-		im.layers[d] = name
-		man.Layers = append(man.Layers, v1.Descriptor{MediaType: types.DockerUncompressedLayer, Size: s.size, Digest: d})
+		names[i] = name
+	}
+	if compressed != 0 && compressed != len(m.Layers) {
+		return nil, nil
+	}
+	if compressed > 0 {
+		// The digests nothing records: hashed here, a layer per CPU.
+		var g errgroup.Group
+		g.SetLimit(runtime.GOMAXPROCS(0))
+		for i := range man.Layers {
+			g.Go(func() error {
+				s := o.entries[names[i]]
+				h, _, err := v1.SHA256(io.NewSectionReader(o.f, s.off, s.size))
+				if err != nil {
+					return fmt.Errorf("read layer %s: %w", names[i], err)
+				}
+				man.Layers[i].Digest = h
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+	}
+	for i, l := range man.Layers {
+		im.layers[l.Digest] = layerFile{name: names[i], mediaType: l.MediaType}
 	}
 	if im.manifest, err = json.Marshal(man); err != nil {
 		return nil, err
@@ -172,12 +206,17 @@ func (o *ociTar) plainLayers(m tarball.Descriptor) (v1.Image, error) {
 }
 
 // plainImage is a partial.CompressedImageCore over a docker-save
-// tarball's uncompressed layers, read in place.
+// tarball's layers, read in place.
 type plainImage struct {
 	o        *ociTar
 	config   []byte
 	manifest []byte
-	layers   map[v1.Hash]string // diff_id → path in the tarball
+	layers   map[v1.Hash]layerFile // by digest
+}
+
+type layerFile struct {
+	name      string // path in the tarball
+	mediaType types.MediaType
 }
 
 func (p *plainImage) RawConfigFile() ([]byte, error) { return p.config, nil }
@@ -186,12 +225,12 @@ func (p *plainImage) MediaType() (types.MediaType, error) {
 	return types.DockerManifestSchema2, nil
 }
 func (p *plainImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	name, ok := p.layers[h]
+	l, ok := p.layers[h]
 	if !ok {
 		return nil, fmt.Errorf("layer %s not in the tarball", h)
 	}
-	s := p.o.entries[name]
-	return &tarLayer{o: p.o, desc: v1.Descriptor{MediaType: types.DockerUncompressedLayer, Size: s.size, Digest: h}, path: name}, nil
+	s := p.o.entries[l.name]
+	return &tarLayer{o: p.o, desc: v1.Descriptor{MediaType: l.mediaType, Size: s.size, Digest: h}, path: l.name}, nil
 }
 
 func (o *ociTar) index() error {

@@ -116,10 +116,14 @@ func TestClassicDockerSave(t *testing.T) {
 	}
 }
 
-// Compressed docker-save tarballs (what go-containerregistry writes)
-// still go through its reader: the same image, digest included.
+// Compressed docker-save tarballs (what go-containerregistry writes) are
+// read in place too, described as its reader describes them: the same
+// image digest and layer digests.
 func TestCompressedDockerSaveUnchanged(t *testing.T) {
-	img := scantest.Image(t, scantest.Layer(t, scantest.Reg("etc/os-release", "ID=debian\nVERSION_ID=12\n")))
+	img := scantest.Image(t,
+		scantest.Layer(t, scantest.Reg("etc/os-release", "ID=debian\nVERSION_ID=12\n")),
+		scantest.LayerWith(t, scantest.Zstd, scantest.Reg("app/a.txt", "a")),
+		scantest.Layer(t, scantest.Reg("app/b.txt", "b")))
 	p := filepath.Join(t.TempDir(), "saved.tar")
 	if err := tarball.WriteToFile(p, name.MustParseReference("x:1").(name.Tag), img); err != nil {
 		t.Fatal(err)
@@ -139,5 +143,23 @@ func TestCompressedDockerSaveUnchanged(t *testing.T) {
 	}
 	if d, err := got.Digest(); err != nil || d != want {
 		t.Errorf("digest %s (%v); want %s", d, err, want)
+	}
+	gl, err := got.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl, err := ggcr.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gl) != 3 || len(wl) != 3 {
+		t.Fatalf("%d and %d layers; want 3", len(gl), len(wl))
+	}
+	for i := range gl {
+		gd, _ := gl[i].Digest()
+		wd, _ := wl[i].Digest()
+		if gd != wd {
+			t.Errorf("layer %d: digest %s; go-containerregistry says %s", i, gd, wd)
+		}
 	}
 }
