@@ -19,7 +19,9 @@
 #   KEEP=DIR       keep each case's go test output there
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 SMALL=${SMALL:-200}
 LARGE=${LARGE:-20}
 LARGE_MB=${LARGE_MB:-40}

@@ -26,8 +26,9 @@
 # different versions both lines appear, next to each other (sorted by key).
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 
 if ! command -v jq >/dev/null; then
 	apt-get update -q >/dev/null

@@ -38,9 +38,9 @@
 #   BENCH_CACHE       default ~/.cache/customs-bench
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-REPO_ROOT=$PWD
-BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 RUNS=${RUNS:-3}
 TOOLS=${TOOLS:-floor customs trivy-sbom trivy-secrets syft}
 SYFT_VERSION=v1.57.1
@@ -59,9 +59,7 @@ for i in "$@"; do
 	}
 	images+=("$i")
 done
-for v in CUSTOMS DECODELIMIT TRIVY SYFT KEEP; do
-	[[ -z ${!v:-} || ${!v} = /* ]] || printf -v "$v" '%s' "$OLDPWD/${!v}"
-done
+bench_abs CUSTOMS DECODELIMIT TRIVY SYFT KEEP
 
 for t in time jq; do
 	[[ $t == time && -x /usr/bin/time ]] && continue
@@ -74,12 +72,7 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/customs-compare.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-CUSTOMS=${CUSTOMS:-}
-if [[ -z $CUSTOMS ]]; then
-	echo "building customs..." >&2
-	go build -o "$tmp/customs" ./services/customs/cmd/customs
-	CUSTOMS=$tmp/customs
-fi
+bench_customs "$tmp"
 DECODELIMIT=${DECODELIMIT:-}
 if [[ -z $DECODELIMIT ]]; then
 	echo "building decodelimit..." >&2
@@ -154,11 +147,9 @@ found() {
 	esac
 }
 
-to_seconds() { awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }' <<<"$1"; }
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 # med IMAGE TOOL COLUMN: median of a runs.tsv column over the tool's good runs
 med() {
-	awk -F'\t' -v i="$1" -v t="$2" -v c="$3" '$1 == i && $2 == t && $4 != "fail" { print $c }' "$tmp/runs.tsv" | median
+	awk -F'\t' -v i="$1" -v t="$2" -v c="$3" '$1 == i && $2 == t && $4 != "fail" { print $c }' "$tmp/runs.tsv" | bench_median
 }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
@@ -199,9 +190,8 @@ for image in "${images[@]}"; do
 				continue
 			fi
 			cp "$tmp/time" "$tmp/out/$name/$tool.time"
-			wall=$(to_seconds "$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$tmp/time")")
-			cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$tmp/time")
-			rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/time")
+			bench_time_read "$tmp/time"
+			wall=$WALL cpu=$CPU rss=$RSS
 			printf '%s\t%s\t%d\t%s\t%s\t%s\n' "$name" "$tool" $((r + 1)) "$wall" "$cpu" "$rss" >>"$tmp/runs.tsv"
 			printf '%-14s %-13s run %d  wall %7.2f s  cpu %7.2f s  peak RSS %6s MiB\n' \
 				"$name" "$tool" $((r + 1)) "$wall" "$cpu" "$(mib "$rss")" >&2

@@ -21,26 +21,16 @@
 #   BENCH_CACHE      where crane is installed, default ~/.cache/customs-bench
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-REPO_ROOT=$PWD
-
-if [[ $# -ne 1 ]]; then
-	echo "usage: $0 OUT.tar" >&2
-	exit 2
-fi
-OUT=$1
-[[ $OUT = /* ]] || OUT="$OLDPWD/$OUT"   # relative to the caller's cwd
-
-if [[ -s $OUT && ${FORCE:-0} != 1 ]]; then
-	echo "$OUT exists (FORCE=1 to rebuild)" >&2
-	exit 0
-fi
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
+bench_out_arg "$@"
+bench_exit_if_built
 
 SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 INCLUDE=${INCLUDE-curl,ca-certificates}
 TAG=${TAG:-customs-bench/debian:12}
-BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
 
 if [[ $(id -u) -ne 0 ]]; then
 	echo "debootstrap needs root" >&2
@@ -61,19 +51,7 @@ if ! command -v debootstrap >/dev/null; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
 fi
 
-CRANE=${CRANE:-}
-if [[ -z $CRANE ]]; then
-	if command -v crane >/dev/null; then
-		CRANE=$(command -v crane)
-	else
-		CRANE=$BENCH_CACHE/bin/crane
-		if [[ ! -x $CRANE ]]; then
-			mkdir -p "$BENCH_CACHE/bin"
-			(cd "$REPO_ROOT" && GOBIN="$BENCH_CACHE/bin" \
-				go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)
-		fi
-	fi
-fi
+bench_crane
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/customs-debian.XXXXXX")
 cleanup() {
@@ -124,12 +102,13 @@ new=sha256:$(sha256sum "$work/config.json" | cut -d' ' -f1)
 rm "$work/img/$old"
 mv "$work/config.json" "$work/img/$new"
 sed -i "s/$old/$new/" "$work/img/manifest.json"
+# shellcheck disable=SC2178 # a string here, not lib.sh's layers array
 layers=$(cd "$work/img" && ls -- *.tar.gz)
-# shellcheck disable=SC2086 # layer file names have no spaces
+# shellcheck disable=SC2086,SC2128 # layer file names have no spaces
 tar -C "$work/img" --numeric-owner --owner=0 --group=0 --mtime=@0 -cf "$work/image.tar" "$new" $layers manifest.json
 mv "$work/image.tar" "$OUT"
 
 pkgs=$(grep -c '^Package: ' "$work/rootfs/var/lib/dpkg/status")
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+mb() { bench_mb "$@"; }
 echo "$OUT: $(mb "$(stat -c %s "$work/layer.tar.gz")") MiB compressed layer," \
 	"$(mb "$(du -sb "$work/rootfs" | cut -f1)") MiB rootfs, $pkgs dpkg packages, tag $TAG" >&2

@@ -31,24 +31,14 @@
 # same shape. /etc is left out on purpose (host keys, credentials).
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-REPO_ROOT=$PWD
-
-if [[ $# -ne 1 ]]; then
-	echo "usage: $0 OUT.tar" >&2
-	exit 2
-fi
-OUT=$1
-[[ $OUT = /* ]] || OUT="$OLDPWD/$OUT"
-
-if [[ -s $OUT && ${FORCE:-0} != 1 ]]; then
-	echo "$OUT exists (FORCE=1 to rebuild)" >&2
-	exit 0
-fi
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
+bench_out_arg "$@"
+bench_exit_if_built
 
 TAG=${TAG:-customs-bench/large:1}
 GZIP_LEVEL=${GZIP_LEVEL:-6}
-BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
 
 goroot=$(go env GOROOT)
 gomod=$(go env GOMODCACHE)
@@ -67,15 +57,8 @@ for t in jq gzip; do
 	}
 done
 
-if command -v crane >/dev/null; then
-	CRANE=$(command -v crane)
-else
-	CRANE=$BENCH_CACHE/bin/crane
-	if [[ ! -x $CRANE ]]; then
-		mkdir -p "$BENCH_CACHE/bin"
-		GOBIN="$BENCH_CACHE/bin" go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
-	fi
-fi
+CRANE= # this script takes no CRANE=path
+bench_crane
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/customs-large.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -134,17 +117,9 @@ jq -c --arg arch "$arch" --argjson descs "$descs_json" '
 	| .config = {Env: ["PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["bash"]}
 	| .history = ($descs | map({created: "2024-01-01T00:00:00Z", created_by: .}))
 ' "$work/img/$old" >"$work/config.json"
-new=sha256:$(sha256sum "$work/config.json" | cut -d' ' -f1)
-rm "$work/img/$old"
-mv "$work/config.json" "$work/img/$new"
-jq -c --arg new "$new" '.[0].Config = $new' "$work/img/manifest.json" >"$work/manifest.json"
-mv "$work/manifest.json" "$work/img/manifest.json"
-mapfile -t layers < <(jq -r '.[0].Layers[]' "$work/img/manifest.json")
-tar -C "$work/img" --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$work/image.tar" "$new" "${layers[@]}" manifest.json
-mkdir -p "$(dirname "$OUT")"
-mv "$work/image.tar" "$OUT"
+bench_repack "$work/img" "$work/config.json" "$OUT"
 
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+mb() { bench_mb "$@"; }
 total=0
 {
 	echo "$OUT: $(mb "$(stat -c %s "$OUT")") MiB, tag $TAG, ${#layers[@]} layers (MiB gzip / tar):"

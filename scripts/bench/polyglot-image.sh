@@ -44,16 +44,13 @@
 #   BENCH_CACHE  default ~/.cache/customs-bench
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-REPO_ROOT=$PWD
-BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 
 OUT=${1:-$BENCH_CACHE/polyglot.tar}
-[[ $OUT = /* ]] || OUT="$OLDPWD/$OUT"
-if [[ -s $OUT && ${FORCE:-0} != 1 ]]; then
-	echo "$OUT exists (FORCE=1 to rebuild)" >&2
-	exit 0
-fi
+bench_abs OUT
+bench_exit_if_built
 
 BASE=${BASE:-$BENCH_CACHE/debian-12.tar}
 TAG=${TAG:-customs-bench/polyglot:1}
@@ -81,18 +78,7 @@ need jq jq
 need dpkg-deb dpkg
 need npm npm
 
-CRANE=${CRANE:-}
-if [[ -z $CRANE ]]; then
-	if command -v crane >/dev/null; then
-		CRANE=$(command -v crane)
-	else
-		CRANE=$BENCH_CACHE/bin/crane
-		if [[ ! -x $CRANE ]]; then
-			mkdir -p "$BENCH_CACHE/bin"
-			GOBIN="$BENCH_CACHE/bin" go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
-		fi
-	fi
-fi
+bench_crane
 
 if [[ ! -s $BASE ]]; then
 	"$REPO_ROOT/scripts/bench/debian-image.sh" "$BASE"
@@ -331,19 +317,11 @@ jq -c --arg arch "$arch" --argjson base "$base_history" --argjson descs "$descs"
 		| map(.created_by //= "debootstrap --variant=minbase (scripts/bench/debian-image.sh)"))
 		+ ($descs | map({created: "2024-01-01T00:00:00Z", created_by: ("polyglot-image.sh: " + .)}))
 ' "$work/img/$old" >"$work/config.json"
-new=sha256:$(sha256sum "$work/config.json" | cut -d' ' -f1)
-rm "$work/img/$old"
-mv "$work/config.json" "$work/img/$new"
-jq -c --arg new "$new" '.[0].Config = $new' "$work/img/manifest.json" >"$work/manifest.json"
-mv "$work/manifest.json" "$work/img/manifest.json"
-mapfile -t layers < <(jq -r '.[0].Layers[]' "$work/img/manifest.json")
-tar -C "$work/img" --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$work/image.tar" "$new" "${layers[@]}" manifest.json
-mkdir -p "$(dirname "$OUT")"
-mv "$work/image.tar" "$OUT"
+bench_repack "$work/img" "$work/config.json" "$OUT"
 
 # --- summary -------------------------------------------------------------
 
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+mb() { bench_mb "$@"; }
 gz() { mb "$(stat -c %s "$work/img/${layers[$1]}")"; }
 {
 	echo "$OUT: $(mb "$(stat -c %s "$OUT")") MiB, tag $TAG, ${#layers[@]} layers (MiB gzip / tar):"

@@ -25,8 +25,9 @@
 #   OUT=DIR                     keep profiles there
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-REPO_ROOT=$PWD
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 IMAGES=${IMAGES:-debian application}
 DETECTORS=${DETECTORS:-all}
 BENCHTIME=${BENCHTIME:-2x}

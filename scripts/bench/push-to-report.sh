@@ -19,13 +19,13 @@
 #   BENCH_CACHE        default ~/.cache/customs-bench (image, crane)
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 BENCHTIME=${BENCHTIME:-20x}
 UP_RUNS=${UP_RUNS:-3}
 
-IMAGE=${1:-$BENCH_CACHE/debian-12.tar}
-[[ $IMAGE = /* ]] || IMAGE="$OLDPWD/$IMAGE"
+bench_image_arg "$@"
 
 echo "load: $(uptime)"
 echo "cpus: $(nproc)"
@@ -40,31 +40,13 @@ fi
 
 echo
 echo "== customs up binary, crane push of $IMAGE =="
-if [[ ! -s $IMAGE ]]; then
-	if [[ $# -eq 0 ]]; then
-		scripts/bench/debian-image.sh "$IMAGE"
-	else
-		echo "$IMAGE: no such file" >&2
-		exit 1
-	fi
-fi
+bench_need_image "$@"
 command -v curl >/dev/null || {
 	echo "curl is needed" >&2
 	exit 1
 }
 
-CRANE=${CRANE:-}
-if [[ -z $CRANE ]]; then
-	if command -v crane >/dev/null; then
-		CRANE=$(command -v crane)
-	else
-		CRANE=$BENCH_CACHE/bin/crane
-		if [[ ! -x $CRANE ]]; then
-			mkdir -p "$BENCH_CACHE/bin"
-			GOBIN="$BENCH_CACHE/bin" go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
-		fi
-	fi
-fi
+bench_crane
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/customs-p2r.XXXXXX")
 up_pid=
@@ -98,7 +80,7 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 digest=$("$CRANE" digest --tarball "$IMAGE")
-size=$(awk -v b="$(stat -c %s "$IMAGE")" 'BEGIN { printf "%.1f", b / 1048576 }')
+size=$(bench_mb "$(stat -c %s "$IMAGE")")
 echo "image digest $digest ($size MiB)"
 
 totals=() reports=()
@@ -161,6 +143,6 @@ for ((run = 1; run <= UP_RUNS; run++)); do
 	rm -rf "$data"
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+median() { printf '%s\n' "$@" | bench_median; }
 echo "median push-to-report $(median "${totals[@]}") s, report after push $(median "${reports[@]}") s ($UP_RUNS runs)"
 echo "load after: $(uptime)"

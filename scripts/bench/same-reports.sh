@@ -13,8 +13,9 @@
 # printed). Needs jq.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-REPO_ROOT=$PWD
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 
 if [[ $# -lt 1 ]]; then
 	echo "usage: $0 BASE [IMAGE.tar ...]" >&2

@@ -19,39 +19,20 @@
 #   BENCH_CACHE       default ~/.cache/customs-bench
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-REPO_ROOT=$PWD
-BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 RUNS=${RUNS:-3}
 SYFT_VERSION=v1.57.1
 
-IMAGE=${1:-$BENCH_CACHE/debian-12.tar}
-[[ $IMAGE = /* ]] || IMAGE="$OLDPWD/$IMAGE"
-if [[ ! -s $IMAGE ]]; then
-	if [[ $# -eq 0 ]]; then
-		"$REPO_ROOT/scripts/bench/debian-image.sh" "$IMAGE"
-	else
-		echo "$IMAGE: no such file" >&2
-		exit 1
-	fi
-fi
-
-if [[ ! -x /usr/bin/time ]]; then
-	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q time
-fi
+bench_image "$@"
+bench_need_time
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/customs-scan-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-CUSTOMS=${CUSTOMS:-}
-[[ -z $CUSTOMS || $CUSTOMS = /* ]] || CUSTOMS="$OLDPWD/$CUSTOMS"
-[[ -z ${KEEP:-} || $KEEP = /* ]] || KEEP="$OLDPWD/$KEEP"
-if [[ -z $CUSTOMS ]]; then
-	echo "building customs..." >&2
-	go build -o "$tmp/customs" ./services/customs/cmd/customs
-	CUSTOMS=$tmp/customs
-fi
+bench_abs KEEP
+bench_customs "$tmp"
 
 SYFT=${SYFT:-}
 if [[ -z $SYFT ]]; then
@@ -81,9 +62,6 @@ count_packages() {
 	fi
 }
 
-# seconds "h:mm:ss" | "m:ss.cc" → seconds
-to_seconds() { awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }' <<<"$1"; }
-
 # measure LABEL OUTFILE CMD...: RUNS runs under /usr/bin/time -v; stdout of
 # the last run kept in OUTFILE (for the package count).
 declare -a summary
@@ -92,27 +70,19 @@ measure() {
 	shift 2
 	local walls=() rsss=()
 	for ((i = 1; i <= RUNS; i++)); do
-		if ! /usr/bin/time -v -o "$tmp/time" "$@" >"$out" 2>"$tmp/stderr"; then
-			echo "$label run $i failed:" >&2
-			tail -n 20 "$tmp/stderr" "$tmp/time" >&2
-			return 1
-		fi
-		local wall rss cpu
-		wall=$(to_seconds "$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$tmp/time")")
-		rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/time")
-		cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$tmp/time")
+		bench_timed "$label" "$i" "$out" "$@"
 		printf '%-8s run %d  wall %6.2f s  cpu %6.2f s  peak RSS %7.1f MiB\n' \
-			"$label" "$i" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
-		walls+=("$wall")
-		rsss+=("$rss")
+			"$label" "$i" "$WALL" "$CPU" "$(bench_mib "$RSS")"
+		walls+=("$WALL")
+		rsss+=("$RSS")
 	done
 	local med maxrss
-	med=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+	med=$(printf '%s\n' "${walls[@]}" | bench_median)
 	maxrss=$(printf '%s\n' "${rsss[@]}" | sort -n | tail -n 1)
-	summary+=("$(printf '%-8s median wall %6.2f s  max peak RSS %7.1f MiB' "$label" "$med" "$(awk -v k="$maxrss" 'BEGIN { print k / 1024 }')")")
+	summary+=("$(printf '%-8s median wall %6.2f s  max peak RSS %7.1f MiB' "$label" "$med" "$(bench_mib "$maxrss")")")
 }
 
-size=$(awk -v b="$(stat -c %s "$IMAGE")" 'BEGIN { printf "%.1f", b / 1048576 }')
+size=$(bench_mb "$(stat -c %s "$IMAGE")")
 echo "image: $IMAGE ($size MiB)"
 echo "load:  $(uptime)"
 echo "cpus:  $(nproc)"

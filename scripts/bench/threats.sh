@@ -16,14 +16,13 @@
 # neither mode needs its vulnerability database.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 RUNS=${RUNS:-3}
 IMAGE=${1:-$BENCH_CACHE/debian-12.tar}
 [[ -s $IMAGE ]] || scripts/bench/debian-image.sh "$IMAGE"
-if [[ ! -x /usr/bin/time ]]; then
-	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q time
-fi
+bench_need_time
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/customs-threat-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

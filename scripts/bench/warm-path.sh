@@ -37,52 +37,20 @@
 #   BENCH_CACHE       default ~/.cache/customs-bench
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-REPO_ROOT=$PWD
-BENCH_CACHE=${BENCH_CACHE:-$HOME/.cache/customs-bench}
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_root
 RUNS=${RUNS:-5}
 
-IMAGE=${1:-$BENCH_CACHE/debian-12.tar}
-[[ $IMAGE = /* ]] || IMAGE="$OLDPWD/$IMAGE"
-if [[ ! -s $IMAGE ]]; then
-	if [[ $# -eq 0 ]]; then
-		"$REPO_ROOT/scripts/bench/debian-image.sh" "$IMAGE"
-	else
-		echo "$IMAGE: no such file" >&2
-		exit 1
-	fi
-fi
-
-if [[ ! -x /usr/bin/time ]]; then
-	apt-get update -q
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q time
-fi
+bench_image "$@"
+bench_need_time
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/customs-warm-bench.XXXXXX")
 reg_pid=
 trap '[[ -z $reg_pid ]] || { kill "$reg_pid"; wait "$reg_pid"; } 2>/dev/null; rm -rf "$tmp"' EXIT
-[[ -z ${OUT:-} || $OUT = /* ]] || OUT="$OLDPWD/$OUT"
-
-CUSTOMS=${CUSTOMS:-}
-[[ -z $CUSTOMS || $CUSTOMS = /* ]] || CUSTOMS="$OLDPWD/$CUSTOMS"
-if [[ -z $CUSTOMS ]]; then
-	echo "building customs..." >&2
-	go build -o "$tmp/customs" ./services/customs/cmd/customs
-	CUSTOMS=$tmp/customs
-fi
-
-CRANE=${CRANE:-}
-if [[ -z $CRANE ]]; then
-	if command -v crane >/dev/null; then
-		CRANE=$(command -v crane)
-	else
-		CRANE=$BENCH_CACHE/bin/crane
-		if [[ ! -x $CRANE ]]; then
-			mkdir -p "$BENCH_CACHE/bin"
-			GOBIN="$BENCH_CACHE/bin" go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
-		fi
-	fi
-fi
+bench_abs OUT
+bench_customs "$tmp"
+bench_crane
 
 # The empty image: scratch plus one layer that is an empty tar archive.
 tar cf "$tmp/empty-layer.tar" -T /dev/null
@@ -92,46 +60,24 @@ tar cf "$tmp/empty-layer.tar" -T /dev/null
 image_args=(--input "$IMAGE")
 empty_args=(--input "$tmp/empty.tar")
 if [[ ${PULL:-0} == 1 ]]; then
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 5056)
-	addr=127.0.0.1:$port
-	mkdir -p "$tmp/blobs"
-	"$CRANE" registry serve --address "$addr" --disk "$tmp/blobs" >"$tmp/registry.log" 2>&1 &
-	reg_pid=$!
-	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "http://$addr/v2/" 2>/dev/null && break
-		sleep 0.1
-	done
+	bench_registry 5056
 	"$CRANE" push --insecure "$IMAGE" "$addr/bench/img:tag" >/dev/null 2>&1
 	"$CRANE" push --insecure "$tmp/empty.tar" "$addr/bench/empty:tag" >/dev/null 2>&1
 	image_args=(--insecure "$addr/bench/img:tag")
 	empty_args=(--insecure "$addr/bench/empty:tag")
 fi
 
-to_seconds() { awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.3f", s }' <<<"$1"; }
-
-# run LABEL I CMD...: one run under /usr/bin/time -v.
+# Milliseconds matter here: a warm scan is short.
+BENCH_WALL_DIGITS=3
+# run LABEL I CMD...: one run under /usr/bin/time -v, report in
+# $tmp/LABEL.json, figures kept in $tmp/LABEL.{wall,cpu,rss}.
 run() {
 	local label=$1 i=$2
 	shift 2
-	if ! /usr/bin/time -v -o "$tmp/time" "$@" >"$tmp/$label.json" 2>"$tmp/stderr"; then
-		echo "$label run $i failed:" >&2
-		tail -n 20 "$tmp/stderr" "$tmp/time" >&2
-		return 1
-	fi
-	local wall rss cpu
-	wall=$(to_seconds "$(sed -n 's/.*Elapsed (wall clock) time.*: //p' "$tmp/time")")
-	rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/time")
-	cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$tmp/time")
-	printf '%-5s run %d  wall %6.3f s  cpu %5.2f s  peak RSS %7.1f MiB\n' \
-		"$label" "$i" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"
-	echo "$wall" >>"$tmp/$label.wall"
-	echo "$cpu" >>"$tmp/$label.cpu"
-	echo "$rss" >>"$tmp/$label.rss"
+	bench_run '%-5s run %d  wall %6.3f s  cpu %5.2f s  peak RSS %7.1f MiB\n' "$label" "$i" "$tmp/$label.json" "$@"
 }
 
-median() { sort -n "$1" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-
-size=$(awk -v b="$(stat -c %s "$IMAGE")" 'BEGIN { printf "%.1f", b / 1048576 }')
+size=$(bench_mb "$(stat -c %s "$IMAGE")")
 echo "image: $IMAGE ($size MiB)"
 [[ ${PULL:-0} != 1 ]] || echo "pull:  ${image_args[-1]} (crane registry serve --disk)"
 echo "load:  $(uptime)"
@@ -145,23 +91,15 @@ for ((i = 1; i <= RUNS; i++)); do
 	run empty "$i" "$CUSTOMS" scan "${empty_args[@]}"
 done
 
-if command -v jq >/dev/null; then
-	# The cache must not change what is found.
-	q='([.packages // [] | .[] | .purl] | sort), ([.findings // [] | .[] | [.kind, .rule, .path]] | sort)'
-	if [[ $(jq -c "$q" "$tmp/cold.json") != "$(jq -c "$q" "$tmp/warm.json")" ]]; then
-		echo "the warm report differs from the cold one" >&2
-		exit 1
-	fi
-	echo "reports: warm = cold ($(jq '.packages // [] | length' "$tmp/warm.json") packages)"
-fi
+# The cache must not change what is found.
+bench_same_reports "$tmp/cold.json" "$tmp/warm.json" \
+	"the warm report differs from the cold one" "warm = cold"
 
 echo
 for m in cold warm empty; do
-	printf '%-5s median wall %6.3f s  median cpu %5.2f s  max peak RSS %7.1f MiB\n' "$m" \
-		"$(median "$tmp/$m.wall")" "$(median "$tmp/$m.cpu")" \
-		"$(sort -n "$tmp/$m.rss" | tail -n 1 | awk '{ print $1 / 1024 }')"
+	bench_summary '%-5s median wall %6.3f s  median cpu %5.2f s  max peak RSS %7.1f MiB\n' "$m"
 done
-awk -v w="$(median "$tmp/warm.wall")" -v c="$(median "$tmp/cold.wall")" \
+awk -v w="$(bench_median "$tmp/warm.wall")" -v c="$(bench_median "$tmp/cold.wall")" \
 	'BEGIN { if (c > 0) printf "ratio warm / cold = %.3f (goal ≤ 0.05)\n", w / c }'
 
 echo
