@@ -47,7 +47,7 @@ bench_need_time
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/customs-warm-bench.XXXXXX")
 reg_pid=
-trap '[[ -z $reg_pid ]] || { kill "$reg_pid"; wait "$reg_pid"; } 2>/dev/null; rm -rf "$tmp"' EXIT
+trap '[[ -z $reg_pid ]] || { kill "$reg_pid"; wait "$reg_pid" || true; } 2>/dev/null; rm -rf "$tmp"' EXIT
 bench_abs OUT
 bench_customs "$tmp"
 bench_crane
@@ -107,7 +107,7 @@ echo "package init (GODEBUG=inittrace=1, empty image):"
 GODEBUG=inittrace=1 "$CUSTOMS" scan "${empty_args[@]}" 2>&1 >/dev/null |
 	awk '$1 == "init" { ms += $5; kb += $8 / 1024; n++; printf "%8.2f ms %8.0f KiB  %s\n", $5, $8 / 1024, $2 }
 		END { printf "%8.2f ms %8.0f KiB  total, %d packages\n", ms, kb, n > "/dev/stderr" }' 2>"$tmp/init.total" |
-	sort -rn | head -n 10
+	sort -rn | head -n 10 || true
 cat "$tmp/init.total"
 
 if [[ ${PROFILE:-0} == 1 ]]; then
