@@ -304,7 +304,7 @@ func (s *imageScan) resolveLinks(ctx context.Context, metas []layerMeta, outs []
 	if len(layers) == 0 {
 		return nil
 	}
-	err := s.eachLayer(ctx, len(layers), nil, func(ctx context.Context, k int) error {
+	err := s.eachLayer(ctx, len(layers), func(ctx context.Context, k int) error {
 		return p.reread(ctx, &metas[layers[k]], p.rereads[layers[k]])
 	})
 	if err != nil {

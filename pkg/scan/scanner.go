@@ -2,7 +2,6 @@ package scan
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"hash/maphash"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -155,20 +153,10 @@ func (s *imageScan) scan(ctx context.Context, img v1.Image) (*Result, error) {
 	return res, nil
 }
 
-// walkAll streams the layers, at most o.concurrency at a time, largest
-// first: a layer's decompression is serial, so a large layer started last
-// would run alone at the end while the other decoders idle (on a 6-layer
-// 439 MB image, in-order scheduling leaves the last ~25 % of the time on
-// one core). Results are indexed by layer, so the order changes nothing
-// else.
+// walkAll streams the layers, at most o.concurrency at a time.
 func (s *imageScan) walkAll(ctx context.Context, metas []layerMeta) ([]*layerOut, error) {
 	outs := make([]*layerOut, len(metas))
-	order := make([]int, len(metas))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(metas[b].size, metas[a].size) })
-	err := s.eachLayer(ctx, len(metas), order, func(ctx context.Context, i int) error {
+	err := s.eachLayer(ctx, len(metas), func(ctx context.Context, i int) error {
 		var err error
 		outs[i], err = s.walkLayer(ctx, &metas[i])
 		return err
@@ -179,20 +167,15 @@ func (s *imageScan) walkAll(ctx context.Context, metas []layerMeta) ([]*layerOut
 	return outs, nil
 }
 
-// eachLayer runs fn(ctx, i) for i in 0..n-1, in the given order (nil:
-// ascending), at most o.concurrency at a time; the first failure cancels
-// the others.
-func (s *imageScan) eachLayer(ctx context.Context, n int, order []int, fn func(context.Context, int) error) error {
+// eachLayer runs fn(ctx, 0..n-1), at most o.concurrency at a time; the
+// first failure cancels the others.
+func (s *imageScan) eachLayer(ctx context.Context, n int, fn func(context.Context, int) error) error {
 	errs := make([]error, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.o.concurrency)
-	for k := range n {
+	for i := range n {
 		if gctx.Err() != nil {
 			break
-		}
-		i := k
-		if order != nil {
-			i = order[k]
 		}
 		g.Go(func() error {
 			errs[i] = fn(gctx, i)
