@@ -2,12 +2,14 @@ package secrets
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"regexp/syntax"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // directDoc returns a text for rule r: generated matches in assorted
@@ -69,6 +71,12 @@ func TestDirectEquivalent(t *testing.T) {
 			// Windows: anchored runs against the unanchored regex.
 			sc.wins = anchoredWindows(r, e.keywords, &sc.lines, sc.hits, nil, sc)
 			if !sc.inexact {
+				// Starts: what the pre-filter, the gates and the reuse of
+				// the pre-filter's result keep is what the filter alone
+				// keeps.
+				if want := filterStarts(r, d, &sc.lines, sc.hits); !slices.Equal(sortStarts(sc.starts), want) {
+					t.Errorf("rule %s: starts %v in %q, the filter alone gives %v", r.id, sc.starts, d, want)
+				}
 				slices.SortFunc(sc.starts, func(a, b kStart) int { return int(a.q - b.q) })
 				for _, w := range sc.wins {
 					k := 0
@@ -139,4 +147,33 @@ func TestRequiredSets(t *testing.T) {
 	if !holdsRequired([]byte("curl -u a:b"), [][]string{{"curl"}, {" -u"}}) || holdsRequired([]byte("curl -x"), [][]string{{"curl"}, {" -u"}}) {
 		t.Error("holdsRequired")
 	}
+}
+
+// filterStarts is what anchoredWindows lists in sc.starts, from the
+// filter alone: every candidate K start of every hit where it matches.
+func filterStarts(r *rule, data []byte, li *lineIndex, hits []hit) []kStart {
+	var out []kStart
+	for _, h := range hits {
+		if r.kwMask[h.kw/64]&(1<<(h.kw%64)) == 0 {
+			continue
+		}
+		winEnd := li.lineEndAfter(int(h.end), r.newlines)
+		for _, c := range r.cands[h.kw] {
+			q := int(h.start) - c.off
+			if q < 0 {
+				continue
+			}
+			p := &r.parts[c.part]
+			if p.filter.Match(data[q:min(winEnd, q+p.filterMax+utf8.UTFMax)]) {
+				out = append(out, kStart{q: int32(q), part: int32(c.part)})
+			}
+		}
+	}
+	return sortStarts(out)
+}
+
+func sortStarts(s []kStart) []kStart {
+	s = slices.Clone(s)
+	slices.SortFunc(s, func(a, b kStart) int { return cmp.Or(cmp.Compare(a.q, b.q), cmp.Compare(a.part, b.part)) })
+	return s
 }
