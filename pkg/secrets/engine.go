@@ -93,6 +93,9 @@ type rule struct {
 	// required: every match holds a string of each set (requiredSets);
 	// a rule run on whole texts skips a text that does not.
 	required [][]string
+	// requiredFold: the same, ASCII case-insensitively (foldSets), for
+	// rules without required sets.
+	requiredFold [][]string
 	// anchored[k] is \A(?:form k of the regex), built on first use.
 	anchored     [4]*regexp.Regexp
 	anchoredOnce [4]sync.Once
@@ -346,6 +349,9 @@ func newEngine(cfg config.Config) (*Engine, error) {
 		r.windowed = !r.alwaysTrigger && r.newlines != unbounded && containsKeyword(parsed, kws)
 		if !r.windowed {
 			r.required = requiredSets(parsed)
+			if len(r.required) == 0 {
+				r.requiredFold = foldSets(parsed)
+			}
 		}
 		if r.windowed {
 			if err := r.split(parsed, kws, kwIndex); err != nil {
@@ -582,7 +588,7 @@ func (e *Engine) detect(path string, data []byte, limit int) []candidate {
 func (e *Engine) runRule(r *rule, path string, data []byte, sc *scratch) {
 	switch {
 	case !r.windowed:
-		if !holdsRequired(data, r.required) {
+		if !holdsRequired(data, r.required) || !holdsFold(data, r.requiredFold) {
 			// A whole-text regex costs about a microsecond per byte
 			// (curl-auth-user's: the word curl is common; the -u or
 			// --user every match has is not).
