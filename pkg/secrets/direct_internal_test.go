@@ -2,12 +2,15 @@ package secrets
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"regexp/syntax"
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // directDoc returns a text for rule r: generated matches in assorted
@@ -69,6 +72,12 @@ func TestDirectEquivalent(t *testing.T) {
 			// Windows: anchored runs against the unanchored regex.
 			sc.wins = anchoredWindows(r, e.keywords, &sc.lines, sc.hits, nil, sc)
 			if !sc.inexact {
+				// Starts: what the pre-filter, the gates and the reuse of
+				// the pre-filter's result keep is what the filter alone
+				// keeps.
+				if want := filterStarts(r, d, &sc.lines, sc.hits); !slices.Equal(sortStarts(sc.starts), want) {
+					t.Errorf("rule %s: starts %v in %q, the filter alone gives %v", r.id, sc.starts, d, want)
+				}
 				slices.SortFunc(sc.starts, func(a, b kStart) int { return int(a.q - b.q) })
 				for _, w := range sc.wins {
 					k := 0
@@ -139,4 +148,118 @@ func TestRequiredSets(t *testing.T) {
 	if !holdsRequired([]byte("curl -u a:b"), [][]string{{"curl"}, {" -u"}}) || holdsRequired([]byte("curl -x"), [][]string{{"curl"}, {" -u"}}) {
 		t.Error("holdsRequired")
 	}
+}
+
+// filterStarts is what anchoredWindows lists in sc.starts, from the
+// filter alone: every candidate K start of every hit where it matches.
+func filterStarts(r *rule, data []byte, li *lineIndex, hits []hit) []kStart {
+	var out []kStart
+	for _, h := range hits {
+		if r.kwMask[h.kw/64]&(1<<(h.kw%64)) == 0 {
+			continue
+		}
+		winEnd := li.lineEndAfter(int(h.end), r.newlines)
+		for _, c := range r.cands[h.kw] {
+			q := int(h.start) - c.off
+			if q < 0 {
+				continue
+			}
+			p := &r.parts[c.part]
+			if p.filter.Match(data[q:min(winEnd, q+p.filterMax+utf8.UTFMax)]) {
+				out = append(out, kStart{q: int32(q), part: int32(c.part)})
+			}
+		}
+	}
+	return sortStarts(out)
+}
+
+func sortStarts(s []kStart) []kStart {
+	s = slices.Clone(s)
+	slices.SortFunc(s, func(a, b kStart) int { return cmp.Or(cmp.Compare(a.q, b.q), cmp.Compare(a.part, b.part)) })
+	return s
+}
+
+// TestFoldSets checks that generated matches of every rule, respelled
+// (letters in either case, U+212A for k, U+017F for s), hold a string of
+// each of its folded required sets, and that kubernetes-secret-yaml (the
+// rule they are for) has some. SECRETS_TEST_SEED varies the matches.
+func TestFoldSets(t *testing.T) {
+	e := defaultEngine(t)
+	rng := rand.New(rand.NewPCG(seed(), 7))
+	checked := 0
+	for _, r := range e.rules {
+		parsed, err := syntax.Parse(r.re.String(), syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets := foldSets(parsed)
+		if r.id == "kubernetes-secret-yaml" && len(sets) < 2 {
+			t.Errorf("kubernetes-secret-yaml: folded required sets %q", sets)
+		}
+		if len(sets) == 0 {
+			continue
+		}
+		for range 100 {
+			var m strings.Builder
+			genMatch(rng, parsed, &m)
+			var b strings.Builder
+			for _, c := range m.String() {
+				switch n := rng.IntN(4); {
+				case n == 0 && (c == 'k' || c == 'K'):
+					c = '\u212a'
+				case n == 0 && (c == 's' || c == 'S'):
+					c = '\u017f'
+				case n == 1:
+					c = unicode.ToUpper(c)
+				case n == 2:
+					c = unicode.ToLower(c)
+				}
+				b.WriteRune(c)
+			}
+			for _, s := range []string{m.String(), b.String()} {
+				loc := r.re.FindStringIndex(s)
+				if loc == nil {
+					continue
+				}
+				checked++
+				if !holdsFold([]byte(s[loc[0]:loc[1]]), sets) {
+					t.Errorf("rule %s: match %q lacks one of %q", r.id, s[loc[0]:loc[1]], sets)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no match checked")
+	}
+}
+
+// TestFoldIndex compares foldIndex with a search in a lowercased copy.
+func TestFoldIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(seed(), 8))
+	alphabet := "aAdDtT:;eE \n\xc5"
+	for _, needle := range []string{"data:", "ecret", "ind:", "ata", ":da"} {
+		for range 2000 {
+			b := make([]byte, rng.IntN(30))
+			for i := range b {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+			if rng.IntN(4) == 0 {
+				i := rng.IntN(len(b) + 1)
+				b = append(b[:i:i], append([]byte(strings.ToUpper(needle)), b[i:]...)...)
+			}
+			if got, want := foldIndex(b, needle), bytes.Index(asciiLower(b), []byte(needle)); got != want {
+				t.Fatalf("foldIndex(%q, %q) = %d, want %d", b, needle, got, want)
+			}
+		}
+	}
+}
+
+func asciiLower(b []byte) []byte {
+	out := slices.Clone(b)
+	for i, c := range out {
+		if 'A' <= c && c <= 'Z' {
+			out[i] = c + 'a' - 'A'
+		}
+	}
+	return out
 }

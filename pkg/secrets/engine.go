@@ -93,6 +93,9 @@ type rule struct {
 	// required: every match holds a string of each set (requiredSets);
 	// a rule run on whole texts skips a text that does not.
 	required [][]string
+	// requiredFold: the same, ASCII case-insensitively (foldSets), for
+	// rules without required sets.
+	requiredFold [][]string
 	// anchored[k] is \A(?:form k of the regex), built on first use.
 	anchored     [4]*regexp.Regexp
 	anchoredOnce [4]sync.Once
@@ -104,7 +107,9 @@ type part struct {
 	// \b, \B) always true: run on up to filterMax bytes of the text
 	// whatever the line window, it rejects a hit before its lines are
 	// looked up (where the filter would reject it too).
-	pre       *regexp.Regexp
+	pre *regexp.Regexp
+	// gate is checked before pre and filter (see gate).
+	gate      gate
 	tail      *regexp.Regexp // \A(?:K·suffix), leftmost-longest
 	filterMax int
 	prefixMax int
@@ -344,6 +349,9 @@ func newEngine(cfg config.Config) (*Engine, error) {
 		r.windowed = !r.alwaysTrigger && r.newlines != unbounded && containsKeyword(parsed, kws)
 		if !r.windowed {
 			r.required = requiredSets(parsed)
+			if len(r.required) == 0 {
+				r.requiredFold = foldSets(parsed)
+			}
 		}
 		if r.windowed {
 			if err := r.split(parsed, kws, kwIndex); err != nil {
@@ -443,7 +451,11 @@ func (r *rule) split(parsed *syntax.Regexp, kws []string, kwIndex map[string]int
 				return fmt.Errorf("pre-filter %q: %w", ap.pre, err)
 			}
 		}
-		p := part{filter: filter, pre: pre, tail: tail, filterMax: ap.filterMax, prefixMax: ap.prefixMax,
+		preParsed, err := syntax.Parse(pre.String(), syntax.Perl)
+		if err != nil {
+			return fmt.Errorf("pre-filter %q: %w", pre, err)
+		}
+		p := part{filter: filter, pre: pre, gate: newGate(preParsed), tail: tail, filterMax: ap.filterMax, prefixMax: ap.prefixMax,
 			class: ap.class, prefixRunes: ap.prefixRunes}
 		for i := 0; i+1 < len(p.class); i += 2 {
 			for c := p.class[i]; c <= min(p.class[i+1], utf8.RuneSelf-1); c++ {
@@ -576,7 +588,7 @@ func (e *Engine) detect(path string, data []byte, limit int) []candidate {
 func (e *Engine) runRule(r *rule, path string, data []byte, sc *scratch) {
 	switch {
 	case !r.windowed:
-		if !holdsRequired(data, r.required) {
+		if !holdsRequired(data, r.required) || !holdsFold(data, r.requiredFold) {
 			// A whole-text regex costs about a microsecond per byte
 			// (curl-auth-user's: the word curl is common; the -u or
 			// --user every match has is not).
@@ -665,8 +677,11 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 		hs, he := int(h.start), int(h.end)
 		// Non-ASCII spellings (U+212A for k…) shift K's offsets.
 		exact := he-hs == len(keywords[h.kw]) && isASCII(data[max(0, hs-r.maxK):hs])
-		if exact && !preMatch(r, data, hs, r.cands[h.kw]) {
-			continue // most hits: not followed by what the rule needs
+		first := 0
+		if exact {
+			if first = preMatch(r, data, hs, r.cands[h.kw]); first < 0 {
+				continue // most hits: not followed by what the rule needs
+			}
 		}
 		skip := false
 		winEnd := li.lineEndAfter(he, r.newlines)
@@ -701,13 +716,17 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 			lo, hi = lineLo, winEnd
 			cs = nil
 		}
-		for _, c := range cs {
+		for ci, c := range cs {
 			q := hs - c.off
-			if q < 0 {
-				continue
+			if q < 0 || ci < first {
+				continue // the pre-filter rejected it: so would the filter
 			}
 			p := &r.parts[c.part]
-			if !p.filter.Match(data[q:min(winEnd, q+p.filterMax+utf8.UTFMax)]) {
+			b := data[q:min(winEnd, q+p.filterMax+utf8.UTFMax)]
+			// The candidate the pre-filter passed needs no second run
+			// when the filter is the pre-filter and reads the same bytes.
+			known := ci == first && p.pre == p.filter && len(b) == min(len(data)-q, p.filterMax+utf8.UTFMax)
+			if !known && (!p.gate.pass(b) || !p.filter.Match(b)) {
 				continue
 			}
 			if r.direct {
@@ -790,23 +809,24 @@ func anchoredWindows(r *rule, keywords []string, li *lineIndex, hits []hit, out 
 	return merged
 }
 
-// preMatch reports whether one of cs, the candidate K starts of a hit at
-// hs (exact: ASCII before it), passes its part's pre-filter. A filter
-// match on data[q:min(winEnd, q+filterMax+UTFMax)] is a pre-filter match
-// on data[q:q+filterMax+UTFMax]: the pre-filter drops no hit the filter
-// keeps.
-func preMatch(r *rule, data []byte, hs int, cs []cand) bool {
-	for _, c := range cs {
+// preMatch returns the index of the first of cs, the candidate K starts
+// of a hit at hs (exact: ASCII before it), that passes its part's
+// pre-filter, or -1. A filter match on data[q:min(winEnd,
+// q+filterMax+UTFMax)] is a pre-filter match on
+// data[q:q+filterMax+UTFMax]: the pre-filter drops no hit the filter
+// keeps, and the candidates before the index need no filter run.
+func preMatch(r *rule, data []byte, hs int, cs []cand) int {
+	for i, c := range cs {
 		q := hs - c.off
 		if q < 0 {
 			continue
 		}
 		p := &r.parts[c.part]
-		if p.pre.Match(data[q:min(len(data), q+p.filterMax+utf8.UTFMax)]) {
-			return true
+		if b := data[q:min(len(data), q+p.filterMax+utf8.UTFMax)]; p.gate.pass(b) && p.pre.Match(b) {
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // addStarts appends to sc.starts the places around hit h where a K of
@@ -825,7 +845,7 @@ func addStarts(r *rule, data []byte, h hit, winEnd int, sc *scratch) {
 			return
 		}
 		p := &r.parts[c.part]
-		if p.filter.Match(data[q:min(winEnd, q+p.filterMax+utf8.UTFMax)]) {
+		if b := data[q:min(winEnd, q+p.filterMax+utf8.UTFMax)]; p.gate.pass(b) && p.filter.Match(b) {
 			sc.starts = append(sc.starts, kStart{q: int32(q), part: int32(c.part)})
 		}
 	}
