@@ -39,6 +39,7 @@ import (
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/regauth"
 	"github.com/customs-scan/customs/pkg/scan"
+	"github.com/customs-scan/customs/pkg/vulndb"
 	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
 	"github.com/customs-scan/customs/services/scanner/internal/jobs"
@@ -330,6 +331,12 @@ type Deps struct {
 	Keychain authn.Keychain
 	// Replicas of every bucket the scanner creates (CUSTOMS_NATS_REPLICAS).
 	Replicas int
+	// MemoryLimit, when set, is called with the scans' memory budget once
+	// the engine is built and again after every vulnerability database
+	// swap, when what the process keeps has changed: cmd/scanner, whose
+	// process is this service alone, sets GOMEMLIMIT from it there
+	// (scan.SetMemoryLimit). nil: nothing (customs up, tests).
+	MemoryLimit func(*scan.Memory)
 }
 
 // Service is the scanner front door.
@@ -342,12 +349,8 @@ type Service struct {
 	jobs   *jobs.Handler
 	engine *inspect.Engine
 	signer *wire.Signer
-	memory *scan.Memory
 }
 
-// Memory is the budget the service's scans share (cmd/scanner sets
-// GOMEMLIMIT from it: scan.SetMemoryLimit).
-func (s *Service) Memory() *scan.Memory { return s.memory }
 
 // New fills cfg's zero fields with the defaults, validates it and builds
 // the service: the engine (analyzers, policy, the scanner they run in) and
@@ -411,6 +414,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	// The vulnerability database follows what is published to JetStream;
 	// each scan reads the current one once, so a swap never splits a scan.
 	vdb := vulndist.NewWatcher(deps.JetStream, nil, log)
+	if deps.MemoryLimit != nil {
+		deps.MemoryLimit(mem)
+		vdb.OnSwap = func(context.Context, *vulndb.DB, *vulndb.DB) { deps.MemoryLimit(mem) }
+	}
 	iopts := engine.Options()
 	iopts.VulnDB = vdb.Current
 	iopts.JobMaxBytes, iopts.JobMaxFiles = cfg.Limits.JobLimits()
@@ -440,7 +447,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		MaxManifestBytes:   cfg.Limits.MaxManifestBytes,
 		Inspect:            iopts,
 	}, deps.JetStream, deps.RemoteOptions, reg, deps.Log)
-	return &Service{cfg: cfg, deps: deps, reg: reg, jobs: h, engine: engine, vulndb: vdb, cache: cache, signer: signer, memory: mem}, nil
+	return &Service{cfg: cfg, deps: deps, reg: reg, jobs: h, engine: engine, vulndb: vdb, cache: cache, signer: signer}, nil
 }
 
 // registryKeychain is the file's keychain with fallback behind it; nil

@@ -28,7 +28,10 @@ import (
 	"github.com/customs-scan/customs/pkg/queue"
 	"github.com/customs-scan/customs/pkg/queue/queuetest"
 	"github.com/customs-scan/customs/pkg/report"
+	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
+	"github.com/customs-scan/customs/pkg/vulndb/vulndbtest"
+	"github.com/customs-scan/customs/pkg/vulndist"
 	"github.com/customs-scan/customs/pkg/wire"
 	customsv1 "github.com/customs-scan/customs/proto/gen/go/customs/v1"
 	"github.com/customs-scan/customs/services/scanner"
@@ -516,5 +519,35 @@ func TestSharedBaseLayerIsNotDownloadedAgain(t *testing.T) {
 	}
 	if names["bash"] != baseDigest.String() || names["lodash"] != ownDigest.String() || names["left-pad"] != "" || r.OS.ID != "debian" {
 		t.Fatalf("report of the second image: os %+v packages %v", r.OS, names)
+	}
+}
+
+// cmd/scanner's memory limit follows the scans' budget: the hook is given
+// the budget once the engine is built and again after each vulnerability
+// database swap (what the process keeps has grown).
+func TestMemoryLimitFollowsDatabaseSwaps(t *testing.T) {
+	ns := queuetest.Start(t)
+	_, js := ns.Connect(t)
+	if err := queue.EnsureStreams(context.Background(), js, queue.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	var budget atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	runScanner(t, ctx, cancel, scanner.Config{Memory: 48 << 20}, scanner.Deps{JetStream: js, Log: zerolog.Nop(),
+		MemoryLimit: func(m *scan.Memory) { budget.Store(m.Max()); calls.Add(1) }})
+	if calls.Load() != 1 || budget.Load() != 48<<20 {
+		t.Fatalf("after New: %d calls, budget %d; want 1 call with 48 MiB", calls.Load(), budget.Load())
+	}
+	db := vulndbtest.Build(t, time.Date(2026, 11, 1, 6, 0, 0, 0, time.UTC), "osv/other/GHSA-35jh-r3h4-6jhm.json")
+	if _, _, err := vulndist.Publish(context.Background(), js, db); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no call after the database swap (%d calls)", calls.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

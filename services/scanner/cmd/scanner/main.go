@@ -31,15 +31,17 @@ func run() error {
 				// Credentials: CUSTOMS_REGISTRY_AUTH first, then the Docker
 				// config and helpers; both bind credentials to exact hosts.
 				Keychain: authn.DefaultKeychain,
+				// The process is this service alone: its memory limit
+				// follows the scan budget and what it keeps (engine, then
+				// each vulnerability database).
+				MemoryLimit: func(m *scan.Memory) {
+					if limit, set := scan.SetMemoryLimit(m, 32<<20); set {
+						e.Log.Info().Int64("gomemlimit", limit).Int64("budget", m.Max()).Msg("memory limit set from the scan budget")
+					}
+				},
 			})
 			if err != nil {
 				return err
-			}
-			// The whole process is this service: its memory limit follows
-			// the scan budget (the vulnerability database arrives later,
-			// hence the floor).
-			if limit, set := scan.SetMemoryLimit(svc.Memory(), 256<<20); set {
-				e.Log.Info().Int64("gomemlimit", limit).Int64("budget", svc.Memory().Max()).Msg("memory limit set from the scan budget")
 			}
 			return svc.Run(ctx)
 		})
