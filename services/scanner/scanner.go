@@ -351,7 +351,6 @@ type Service struct {
 	signer *wire.Signer
 }
 
-
 // New fills cfg's zero fields with the defaults, validates it and builds
 // the service: the engine (analyzers, policy, the scanner they run in) and
 // the job handler.
