@@ -249,6 +249,9 @@ func decodeHex(s []byte) []byte {
 // decodeBase64 decodes standard (padded or not) or URL-safe base64 to
 // printable ASCII, else nil.
 func decodeBase64(s []byte) []byte {
+	if !base64MayBePrintable(s) {
+		return nil
+	}
 	// One buffer for the four tries: most runs are not base64 of text,
 	// and an allocation per try was most of this pass's garbage.
 	// Unpadded lengths are the longest (padded ones round down).
@@ -272,6 +275,26 @@ func decodeBase64(s []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// base64MayBePrintable reports whether s can decode to printable ASCII
+// in some alphabet: in both, a quartet's first character gives the top
+// six bits of its first byte, so that byte is below 0x80 only if the
+// character is one of the 32 of value below 32, [A-Za-f]. Most runs that
+// look like base64 (paths, identifiers, hashes) fail this on an early
+// quartet, and are not decoded four times for nothing.
+func base64MayBePrintable(s []byte) bool {
+	n := len(s)
+	for n > 0 && s[n-1] == '=' {
+		n--
+	}
+	// Quartet k yields a byte when it has two characters or more.
+	for k := 0; k+1 < n; k += 4 {
+		if c := s[k]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // decoded is a finding made in decoded text: c's offsets are in
