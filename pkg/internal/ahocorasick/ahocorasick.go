@@ -37,8 +37,9 @@ type Matcher struct {
 	stride   uint32
 	// out[(s-outStart)/stride] lists the patterns ending in state s,
 	// longest first (the state's own, then those of its failure chain).
-	out  [][]int32
-	lens []int32 // byte length of each pattern
+	out    [][]int32
+	lens   []int32 // byte length of each pattern
+	maxLen int     // the longest pattern: no state is deeper
 }
 
 // Match is one occurrence: text[Start:End] spells pattern Pattern.
@@ -73,6 +74,7 @@ func New(patterns [][]byte, opts Options) (*Matcher, error) {
 			return nil, fmt.Errorf("ahocorasick: pattern %d is too long", i)
 		}
 		m.lens[i] = int32(len(p))
+		m.maxLen = max(m.maxLen, len(p))
 		for _, b := range p {
 			used[fold(b)] = true
 		}
@@ -195,22 +197,71 @@ func New(patterns [][]byte, opts Options) (*Matcher, error) {
 // Len returns the number of patterns.
 func (m *Matcher) Len() int { return len(m.lens) }
 
+// minSplit is the shortest text All scans as two streams.
+const minSplit = 256
+
 // All yields every occurrence of every pattern in text, overlapping ones
 // included, in order of end offset; occurrences ending at the same
 // offset come longest first, and patterns of equal bytes in index order.
+//
+// A DFA step waits for the previous one's load, so one stream over the
+// text is bound by load latency: All runs two, over the halves of the
+// text, in one loop. The second starts in the root state maxLen bytes
+// before the middle, and is in the state one stream would be in when it
+// reaches it (a state is the longest suffix read that begins a pattern,
+// at most maxLen bytes); its matches are yielded after the first half's.
 func (m *Matcher) All(text []byte) iter.Seq[Match] {
 	return func(yield func(Match) bool) {
+		if len(text) < minSplit {
+			m.scan(text, 0, 0, yield)
+			return
+		}
 		delta, class, outStart := m.delta, &m.class, m.outStart
-		var s uint32
-		for i, b := range text {
-			s = delta[s+uint32(class[b])]
-			if s < outStart {
-				continue
-			}
-			for _, p := range m.out[(s-outStart)/m.stride] {
-				if !yield(Match{Pattern: int(p), Start: i + 1 - int(m.lens[p]), End: i + 1}) {
-					return
+		mid := len(text) / 2
+		var s1, s2 uint32
+		for _, b := range text[max(0, mid-m.maxLen):mid] {
+			s2 = delta[s2+uint32(class[b])]
+		}
+		var later []Match
+		first, second := text[:mid], text[mid:mid+mid]
+		for i, b := range first {
+			s1 = delta[s1+uint32(class[b])]
+			s2 = delta[s2+uint32(class[second[i]])]
+			if s1 >= outStart {
+				for _, p := range m.out[(s1-outStart)/m.stride] {
+					if !yield(Match{Pattern: int(p), Start: i + 1 - int(m.lens[p]), End: i + 1}) {
+						return
+					}
 				}
+			}
+			if s2 >= outStart {
+				for _, p := range m.out[(s2-outStart)/m.stride] {
+					later = append(later, Match{Pattern: int(p), Start: mid + i + 1 - int(m.lens[p]), End: mid + i + 1})
+				}
+			}
+		}
+		for _, x := range later {
+			if !yield(x) {
+				return
+			}
+		}
+		// An odd length leaves one byte.
+		m.scan(text[2*mid:], 2*mid, s2, yield)
+	}
+}
+
+// scan runs one stream over text from state s, text being at offset off
+// in what is searched.
+func (m *Matcher) scan(text []byte, off int, s uint32, yield func(Match) bool) {
+	delta, class, outStart := m.delta, &m.class, m.outStart
+	for i, b := range text {
+		s = delta[s+uint32(class[b])]
+		if s < outStart {
+			continue
+		}
+		for _, p := range m.out[(s-outStart)/m.stride] {
+			if !yield(Match{Pattern: int(p), Start: off + i + 1 - int(m.lens[p]), End: off + i + 1}) {
+				return
 			}
 		}
 	}
