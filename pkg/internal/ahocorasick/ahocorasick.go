@@ -197,46 +197,61 @@ func New(patterns [][]byte, opts Options) (*Matcher, error) {
 // Len returns the number of patterns.
 func (m *Matcher) Len() int { return len(m.lens) }
 
-// minSplit is the shortest text All scans as two streams.
-const minSplit = 256
+// minSplit is the shortest text All scans as two streams, and
+// splitHalf the half of each block it splits (the second half's matches
+// wait in memory until the first half's are yielded: per block, not per
+// text, so a 16 MiB window full of matches holds back little).
+const (
+	minSplit  = 256
+	splitHalf = 64 << 10
+)
 
 // All yields every occurrence of every pattern in text, overlapping ones
 // included, in order of end offset; occurrences ending at the same
 // offset come longest first, and patterns of equal bytes in index order.
 //
 // A DFA step waits for the previous one's load, so one stream over the
-// text is bound by load latency: All runs two, over the halves of the
-// text, in one loop. The second starts in the root state maxLen bytes
-// before the middle, and is in the state one stream would be in when it
-// reaches it (a state is the longest suffix read that begins a pattern,
-// at most maxLen bytes); its matches are yielded after the first half's.
+// text is bound by load latency: All runs two in one loop, over the two
+// halves of each block of the text. The second starts in the root state
+// maxLen bytes before its half, and is in the state one stream would be
+// in when it reaches it (a state is the longest suffix read that begins
+// a pattern, at most maxLen bytes); its matches are yielded after the
+// first half's.
 func (m *Matcher) All(text []byte) iter.Seq[Match] {
-	return func(yield func(Match) bool) {
-		if len(text) < minSplit {
-			m.scan(text, 0, 0, yield)
+	return func(yield func(Match) bool) { m.all(text, splitHalf, yield) }
+}
+
+func (m *Matcher) all(text []byte, half int, yield func(Match) bool) {
+	delta, class, outStart := m.delta, &m.class, m.outStart
+	var s uint32 // the one-stream state at pos
+	var later []Match
+	for pos := 0; pos < len(text); {
+		n := min(len(text)-pos, 2*half)
+		if n < minSplit {
+			m.scan(text[pos:], pos, s, yield)
 			return
 		}
-		delta, class, outStart := m.delta, &m.class, m.outStart
-		mid := len(text) / 2
-		var s1, s2 uint32
-		for _, b := range text[max(0, mid-m.maxLen):mid] {
+		mid := n / 2
+		s1, s2 := s, uint32(0)
+		for _, b := range text[max(0, pos+mid-m.maxLen) : pos+mid] {
 			s2 = delta[s2+uint32(class[b])]
 		}
-		var later []Match
-		first, second := text[:mid], text[mid:mid+mid]
+		later = later[:0]
+		first, second := text[pos:pos+mid], text[pos+mid:pos+2*mid]
 		for i, b := range first {
 			s1 = delta[s1+uint32(class[b])]
 			s2 = delta[s2+uint32(class[second[i]])]
 			if s1 >= outStart {
 				for _, p := range m.out[(s1-outStart)/m.stride] {
-					if !yield(Match{Pattern: int(p), Start: i + 1 - int(m.lens[p]), End: i + 1}) {
+					if !yield(Match{Pattern: int(p), Start: pos + i + 1 - int(m.lens[p]), End: pos + i + 1}) {
 						return
 					}
 				}
 			}
 			if s2 >= outStart {
 				for _, p := range m.out[(s2-outStart)/m.stride] {
-					later = append(later, Match{Pattern: int(p), Start: mid + i + 1 - int(m.lens[p]), End: mid + i + 1})
+					end := pos + mid + i + 1
+					later = append(later, Match{Pattern: int(p), Start: end - int(m.lens[p]), End: end})
 				}
 			}
 		}
@@ -245,14 +260,23 @@ func (m *Matcher) All(text []byte) iter.Seq[Match] {
 				return
 			}
 		}
-		// An odd length leaves one byte.
-		m.scan(text[2*mid:], 2*mid, s2, yield)
+		s = s2
+		pos += 2 * mid
+		if n%2 == 1 {
+			// An odd block leaves one byte.
+			var ok bool
+			if s, ok = m.scan(text[pos:pos+1], pos, s, yield); !ok {
+				return
+			}
+			pos++
+		}
 	}
 }
 
 // scan runs one stream over text from state s, text being at offset off
-// in what is searched.
-func (m *Matcher) scan(text []byte, off int, s uint32, yield func(Match) bool) {
+// in what is searched; it returns the state at the end, and false when
+// yield asked to stop.
+func (m *Matcher) scan(text []byte, off int, s uint32, yield func(Match) bool) (uint32, bool) {
 	delta, class, outStart := m.delta, &m.class, m.outStart
 	for i, b := range text {
 		s = delta[s+uint32(class[b])]
@@ -261,8 +285,9 @@ func (m *Matcher) scan(text []byte, off int, s uint32, yield func(Match) bool) {
 		}
 		for _, p := range m.out[(s-outStart)/m.stride] {
 			if !yield(Match{Pattern: int(p), Start: off + i + 1 - int(m.lens[p]), End: off + i + 1}) {
-				return
+				return s, false
 			}
 		}
 	}
+	return s, true
 }

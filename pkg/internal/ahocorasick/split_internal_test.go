@@ -70,6 +70,28 @@ func TestSplitDifferential(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("patterns %q text %q:\ngot  %v\nwant %v", pats, text, got, want)
 		}
+		// Several blocks: the state carried from block to block, odd blocks.
+		for _, half := range []int{minSplit / 2, 150, 201, 333} {
+			var blocks []Match
+			m.all(text, half, func(x Match) bool { blocks = append(blocks, x); return true })
+			if !slices.Equal(blocks, want) {
+				t.Fatalf("half %d, patterns %q text %q:\ngot  %v\nwant %v", half, pats, text, blocks, want)
+			}
+			if len(want) > 0 {
+				limit := rng.IntN(len(want) + 1)
+				var some []Match
+				m.all(text, half, func(x Match) bool {
+					if len(some) == limit {
+						return false
+					}
+					some = append(some, x)
+					return true
+				})
+				if w := m.allOneStream(text, limit); !slices.Equal(some, w) {
+					t.Fatalf("half %d, stopped at %d: got %v, want %v", half, limit, some, w)
+				}
+			}
+		}
 		if len(want) > 0 {
 			limit := rng.IntN(len(want) + 1)
 			got = got[:0]
