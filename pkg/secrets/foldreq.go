@@ -87,25 +87,7 @@ func foldSetsRaw(re *syntax.Regexp) [][]string {
 			add(joined)
 		}
 	case syntax.OpConcat:
-		acc := []string{""}
-		for _, s := range flatten(re.Sub) {
-			set, ok := language(s)
-			if ok {
-				if next, ok := product(acc, set); ok {
-					acc = next
-					continue
-				}
-				add(acc)
-				acc = set
-				continue
-			}
-			add(acc)
-			acc = []string{""}
-			for _, r := range foldSetsRaw(s) {
-				add(r)
-			}
-		}
-		add(acc)
+		concatSets(re.Sub, language, foldSetsRaw, add)
 	}
 	return out
 }

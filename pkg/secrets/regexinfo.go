@@ -760,27 +760,33 @@ func requiredSets(re *syntax.Regexp) [][]string {
 		// Runs of parts with small exact languages are multiplied out
 		// ("-" then "u|-user" is "-u|--user"); other parts give their own
 		// sets.
-		acc := []string{""}
-		for _, s := range flatten(re.Sub) {
-			set, ok := exactLanguage(s)
-			if ok {
-				if next, ok := product(acc, set); ok {
-					acc = next
-					continue
-				}
-				add(acc)
-				acc = set
+		concatSets(re.Sub, exactLanguage, requiredSets, add)
+	}
+	return out
+}
+
+// concatSets gives add the required sets of a concatenation of subs:
+// runs of parts whose language (lang) is small are multiplied out into
+// one set, other parts give the sets sets finds in them.
+func concatSets(subs []*syntax.Regexp, lang func(*syntax.Regexp) ([]string, bool), sets func(*syntax.Regexp) [][]string, add func([]string)) {
+	acc := []string{""}
+	for _, s := range flatten(subs) {
+		if set, ok := lang(s); ok {
+			if next, ok := product(acc, set); ok {
+				acc = next
 				continue
 			}
 			add(acc)
-			acc = []string{""}
-			for _, r := range requiredSets(s) {
-				add(r)
-			}
+			acc = set
+			continue
 		}
 		add(acc)
+		acc = []string{""}
+		for _, r := range sets(s) {
+			add(r)
+		}
 	}
-	return out
+	add(acc)
 }
 
 // holdsRequired reports whether text holds a string of each set.
