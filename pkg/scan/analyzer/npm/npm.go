@@ -607,36 +607,30 @@ func ParsePnpmLock(b []byte) []report.Package {
 	}
 	reach := func(dev bool) map[string]bool {
 		seen := map[string]bool{}
-		var stack []string
+		var roots []string
 		for _, imp := range importers {
 			if imp == nil {
 				continue
 			}
-			roots := []pnpmDeps{imp.Dependencies, imp.OptionalDependencies}
+			ms := []pnpmDeps{imp.Dependencies, imp.OptionalDependencies}
 			if dev {
-				roots = []pnpmDeps{imp.DevDependencies}
+				ms = []pnpmDeps{imp.DevDependencies}
 			}
-			for _, m := range roots {
+			for _, m := range ms {
 				for name, v := range m {
-					stack = append(stack, keyOf(name, v))
+					roots = append(roots, keyOf(name, v))
 				}
 			}
 		}
-		for len(stack) > 0 {
-			k := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if seen[k] {
-				continue
-			}
-			seen[k] = true
+		walkReachable(seen, roots, func(k string, push func(string)) {
 			if p := graph[k]; p != nil {
 				for _, m := range []map[string]string{p.Dependencies, p.OptionalDependencies} {
 					for name, v := range m {
-						stack = append(stack, keyOf(name, v))
+						push(keyOf(name, v))
 					}
 				}
 			}
-		}
+		})
 		// v9 "packages" keys have no peer suffix; snapshot keys do.
 		out := map[string]bool{}
 		for k := range seen {
@@ -803,36 +797,30 @@ func ParseBunLock(b []byte) []report.Package {
 	}
 	reach := func(dev bool) map[string]bool {
 		seen := map[string]bool{}
-		var stack []string
+		var roots []string
 		for path, w := range lock.Workspaces {
 			if w == nil {
 				continue
 			}
-			roots := []map[string]string{w.Dependencies, w.OptionalDependencies, w.PeerDependencies}
+			ms := []map[string]string{w.Dependencies, w.OptionalDependencies, w.PeerDependencies}
 			if dev {
-				roots = []map[string]string{w.DevDependencies}
+				ms = []map[string]string{w.DevDependencies}
 			}
-			for _, m := range roots {
+			for _, m := range ms {
 				for name := range m {
-					stack = append(stack, resolve(path, name))
+					roots = append(roots, resolve(path, name))
 				}
 			}
 		}
-		for len(stack) > 0 {
-			k := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if seen[k] {
-				continue
-			}
-			seen[k] = true
+		walkReachable(seen, roots, func(k string, push func(string)) {
 			if e := entries[k]; e != nil {
 				for _, m := range []map[string]string{e.info.Dependencies, e.info.OptionalDependencies, e.info.PeerDependencies} {
 					for name := range m {
-						stack = append(stack, resolve(k, name))
+						push(resolve(k, name))
 					}
 				}
 			}
-		}
+		})
 		return seen
 	}
 	prod, dev := reach(false), reach(true)
@@ -847,4 +835,20 @@ func ParseBunLock(b []byte) []report.Package {
 		d.addScoped(e.name, e.version, dev[k] && !prod[k])
 	}
 	return d.pkgs
+}
+
+// walkReachable marks in seen every key reachable from roots, following
+// next's edges; an explicit stack, as lockfile graphs may be deep.
+func walkReachable(seen map[string]bool, roots []string, next func(k string, push func(string))) {
+	stack := roots
+	push := func(k string) { stack = append(stack, k) }
+	for len(stack) > 0 {
+		k := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		next(k, push)
+	}
 }
