@@ -27,19 +27,18 @@ import (
 // (WithMemory): ten concurrent scans then cost one budget, not ten, and
 // an image twice as large needs no more memory than one half its size.
 // A Scanner built without WithMemory has one of its own
-// (DefaultMemoryBytes, DefaultStreams).
+// (DefaultMemoryBytes; twice the CPUs as streams, at least 4).
 //
 // A file larger than the budget is still analyzed (the per-file limit is
 // Limits.MaxAnalyzedFileSize): it is charged the whole budget, so nothing
 // else is held while it is, and peak memory stays near max(budget,
 // largest such file) instead of growing with the image.
 type Memory struct {
-	max        int64
-	streamCost int64
-	streams    *semaphore.Weighted // layer streams in flight, across scans
-	nStreams   int
-	files      *semaphore.Weighted // max − nStreams × streamCost
-	filesMax   int64
+	max      int64
+	streams  *semaphore.Weighted // layer streams in flight, across scans
+	nStreams int
+	files    *semaphore.Weighted // max − nStreams × streamBytes
+	filesMax int64
 
 	inUse     atomic.Int64 // charged now (streams and files), pooled buffers included
 	peak      atomic.Int64
@@ -62,10 +61,10 @@ const (
 	minFileBytes = 4 << 20
 )
 
-// DefaultStreams is how many layers are streamed at once across the scans
+// defaultStreams is how many layers are streamed at once across the scans
 // sharing a Memory when NewMemory is given 0: twice the CPUs, at least 4,
 // so that a scan waiting on a slow registry leaves decoders to the others.
-func DefaultStreams() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+func defaultStreams() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
 // streamBytes is what one layer stream holds, whatever its size: two read
 // buffers, the gzip state, the pipe's chunks and the walker's reusable
@@ -73,7 +72,7 @@ func DefaultStreams() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 const streamBytes = 2*bufSize + gzipStateBytes + pipeChunks*pipeChunkSize + keepBuf
 
 // NewMemory returns a budget of maxBytes (0: DefaultMemoryBytes) for at
-// most streams layer streams at once (0: DefaultStreams()). Each stream
+// most streams layer streams at once (0: defaultStreams()). Each stream
 // reserves its fixed buffers (about 1.4 MiB) out of maxBytes; at least 4
 // MiB are left for file contents, fewer streams are allowed otherwise.
 // maxBytes below 8 MiB or a negative value is an error.
@@ -82,18 +81,17 @@ func NewMemory(maxBytes int64, streams int) (*Memory, error) {
 		maxBytes = DefaultMemoryBytes
 	}
 	if streams == 0 {
-		streams = DefaultStreams()
+		streams = defaultStreams()
 	}
 	if maxBytes < 8<<20 || streams < 0 {
 		return nil, fmt.Errorf("scan: memory budget of %d bytes for %d streams: want at least 8 MiB and 0 or more streams", maxBytes, streams)
 	}
 	streams = int(min(int64(streams), (maxBytes-minFileBytes)/streamBytes))
 	m := &Memory{
-		max:        maxBytes,
-		streamCost: streamBytes,
-		nStreams:   streams,
-		streams:    semaphore.NewWeighted(int64(streams)),
-		filesMax:   maxBytes - int64(streams)*streamBytes,
+		max:      maxBytes,
+		nStreams: streams,
+		streams:  semaphore.NewWeighted(int64(streams)),
+		filesMax: maxBytes - int64(streams)*streamBytes,
 	}
 	m.files = semaphore.NewWeighted(m.filesMax)
 	return m, nil
@@ -120,9 +118,6 @@ func (m *Memory) Kept() int64 {
 // Peak is the most ever charged at once. It never exceeds Max.
 func (m *Memory) Peak() int64 { return m.peak.Load() }
 
-// ResetPeak sets Peak to InUse (benchmarks measure one image at a time).
-func (m *Memory) ResetPeak() { m.peak.Store(m.inUse.Load()) }
-
 func (m *Memory) charge(n int64) {
 	now := m.inUse.Add(n)
 	for {
@@ -139,12 +134,12 @@ func (m *Memory) acquireStream(ctx context.Context) error {
 	if err := m.streams.Acquire(ctx, 1); err != nil {
 		return err
 	}
-	m.charge(m.streamCost)
+	m.charge(streamBytes)
 	return nil
 }
 
 func (m *Memory) releaseStream() {
-	m.inUse.Add(-m.streamCost)
+	m.inUse.Add(-streamBytes)
 	m.streams.Release(1)
 }
 
