@@ -12,6 +12,7 @@ import (
 	"hash/maphash"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -663,6 +664,12 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 		}
 		return lw.analyzeWindows(io.MultiReader(bytes.NewReader(head), tr), hdr.Size, mode, large)
 	}
+	if s.spillable(hdr.Size, head, keep) {
+		results, spilled, err := lw.analyzeSpilled(tr, hdr, head, mode, keep, large)
+		if spilled || err != nil {
+			return results, err
+		}
+	}
 	var data []byte
 	if hdr.Size <= keepBuf && copies == 0 {
 		data = lw.buffer(hdr.Size) // charged with the stream
@@ -678,10 +685,29 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 	if _, err := io.ReadFull(tr, data[headLen:]); err != nil {
 		return nil, lw.classify(err, "invalid tar archive")
 	}
+	results, err := lw.runWhole(keep, mode, hdr.Size, data, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(large) > 0 {
+		// The file is in memory already: its windows are slices of it.
+		more, err := lw.windows(data, hdr.Size, mode, large)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, more...)
+	}
+	return results, nil
+}
+
+// runWhole runs the jobs on a whole file, data in memory or (data nil)
+// at on disk, and returns the non-empty results in jobs order.
+func (lw *layerWalk) runWhole(jobs []fileJob, mode fs.FileMode, size int64, data []byte, at io.ReaderAt) ([]jobResult, error) {
+	s := lw.s
 	var results []jobResult
-	for _, j := range keep {
+	for _, j := range jobs {
 		a := s.o.analyzers[j.analyzer]
-		f := &analyzer.File{Path: j.path, Mode: mode, Size: hdr.Size, Data: data, Memory: s.mem}
+		f := &analyzer.File{Path: j.path, Mode: mode, Size: size, Data: data, At: at, Memory: s.mem}
 		res, err := analyze(lw.ctx, a, f)
 		if err != nil {
 			if cerr := lw.ctx.Err(); cerr != nil {
@@ -702,15 +728,81 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 		analyzer.Normalize(a, j.path, res)
 		results = append(results, jobResult{fileResult: fileResult{analyzer: j.analyzer, res: res}, path: j.path})
 	}
-	if len(large) > 0 {
-		// The file is in memory already: its windows are slices of it.
-		more, err := lw.windows(data, hdr.Size, mode, large)
-		if err != nil {
-			return nil, err
-		}
-		results = append(results, more...)
-	}
 	return results, nil
+}
+
+// spillable reports whether a file of size bytes starting with head may
+// be written to disk instead of memory for jobs: it is larger than a
+// window (smaller files are cheaper in memory, within the budget) and
+// every job's analyzer reads it only through File.ReaderAt.
+func (s *imageScan) spillable(size int64, head []byte, jobs []fileJob) bool {
+	if size <= s.windowSize() {
+		return false
+	}
+	for _, j := range jobs {
+		u, ok := s.o.analyzers[j.analyzer].(analyzer.ReaderAtUser)
+		if !ok || !u.ReadsAt(j.path, head) {
+			return false
+		}
+	}
+	return true
+}
+
+// analyzeSpilled writes the rest of the file (head is read already) to a
+// temporary file as it streams, through the windowed jobs in large when
+// there are any, then runs jobs on the temporary file (File.At). Memory:
+// one window, or a copy buffer. spilled is false, and nothing more is
+// read, when no temporary file can be written: the caller then reads the
+// file into memory.
+func (lw *layerWalk) analyzeSpilled(tr io.Reader, hdr *tar.Header, head []byte, mode fs.FileMode, jobs, large []fileJob) (results []jobResult, spilled bool, err error) {
+	f, err := os.CreateTemp("", "customs-file-*")
+	if err != nil {
+		zerolog.Ctx(lw.ctx).Debug().Err(err).Msg("scan: no temporary file for a large file; it is read into memory")
+		return nil, false, nil
+	}
+	// Unlinked at once: the open file is all that is needed, and nothing
+	// is left behind by a crash.
+	_ = os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(head); err != nil {
+		zerolog.Ctx(lw.ctx).Debug().Err(err).Msg("scan: no temporary file for a large file; it is read into memory")
+		return nil, false, nil
+	}
+	w := &spillWriter{f: f}
+	rest := io.TeeReader(tr, w)
+	var windowed []jobResult
+	if len(large) > 0 {
+		windowed, err = lw.analyzeWindows(io.MultiReader(bytes.NewReader(head), rest), hdr.Size, mode, large)
+		if err != nil {
+			return nil, true, err
+		}
+	} else if _, err := io.CopyBuffer(w, tr, lw.buffer(keepBuf)); err != nil {
+		return nil, true, lw.classify(err, "invalid tar archive")
+	}
+	if w.err != nil {
+		// Not the image's fault (a full disk): the scan fails and is retried.
+		return nil, true, fmt.Errorf("scan: writing %s to a temporary file: %w", hdr.Name, w.err)
+	}
+	results, err = lw.runWhole(jobs, mode, hdr.Size, nil, f)
+	if err != nil {
+		return nil, true, err
+	}
+	return append(results, windowed...), true, nil
+}
+
+// spillWriter writes to the temporary file and keeps its first error for
+// later: a write failure is the machine's, and must not read as a corrupt
+// tar entry (io.TeeReader would return it from Read).
+type spillWriter struct {
+	f   *os.File
+	err error
+}
+
+func (w *spillWriter) Write(p []byte) (int, error) {
+	if w.err == nil {
+		_, w.err = w.f.Write(p)
+	}
+	return len(p), nil
 }
 
 // windowSize is the window Windowed analyzers get: a quarter of the

@@ -30,6 +30,7 @@ package analyzer
 import (
 	"bytes"
 	"context"
+	"io"
 	"io/fs"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -203,6 +204,10 @@ type File struct {
 	// file's line Line+n.
 	Offset int64
 	Line   int
+	// At, when set, holds the whole content and Data is nil: a large file
+	// served from disk to an analyzer that reads it only through ReaderAt
+	// (see ReaderAtUser).
+	At io.ReaderAt
 	// Memory, when set, is the scan's memory budget: give it to
 	// pkg/archive (Limits.Memory) so that buffers of archives opened
 	// inside the file are charged too. Never blocks.
@@ -240,8 +245,25 @@ type WindowExact interface {
 	ExactWindows() bool
 }
 
-// ReaderAt returns an io.ReaderAt (and io.Reader, io.Seeker) over Data.
-func (f *File) ReaderAt() *bytes.Reader { return bytes.NewReader(f.Data) }
+// ReaderAt returns the whole content as an io.ReaderAt: At when set, else
+// Data.
+func (f *File) ReaderAt() io.ReaderAt {
+	if f.At != nil {
+		return f.At
+	}
+	return bytes.NewReader(f.Data)
+}
+
+// ReaderAtUser is an optional Analyzer interface for analyzers that, on
+// some files, read only through File.ReaderAt and never File.Data: ReadsAt
+// says so for the file path whose first bytes (up to SniffLen) are head.
+// When every analyzer that wants a large file says so, the scan writes the
+// file to a temporary file as it streams and gives them File.At instead
+// of holding the file in memory: an executable's size then costs disk,
+// not the memory budget.
+type ReaderAtUser interface {
+	ReadsAt(path string, head []byte) bool
+}
 
 // Result is what an analyzer found in one file (or, for PostProcess, in
 // the whole image).

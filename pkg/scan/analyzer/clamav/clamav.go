@@ -23,6 +23,7 @@
 package clamav
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -102,7 +103,7 @@ func (a *Analyzer) Match(path string, mode fs.FileMode, size int64) bool {
 
 // Analyze implements analyzer.Analyzer: it streams f.Data to clamd.
 func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
-	res, err := a.c.InStream(ctx, f.ReaderAt(), f.Size)
+	res, err := a.c.InStream(ctx, bytes.NewReader(f.Data), f.Size)
 	if err != nil {
 		err = fmt.Errorf("clamav: %s: %w", f.Path, err)
 		if errors.Is(err, clamd.ErrUnavailable) {

@@ -83,6 +83,10 @@ func IsExecutable(head []byte) bool {
 	return false
 }
 
+// ReadsAt implements analyzer.ReaderAtUser: every file is read through
+// File.ReaderAt (buildinfo and symbol table sections only).
+func (*Analyzer) ReadsAt(string, []byte) bool { return true }
+
 // Analyze implements analyzer.Analyzer. A file that is not a Go binary
 // yields nothing and no error.
 func (*Analyzer) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result, error) {
@@ -96,7 +100,7 @@ func (*Analyzer) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result,
 	}
 	// A binary without a symbol table (or an older Go) still has its
 	// modules: matching then says reachability is unknown.
-	if syms, err := gosyms.Read(f.ReaderAt(), int64(len(f.Data))); err == nil {
+	if syms, err := gosyms.Read(f.ReaderAt(), f.Size); err == nil {
 		attachSymbols(bi, pkgs, mods, syms)
 	}
 	return &analyzer.Result{Packages: pkgs}, nil

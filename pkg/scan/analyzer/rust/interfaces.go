@@ -7,7 +7,8 @@ package rust
 import "github.com/customs-scan/customs/pkg/scan/analyzer"
 
 var (
-	_ analyzer.Analyzer   = (*Analyzer)(nil)
-	_ analyzer.MemoryUser = (*Analyzer)(nil)
-	_ analyzer.Sniffer    = (*Analyzer)(nil)
+	_ analyzer.Analyzer     = (*Analyzer)(nil)
+	_ analyzer.MemoryUser   = (*Analyzer)(nil)
+	_ analyzer.Sniffer      = (*Analyzer)(nil)
+	_ analyzer.ReaderAtUser = (*Analyzer)(nil)
 )

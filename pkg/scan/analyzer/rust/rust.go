@@ -90,12 +90,22 @@ func (*Analyzer) Sniff(p string, head []byte) bool {
 	return isLock(p) || bytes.HasPrefix(head, []byte("\x7fELF"))
 }
 
+// ReadsAt implements analyzer.ReaderAtUser: executables are read through
+// File.ReaderAt (their section headers, then one section).
+func (*Analyzer) ReadsAt(_ string, head []byte) bool { return bytes.HasPrefix(head, []byte("\x7fELF")) }
+
+func isELF(r io.ReaderAt) bool {
+	var magic [4]byte
+	_, err := r.ReadAt(magic[:], 0)
+	return err == nil && string(magic[:]) == "\x7fELF"
+}
+
 // Analyze implements analyzer.Analyzer. Malformed content yields what
 // could be parsed and no error.
 func (*Analyzer) Analyze(_ context.Context, f *analyzer.File) (res *analyzer.Result, err error) {
 	var pkgs []report.Package
 	switch {
-	case bytes.HasPrefix(f.Data, []byte("\x7fELF")):
+	case isELF(f.ReaderAt()):
 		pkgs = Binary(f.ReaderAt())
 	case isLock(f.Path):
 		pkgs = Lock(f.Data)
