@@ -52,8 +52,9 @@ type Memory struct {
 
 const (
 	// DefaultMemoryBytes is the budget of a Scanner built without
-	// WithMemory.
-	DefaultMemoryBytes = 64 << 20
+	// WithMemory. Measured on the 6-layer 439 MB benchmark image: 32 MiB
+	// scans it as fast as 64 MiB, with 30 MiB less peak RSS.
+	DefaultMemoryBytes = 32 << 20
 	// gzipStateBytes is what a gzip reader holds (flate's 32 KiB window,
 	// Huffman tables, its bufio), rounded up.
 	gzipStateBytes = 64 << 10
@@ -72,7 +73,8 @@ func defaultStreams() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 const streamBytes = 2*bufSize + gzipStateBytes + pipeChunks*pipeChunkSize + keepBuf
 
 // NewMemory returns a budget of maxBytes (0: DefaultMemoryBytes) for at
-// most streams layer streams at once (0: defaultStreams()). Each stream
+// most streams layer streams at once (0: defaultStreams(), within half the
+// budget). Each stream
 // reserves its fixed buffers (about 1.4 MiB) out of maxBytes; at least 4
 // MiB are left for file contents, fewer streams are allowed otherwise.
 // maxBytes below 8 MiB or a negative value is an error.
@@ -80,10 +82,15 @@ func NewMemory(maxBytes int64, streams int) (*Memory, error) {
 	if maxBytes == 0 {
 		maxBytes = DefaultMemoryBytes
 	}
-	if streams == 0 {
-		streams = defaultStreams()
+	if streams < 0 {
+		return nil, fmt.Errorf("scan: memory budget of %d bytes for %d streams: want at least 8 MiB and 0 or more streams", maxBytes, streams)
 	}
-	if maxBytes < 8<<20 || streams < 0 {
+	if streams == 0 {
+		// Default streams take at most half the budget: the rest is for
+		// files, also on machines with many CPUs.
+		streams = max(1, min(defaultStreams(), int(maxBytes/2/streamBytes)))
+	}
+	if maxBytes < 8<<20 {
 		return nil, fmt.Errorf("scan: memory budget of %d bytes for %d streams: want at least 8 MiB and 0 or more streams", maxBytes, streams)
 	}
 	streams = int(min(int64(streams), (maxBytes-minFileBytes)/streamBytes))

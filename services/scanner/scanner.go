@@ -66,7 +66,7 @@ type Config struct {
 	// contents, windows of large files, layer streams, archive buffers:
 	// scan.Memory); cmd/scanner sets GOMEMLIMIT from it unless the
 	// environment does.
-	Memory int64 `env:"CUSTOMS_SCANNER_MEMORY" envDefault:"67108864"`
+	Memory int64 `env:"CUSTOMS_SCANNER_MEMORY" envDefault:"33554432"`
 	// Streams bounds the layers this process downloads and decompresses
 	// at once, across its jobs (Workers bounds the jobs): a job waiting
 	// for a slow registry leaves the decoders to others. 0: twice the
