@@ -1,26 +1,30 @@
 package secrets
 
 import (
-	"bytes"
 	"regexp"
 	"regexp/syntax"
+
+	"github.com/customs-scan/customs/pkg/internal/ahocorasick"
 )
 
 // pathSet is a list of path regexes (gitleaks allowlist paths), each
-// behind a gate of literals one of which any path it matches contains:
-// most paths are decided with a few substring tests instead of a regex.
+// behind a gate of literals one of which any path it matches contains
+// (compared ASCII case-insensitively). One Aho–Corasick pass over the
+// path finds the literals it holds, so most paths are decided without a
+// regex, and the cost of a path does not grow with the number of
+// literals (about 150 for gitleaks' global allowlist).
 type pathSet struct {
-	pats []gatedPath
-}
-
-type gatedPath struct {
-	re   *regexp.Regexp
-	lits [][]byte // nil: no gate
+	pats  []*regexp.Regexp
+	open  []bool // open[i]: pattern i has no gate, its regex always runs
+	lits  *ahocorasick.Matcher
+	gates [][]int32 // gates[l]: the patterns literal l opens
 }
 
 func newPathSet(patterns []string) (*pathSet, error) {
 	s := &pathSet{}
-	for _, p := range patterns {
+	index := map[string]int{}
+	var lits [][]byte
+	for i, p := range patterns {
 		re, err := regexp.Compile(p)
 		if err != nil {
 			return nil, err
@@ -29,11 +33,26 @@ func newPathSet(patterns []string) (*pathSet, error) {
 		if err != nil {
 			return nil, err
 		}
-		g := gatedPath{re: re}
-		for _, l := range requiredLiterals(parsed) {
-			g.lits = append(g.lits, []byte(l))
+		s.pats = append(s.pats, re)
+		req := requiredLiterals(parsed)
+		s.open = append(s.open, len(req) == 0)
+		for _, l := range req {
+			k, ok := index[l]
+			if !ok {
+				k = len(lits)
+				index[l] = k
+				lits = append(lits, []byte(l))
+				s.gates = append(s.gates, nil)
+			}
+			s.gates[k] = append(s.gates[k], int32(i))
 		}
-		s.pats = append(s.pats, g)
+	}
+	if len(lits) > 0 {
+		m, err := ahocorasick.New(lits, ahocorasick.Options{ASCIIFold: true})
+		if err != nil {
+			return nil, err
+		}
+		s.lits = m
 	}
 	return s, nil
 }
@@ -43,39 +62,24 @@ func (s *pathSet) match(path string) bool {
 	if s == nil {
 		return false
 	}
-	var buf [256]byte
-	lower := buf[:0]
-	if len(path) > len(buf) {
-		lower = make([]byte, 0, len(path))
+	var candBuf [64]bool
+	cand := candBuf[:0]
+	if len(s.pats) > len(candBuf) {
+		cand = make([]bool, 0, len(s.pats))
 	}
-	for i := 0; i < len(path); i++ {
-		lower = append(lower, toLowerASCII(path[i]))
-	}
-	for i := range s.pats {
-		p := &s.pats[i]
-		if p.lits != nil && !containsAny(lower, p.lits) {
-			continue
+	cand = append(cand, s.open...)
+	if s.lits != nil {
+		var pathBuf [256]byte
+		for m := range s.lits.All(append(pathBuf[:0], path...)) {
+			for _, p := range s.gates[m.Pattern] {
+				cand[p] = true
+			}
 		}
-		if p.re.MatchString(path) {
+	}
+	for i, re := range s.pats {
+		if cand[i] && re.MatchString(path) {
 			return true
 		}
 	}
 	return false
-}
-
-// containsAny reports whether s contains one of lits.
-func containsAny(s []byte, lits [][]byte) bool {
-	for _, l := range lits {
-		if bytes.Contains(s, l) {
-			return true
-		}
-	}
-	return false
-}
-
-func toLowerASCII(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }

@@ -60,3 +60,10 @@ func asciiFoldEq(a, lower string) bool {
 	}
 	return true
 }
+
+func toLowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
