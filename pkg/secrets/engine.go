@@ -24,11 +24,12 @@ import (
 // "gitleaks:allow" comments (an image author must not be able to hide a
 // credential from the registry's scanner with a comment).
 type Engine struct {
-	rules     []*rule
-	pathRules []*rule // rules with a path and no regex: the path is the finding
-	keywords  []string
-	pf        *prefilter
-	global    []*allowlist
+	rules       []*rule
+	pathRules   []*rule  // rules with a path and no regex: the path is the finding
+	pathRuleSet *pathSet // their path regexes, in pathRules order
+	keywords    []string
+	pf          *prefilter
+	global      []*allowlist
 	// globalPaths are the paths of the global allowlists without a
 	// condition: a path they allow is never scanned.
 	globalPaths *pathSet
@@ -363,6 +364,13 @@ func newEngine(cfg config.Config) (*Engine, error) {
 	if len(e.rules) == 0 {
 		return nil, fmt.Errorf("secrets: gitleaks config has no rules")
 	}
+	var rulePaths []string
+	for _, r := range e.pathRules {
+		rulePaths = append(rulePaths, r.path.String())
+	}
+	if e.pathRuleSet, err = newPathSet(rulePaths); err != nil {
+		return nil, fmt.Errorf("secrets: rule paths: %w", err)
+	}
 	words := (len(e.keywords) + 63) / 64
 	for _, r := range e.rules {
 		r.kwMask = make([]uint64, words)
@@ -527,11 +535,12 @@ func (e *Engine) pathAllowed(path string) bool { return e.globalPaths.match(path
 // matches.
 func (e *Engine) pathFindings(path string) []*rule {
 	var out []*rule
-	for _, r := range e.pathRules {
-		if r.path.MatchString(path) && !r.allowPaths.match(path) {
+	e.pathRuleSet.each(path, func(i int) bool {
+		if r := e.pathRules[i]; !r.allowPaths.match(path) {
 			out = append(out, r)
 		}
-	}
+		return true
+	})
 	return out
 }
 

@@ -59,8 +59,19 @@ func newPathSet(patterns []string) (*pathSet, error) {
 
 // match reports whether any pattern matches path.
 func (s *pathSet) match(path string) bool {
-	if s == nil {
+	found := false
+	s.each(path, func(int) bool {
+		found = true
 		return false
+	})
+	return found
+}
+
+// each calls yield with the index of every pattern matching path, in
+// order, until yield returns false.
+func (s *pathSet) each(path string, yield func(int) bool) {
+	if s == nil {
+		return
 	}
 	var candBuf [64]bool
 	cand := candBuf[:0]
@@ -77,9 +88,8 @@ func (s *pathSet) match(path string) bool {
 		}
 	}
 	for i, re := range s.pats {
-		if cand[i] && re.MatchString(path) {
-			return true
+		if cand[i] && re.MatchString(path) && !yield(i) {
+			return
 		}
 	}
-	return false
 }
