@@ -15,7 +15,9 @@
 package gosyms
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"debug/gosym"
 	"debug/macho"
@@ -25,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -74,19 +77,23 @@ func Read(r io.ReaderAt, size int64) ([]Symbol, error) {
 	if err != nil {
 		return nil, err
 	}
-	seen := map[Symbol]struct{}{}
-	var out []Symbol
-	add := func(name string) {
-		s, ok := split(name)
-		if !ok {
+	// Names repeat (a function inlined in many places): they are looked
+	// up as bytes of the pclntab, without a string per occurrence, and
+	// only new ones are split.
+	seen := make(map[string]struct{}, p.nfunc)
+	out := make([]Symbol, 0, p.nfunc)
+	add := func(name []byte) {
+		if _, dup := seen[string(name)]; dup {
 			return
 		}
-		if _, dup := seen[s]; !dup {
-			seen[s] = struct{}{}
+		n := string(name)
+		seen[n] = struct{}{}
+		if s, ok := split(n); ok {
 			out = append(out, s)
 		}
 	}
 	inlined := 0
+	var tree []byte
 	for i := 0; i < p.nfunc; i++ {
 		f, err := p.funcAt(i)
 		if err != nil {
@@ -103,15 +110,13 @@ func Read(r io.ReaderAt, size int64) ([]Symbol, error) {
 		if inlined += n; inlined > MaxInlined {
 			return nil, fmt.Errorf("gosyms: more than %d inlined calls", MaxInlined)
 		}
-		names, err := p.inlineTree(gofuncReader, gofunc+int64(f.inlTreeOff), n)
-		if err != nil {
+		if tree, err = p.inlineTree(gofuncReader, gofunc+int64(f.inlTreeOff), n, tree, add); err != nil {
 			return nil, err
 		}
-		for _, name := range names {
-			add(name)
-		}
 	}
-	return out, nil
+	// Names differing only in a receiver's pointer mark are one symbol.
+	slices.SortFunc(out, func(a, b Symbol) int { return cmp.Or(strings.Compare(a.Pkg, b.Pkg), strings.Compare(a.Name, b.Name)) })
+	return slices.Compact(out), nil
 }
 
 // split turns a symbol name into package path and symbol the way
@@ -195,27 +200,120 @@ func (x *elfExe) pclntab() ([]byte, error) {
 }
 
 func (x *elfExe) goFunc() (int64, io.ReaderAt, error) {
-	syms, err := x.f.Symbols()
-	if errors.Is(err, elf.ErrNoSymbols) || (err == nil && len(syms) == 0) {
-		return 0, nil, ErrNoSymbols
-	}
+	name, value, err := elfSymbol(x.f, funcSymNames)
 	if err != nil {
-		return 0, nil, fmt.Errorf("gosyms: %w", err)
+		return 0, nil, err
 	}
-	for _, want := range funcSymNames {
-		for _, s := range syms {
-			if s.Name != want {
-				continue
-			}
-			for _, p := range x.f.Progs {
-				if s.Value >= p.Vaddr && s.Value-p.Vaddr < p.Filesz {
-					return int64(s.Value - p.Vaddr), p, nil
-				}
-			}
-			return 0, nil, fmt.Errorf("gosyms: %s outside the file's segments", want)
+	for _, p := range x.f.Progs {
+		if value >= p.Vaddr && value-p.Vaddr < p.Filesz {
+			return int64(value - p.Vaddr), p, nil
 		}
 	}
-	return 0, nil, ErrNoSymbols
+	return 0, nil, fmt.Errorf("gosyms: %s outside the file's segments", name)
+}
+
+// elfSymbol returns the first of names (in that order of preference)
+// that a symbol of f's symbol table has, and the value of the first such
+// symbol, as f.Symbols() would give them, but reading the string and
+// symbol tables in chunks: Symbols() builds every symbol of the table,
+// 9 MB for a 24 MB Go compiler, to find one.
+func elfSymbol(f *elf.File, names []string) (string, uint64, error) {
+	return elfSymbolChunked(f, names, 64<<10)
+}
+
+// elfSymbolChunked is elfSymbol reading chunk bytes at a time.
+func elfSymbolChunked(f *elf.File, names []string, chunk int) (string, uint64, error) {
+	symtab := f.SectionByType(elf.SHT_SYMTAB)
+	if symtab == nil {
+		return "", 0, ErrNoSymbols
+	}
+	if int(symtab.Link) >= len(f.Sections) || symtab.Link == 0 {
+		return "", 0, errors.New("gosyms: symbol table without a string table")
+	}
+	// Where each name starts in the string table: a symbol's name runs
+	// from its offset to the next NUL, so any occurrence of name+NUL is
+	// a possible offset (tables may share suffixes).
+	starts := make([]map[uint32]bool, len(names))
+	longest := 0
+	for i, n := range names {
+		starts[i] = map[uint32]bool{}
+		longest = max(longest, len(n)+1)
+	}
+	buf := make([]byte, chunk+longest)
+	r := f.Sections[symtab.Link].Open()
+	var base int64 // offset of buf[0] in the string table
+	held := 0      // bytes kept from the previous chunk
+	for {
+		n, err := io.ReadFull(r, buf[held:])
+		end := held + n
+		for i, name := range names {
+			needle := append([]byte(name), 0)
+			for at := 0; ; {
+				k := bytes.Index(buf[at:end], needle)
+				if k < 0 {
+					break
+				}
+				if off := base + int64(at+k); off <= int64(^uint32(0)) {
+					starts[i][uint32(off)] = true
+				}
+				at += k + 1
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("gosyms: string table: %w", err)
+		}
+		// Keep a tail shorter than any needle: an occurrence crossing the
+		// chunk's end is whole in the next one, and none is found twice.
+		held = min(longest-1, end)
+		copy(buf, buf[end-held:end])
+		base += int64(end - held)
+	}
+
+	entSize, valueAt := 24, 8 // elf.Sym64: name, info, other, shndx, value, size
+	if f.Class == elf.ELFCLASS32 {
+		entSize, valueAt = 16, 4 // elf.Sym32: name, value, size, info, other, shndx
+	}
+	if symtab.Size%uint64(entSize) != 0 {
+		return "", 0, errors.New("gosyms: symbol table size is not a multiple of the entry size")
+	}
+	found := make([]bool, len(names))
+	values := make([]uint64, len(names))
+	sr := bufio.NewReaderSize(symtab.Open(), max(chunk, 16))
+	ent := make([]byte, entSize)
+	for idx := 0; ; idx++ {
+		if _, err := io.ReadFull(sr, ent); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return "", 0, fmt.Errorf("gosyms: symbol table: %w", err)
+		}
+		if idx == 0 {
+			continue // the null symbol (Symbols() leaves it out)
+		}
+		nameOff := f.ByteOrder.Uint32(ent)
+		for i := range names {
+			if !found[i] && starts[i][nameOff] {
+				found[i] = true
+				if entSize == 24 {
+					values[i] = f.ByteOrder.Uint64(ent[valueAt:])
+				} else {
+					values[i] = uint64(f.ByteOrder.Uint32(ent[valueAt:]))
+				}
+			}
+		}
+		if found[0] {
+			break // the preferred name: nothing later can win
+		}
+	}
+	for i, name := range names {
+		if found[i] {
+			return name, values[i], nil
+		}
+	}
+	return "", 0, ErrNoSymbols
 }
 
 type machoExe struct{ f *macho.File }
@@ -423,7 +521,7 @@ func parse(data []byte) (*table, error) {
 // fn is what Read needs of one _func record.
 type fn struct {
 	t          *table
-	name       string
+	name       []byte // in the pclntab
 	inlPcdata  uint32 // offset of the PCDATA_InlTreeIndex table in pctab, 0 if none
 	inlTreeOff uint32 // FUNCDATA_InlTree offset from go:func.*, ^0 if none
 }
@@ -478,16 +576,16 @@ func (t *table) funcAt(i int) (fn, error) {
 	return f, nil
 }
 
-func (t *table) funcName(off uint32) (string, error) {
+func (t *table) funcName(off uint32) ([]byte, error) {
 	if uint64(off) >= uint64(len(t.funcnames)) {
-		return "", errors.New("gosyms: function name out of range")
+		return nil, errors.New("gosyms: function name out of range")
 	}
 	b := t.funcnames[off:]
 	end := bytes.IndexByte(b, 0)
 	if end < 0 {
-		return "", errors.New("gosyms: unterminated function name")
+		return nil, errors.New("gosyms: unterminated function name")
 	}
-	return string(b[:end]), nil
+	return b[:end:end], nil
 }
 
 // inlineCount is the number of entries of f's inline tree: one more than
@@ -531,16 +629,15 @@ func (f fn) inlineCount() int {
 
 // inlineTree reads n inline-tree entries at off in r and returns the
 // names of the inlined functions.
-func (t *table) inlineTree(r io.ReaderAt, off int64, n int) ([]string, error) {
+func (t *table) inlineTree(r io.ReaderAt, off int64, n int, buf []byte, add func([]byte)) ([]byte, error) {
 	size := 20 // Go 1.18/1.19: parent, funcID, _, file, line, func, parentPc
 	if t.version >= ver120 {
 		size = 16 // funcID, _, nameOff, parentPc, startLine
 	}
-	buf := make([]byte, n*size)
+	buf = slices.Grow(buf[:0], n*size)[:n*size]
 	if _, err := r.ReadAt(buf, off); err != nil {
-		return nil, fmt.Errorf("gosyms: read inline tree: %w", err)
+		return buf, fmt.Errorf("gosyms: read inline tree: %w", err)
 	}
-	names := make([]string, 0, n)
 	for i := 0; i < n; i++ {
 		e := buf[i*size:]
 		var nameOff uint32
@@ -551,9 +648,9 @@ func (t *table) inlineTree(r io.ReaderAt, off int64, n int) ([]string, error) {
 		}
 		name, err := t.funcName(nameOff)
 		if err != nil {
-			return nil, err
+			return buf, err
 		}
-		names = append(names, name)
+		add(name)
 	}
-	return names, nil
+	return buf, nil
 }
