@@ -761,9 +761,15 @@ func (lw *layerWalk) analyzeSpilled(tr io.Reader, hdr *tar.Header, head []byte, 
 		return nil, false, nil
 	}
 	// Unlinked at once: the open file is all that is needed, and nothing
-	// is left behind by a crash.
-	_ = os.Remove(f.Name())
-	defer f.Close()
+	// is left behind by a crash. Where an open file cannot be removed
+	// (Windows), it is removed once closed.
+	removed := os.Remove(f.Name()) == nil
+	defer func() {
+		_ = f.Close()
+		if !removed {
+			_ = os.Remove(f.Name())
+		}
+	}()
 	if _, err := f.Write(head); err != nil {
 		zerolog.Ctx(lw.ctx).Debug().Err(err).Msg("scan: no temporary file for a large file; it is read into memory")
 		return nil, false, nil
