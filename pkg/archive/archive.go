@@ -219,12 +219,24 @@ var errStop = errors.New("archive: walk stopped")
 // Walk walks the archive data whose display path is name. data that is
 // not an archive (Sniff returns None) yields empty Stats.
 func Walk(ctx context.Context, name string, data []byte, lim Limits, v Visitor) (Stats, error) {
-	w := &walker{ctx: ctx, lim: lim.resolve(), v: v, topSize: int64(len(data))}
+	return walk(ctx, name, inMemory(data), lim, v)
+}
+
+// WalkAt is Walk for an archive of size bytes read through r (a file on
+// disk): the same entries, visits and limits; what Walk takes as slices
+// of data (stored zip entries, members of a plain tar) is read into the
+// walk's buffers instead.
+func WalkAt(ctx context.Context, name string, r io.ReaderAt, size int64, lim Limits, v Visitor) (Stats, error) {
+	return walk(ctx, name, blob{r: r, size: size}, lim, v)
+}
+
+func walk(ctx context.Context, name string, b blob, lim Limits, v Visitor) (Stats, error) {
+	w := &walker{ctx: ctx, lim: lim.resolve(), v: v}
 	if w.lim.MaxDepth < 1 {
 		return w.st, nil
 	}
 	defer w.done()
-	err := w.archive(name, data, 1)
+	err := w.archive(name, b, 1)
 	if errors.Is(err, errStop) {
 		err = nil
 	}
@@ -267,11 +279,10 @@ func (l Limits) resolve() Limits {
 }
 
 type walker struct {
-	ctx     context.Context
-	lim     Limits
-	v       Visitor
-	st      Stats
-	topSize int64
+	ctx context.Context
+	lim Limits
+	v   Visitor
+	st  Stats
 	// bufs[d] holds the content of the entry being read at depth d
 	// (which may be the archive walked at depth d+1).
 	bufs [][]byte
@@ -296,24 +307,62 @@ func (w *walker) done() {
 	}
 }
 
-// archive walks data, whose entries are at depth.
-func (w *walker) archive(name string, data []byte, depth int) error {
-	switch Sniff(data) {
+// archive walks b, whose entries are at depth.
+func (w *walker) archive(name string, b blob, depth int) error {
+	switch Sniff(b.head()) {
 	case Zip:
-		return w.zip(name, data, depth)
+		return w.zip(name, b, depth)
 	case Gzip:
-		return w.gzip(name, data, depth)
+		return w.gzip(name, b, depth)
 	case Tar:
-		return w.tar(name, data, bytes.NewReader(data), depth)
+		return w.tar(name, b, b.reader(), depth)
 	}
 	return nil
 }
 
-// bomb records a bomb found in the archive data (display path where) and
+// blob is an archive being walked: in memory (data set; nested archives
+// always are) or read through r (the top-level file, on disk).
+type blob struct {
+	data []byte
+	r    io.ReaderAt
+	size int64
+}
+
+func inMemory(data []byte) blob {
+	return blob{data: data, r: bytes.NewReader(data), size: int64(len(data))}
+}
+
+// head returns the first SniffLen bytes (fewer in a shorter blob).
+func (b blob) head() []byte {
+	if b.data != nil {
+		return b.data[:min(len(b.data), SniffLen)]
+	}
+	h := make([]byte, min(b.size, SniffLen))
+	n, _ := b.r.ReadAt(h, 0)
+	return h[:n]
+}
+
+// reader reads b from its start.
+func (b blob) reader() io.Reader {
+	if b.data != nil {
+		return bytes.NewReader(b.data)
+	}
+	return io.NewSectionReader(b.r, 0, b.size)
+}
+
+// sha256 is the hex SHA-256 of b ("" when it cannot be read).
+func (b blob) sha256() string {
+	h := sha256.New()
+	if _, err := io.Copy(h, b.reader()); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// bomb records a bomb found in the archive b (display path where) and
 // stops the walk.
-func (w *walker) bomb(where string, archive []byte, format string, args ...any) error {
-	sum := sha256.Sum256(archive)
-	w.st.Bomb = &Bomb{Path: where, Reason: fmt.Sprintf(format, args...), SHA256: hex.EncodeToString(sum[:])}
+func (w *walker) bomb(where string, b blob, format string, args ...any) error {
+	w.st.Bomb = &Bomb{Path: where, Reason: fmt.Sprintf(format, args...), SHA256: b.sha256()}
 	return errStop
 }
 
@@ -328,7 +377,7 @@ func (w *walker) truncate(format string, args ...any) {
 // so far by the stream being decompressed and its compressed size: their
 // ratio tells a bomb from a large archive. where and archive name the
 // stream and the archive holding it (for the report).
-func (w *walker) count(n int, produced, compressed int64, where string, archive []byte) error {
+func (w *walker) count(n int, produced, compressed int64, where string, archive blob) error {
 	w.st.Bytes += int64(n)
 	if w.st.Bytes <= w.lim.MaxTotalBytes {
 		return nil
@@ -383,7 +432,7 @@ func (w *walker) got(e *Entry, data []byte) error {
 		return nil
 	}
 	w.archives++
-	return w.archive(e.Path, data, e.Depth+1)
+	return w.archive(e.Path, inMemory(data), e.Depth+1)
 }
 
 // buffer returns the reusable buffer of depth d with length 0.
@@ -400,7 +449,7 @@ func (w *walker) buffer(d int) []byte {
 // decompressor of that many bytes whose output is counted here; otherwise
 // r's bytes are counted where they are produced (or are plain bytes
 // already in memory).
-func (w *walker) readAll(d int, r io.Reader, limit, sizeHint, compressed int64, where string, archive []byte) (data []byte, ok bool, err error) {
+func (w *walker) readAll(d int, r io.Reader, limit, sizeHint, compressed int64, where string, archive blob) (data []byte, ok bool, err error) {
 	buf := w.buffer(d)
 	defer func() { w.bufs[d] = buf[:0] }()
 	grow := func(n int) {
@@ -439,8 +488,8 @@ func (w *walker) readAll(d int, r io.Reader, limit, sizeHint, compressed int64, 
 	}
 }
 
-func (w *walker) zip(name string, data []byte, depth int) error {
-	zr, ok := OpenZip(data)
+func (w *walker) zip(name string, b blob, depth int) error {
+	zr, ok := openZip(b.r, b.size)
 	if !ok {
 		return nil // corrupt or not really a zip: nothing to walk
 	}
@@ -453,22 +502,22 @@ func (w *walker) zip(name string, data []byte, depth int) error {
 		sumC += f.CompressedSize64
 		if f.Mode().IsRegular() && f.UncompressedSize64 > uint64(w.lim.MaxEntryBytes) {
 			if ratio := f.UncompressedSize64 / max(f.CompressedSize64, 1); ratio >= BombRatio {
-				return w.bomb(name+"!/"+cleanName(f.Name), data,
+				return w.bomb(name+"!/"+cleanName(f.Name), b,
 					"zip entry declares %d bytes compressed into %d (%d:1), over the %d-byte entry limit",
 					f.UncompressedSize64, f.CompressedSize64, ratio, w.lim.MaxEntryBytes)
 			}
 		}
 	}
-	if sumC > uint64(len(data)) && sumU/uint64(max(len(data), 1)) >= BombRatio {
-		return w.bomb(name, data,
+	if sumC > uint64(b.size) && sumU/uint64(max(b.size, 1)) >= BombRatio {
+		return w.bomb(name, b,
 			"zip entries declare %d compressed bytes in a %d-byte file, expanding to %d bytes: overlapping entries (a non-recursive zip bomb)",
-			sumC, len(data), sumU)
+			sumC, b.size, sumU)
 	}
 	if sumU > uint64(w.lim.MaxTotalBytes) {
-		if ratio := sumU / uint64(max(len(data), 1)); ratio >= BombRatio {
-			return w.bomb(name, data,
+		if ratio := sumU / uint64(max(b.size, 1)); ratio >= BombRatio {
+			return w.bomb(name, b,
 				"zip entries declare %d bytes in total from a %d-byte file (%d:1), over the %d-byte limit",
-				sumU, len(data), ratio, w.lim.MaxTotalBytes)
+				sumU, b.size, ratio, w.lim.MaxTotalBytes)
 		}
 	}
 
@@ -493,11 +542,24 @@ func (w *walker) zip(name string, data []byte, depth int) error {
 		if !w.wantsContent(e) {
 			continue
 		}
-		if b, ok := stored(f, data); ok {
+		if off, ok := stored(f, b.size); ok {
 			// Stored (not compressed), e.g. the nested jars of a Spring
-			// Boot jar: the content is part of data, nothing to copy or
-			// count.
-			if err := w.got(e, b); err != nil {
+			// Boot jar: the content is part of the archive, nothing to
+			// decompress or count (nor copy, in memory).
+			end := off + int64(f.CompressedSize64)
+			var content []byte
+			if b.data != nil {
+				content = b.data[off:end:end]
+			} else {
+				var err error
+				if content, _, err = w.readAll(depth, io.NewSectionReader(b.r, off, end-off), w.lim.MaxEntryBytes, e.Size, 0, e.Path, b); err != nil {
+					if w.ctx.Err() != nil {
+						return w.ctx.Err()
+					}
+					continue // the file could not be read there: as a corrupt entry
+				}
+			}
+			if err := w.got(e, content); err != nil {
 				return err
 			}
 			continue
@@ -506,7 +568,7 @@ func (w *walker) zip(name string, data []byte, depth int) error {
 		if err != nil {
 			continue // unsupported method (deflate64, implode…) or corrupt
 		}
-		buf, ok, err := w.readAll(depth, rc, w.lim.MaxEntryBytes, e.Size, int64(max(f.CompressedSize64, 1)), e.Path, data)
+		buf, ok, err := w.readAll(depth, rc, w.lim.MaxEntryBytes, e.Size, int64(max(f.CompressedSize64, 1)), e.Path, b)
 		_ = rc.Close()
 		if err != nil {
 			if errors.Is(err, errStop) || w.ctx.Err() != nil {
@@ -529,7 +591,7 @@ type countingReader struct {
 	w       *walker
 	r       io.Reader
 	where   string
-	archive []byte
+	archive blob
 	n       int64
 	err     error
 }
@@ -541,7 +603,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
 		c.n += int64(n)
-		if cerr := c.w.count(n, c.n, int64(len(c.archive)), c.where, c.archive); cerr != nil {
+		if cerr := c.w.count(n, c.n, c.archive.size, c.where, c.archive); cerr != nil {
 			c.err = cerr
 			return 0, cerr
 		}
@@ -549,13 +611,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (w *walker) gzip(name string, data []byte, depth int) error {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
+func (w *walker) gzip(name string, b blob, depth int) error {
+	zr, err := gzip.NewReader(b.reader())
 	if err != nil {
 		return nil
 	}
 	defer zr.Close()
-	cr := &countingReader{w: w, r: zr, where: name, archive: data}
+	cr := &countingReader{w: w, r: zr, where: name, archive: b}
 	br := bufio.NewReaderSize(cr, 64<<10)
 	head, _ := br.Peek(SniffLen)
 	if errors.Is(cr.err, errStop) {
@@ -563,7 +625,7 @@ func (w *walker) gzip(name string, data []byte, depth int) error {
 	}
 	if Sniff(head) == Tar {
 		// tar.gz: one level, the tar is streamed, never held whole.
-		err := w.tar(name, data, br, depth)
+		err := w.tar(name, b, br, depth)
 		if cr.err != nil {
 			return cr.err
 		}
@@ -591,14 +653,17 @@ func (w *walker) gzip(name string, data []byte, depth int) error {
 	}
 	// ISIZE, the trailer's uncompressed size modulo 2^32, as declared size.
 	var size int64
-	if len(data) >= 4 {
-		size = int64(binary.LittleEndian.Uint32(data[len(data)-4:]))
+	var isize [4]byte
+	if b.size >= 4 {
+		if _, err := b.r.ReadAt(isize[:], b.size-4); err == nil {
+			size = int64(binary.LittleEndian.Uint32(isize[:]))
+		}
 	}
 	e := &Entry{Path: name + "!/" + inner, Name: inner, Mode: 0o644, Size: size, Depth: depth}
 	if !w.wantsContent(e) && Sniff(head) == None {
 		return nil
 	}
-	buf, ok, err := w.readAll(depth, br, w.lim.MaxEntryBytes, 0, 0, e.Path, data)
+	buf, ok, err := w.readAll(depth, br, w.lim.MaxEntryBytes, 0, 0, e.Path, b)
 	if err != nil {
 		if errors.Is(err, errStop) || w.ctx.Err() != nil {
 			return err
@@ -607,9 +672,9 @@ func (w *walker) gzip(name string, data []byte, depth int) error {
 	}
 	if !ok {
 		n := int64(len(buf))
-		if ratio := n / max(int64(len(data)), 1); ratio >= BombRatio {
-			return w.bomb(e.Path, data, "gzip stream expands to more than %d bytes (entry limit %d) from %d: at least %d:1",
-				n, w.lim.MaxEntryBytes, len(data), ratio)
+		if ratio := n / max(b.size, 1); ratio >= BombRatio {
+			return w.bomb(e.Path, b, "gzip stream expands to more than %d bytes (entry limit %d) from %d: at least %d:1",
+				n, w.lim.MaxEntryBytes, b.size, ratio)
 		}
 		w.truncate("entry %s skipped: more than %d bytes", e.Path, w.lim.MaxEntryBytes)
 		return nil
@@ -618,9 +683,10 @@ func (w *walker) gzip(name string, data []byte, depth int) error {
 	return w.got(e, buf)
 }
 
-// tar walks a tar stream r whose bytes come from data (the archive
-// itself, or the compressed file it is decompressed from).
-func (w *walker) tar(name string, data []byte, r io.Reader, depth int) error {
+// tar walks a tar stream r whose bytes come from b (the archive itself,
+// or the compressed file it is decompressed from).
+func (w *walker) tar(name string, b blob, r io.Reader, depth int) error {
+	data := b.data
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -662,7 +728,7 @@ func (w *walker) tar(name string, data []byte, r io.Reader, depth int) error {
 				continue
 			}
 		}
-		buf, ok, err := w.readAll(depth, tr, w.lim.MaxEntryBytes, hdr.Size, 0, e.Path, data)
+		buf, ok, err := w.readAll(depth, tr, w.lim.MaxEntryBytes, hdr.Size, 0, e.Path, b)
 		if err != nil {
 			if errors.Is(err, errStop) || w.ctx.Err() != nil {
 				return err

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -41,12 +43,17 @@ type seen struct {
 	data  string
 }
 
-// walkAll walks data wanting every entry and records what it sees.
+// walkAll walks data wanting every entry and records what it sees. It
+// also walks data as a file on disk (WalkAt), which must see the same.
 func walkAll(t *testing.T, name string, data []byte, lim archive.Limits) ([]seen, archive.Stats) {
 	t.Helper()
 	var got []seen
-	st, err := archive.Walk(context.Background(), name, data, lim, archive.Visitor{
-		Want: func(*archive.Entry) bool { return true },
+	var sizes []int64 // declared, as Want sees them
+	v := archive.Visitor{
+		Want: func(e *archive.Entry) bool {
+			sizes = append(sizes, e.Size)
+			return true
+		},
 		Visit: func(e *archive.Entry, b []byte) error {
 			s := string(b)
 			if archive.Sniff(b) != archive.None {
@@ -55,11 +62,29 @@ func walkAll(t *testing.T, name string, data []byte, lim archive.Limits) ([]seen
 			got = append(got, seen{e.Path, e.Depth, s})
 			return nil
 		},
-	})
+	}
+	st, err := archive.Walk(context.Background(), name, data, lim, v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return got, st
+	inMemory, inMemorySizes := got, sizes
+	got, sizes = nil, nil
+	f, err := os.CreateTemp(t.TempDir(), "archive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	stAt, err := archive.WalkAt(context.Background(), name, f, int64(len(data)), lim, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, inMemory) || !reflect.DeepEqual(sizes, inMemorySizes) || !reflect.DeepEqual(stAt, st) {
+		t.Errorf("%s from disk:\n%+v\n%+v\nin memory:\n%+v\n%+v", name, got, stAt, inMemory, st)
+	}
+	return inMemory, st
 }
 
 func TestSniff(t *testing.T) {
@@ -169,6 +194,58 @@ func TestInMemory(t *testing.T) {
 	}
 	if st.Bytes != 0 {
 		t.Errorf("%d bytes counted as decompressed, want 0", st.Bytes)
+	}
+}
+
+// TestTopLevelZip: a zip walked from disk (WalkAt, in walkAll) reads its
+// stored entries from the file, deflated ones through archive/zip, and
+// opens the nested jars, as Walk does in memory.
+func TestTopLevelZip(t *testing.T) {
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	inner := zipOf(t, "META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n", "a/A.class", "\xca\xfe\xba\xbe")
+	for _, e := range []struct {
+		name, content string
+		method        uint16
+	}{
+		{"BOOT-INF/lib/inner.jar", string(inner), zip.Store},
+		{"stored.txt", strings.Repeat("stored ", 50), zip.Store},
+		{"deflated.txt", strings.Repeat("deflated ", 50), zip.Deflate},
+	} {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: e.method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, e.content)
+	}
+	zw.Close()
+	got, st := walkAll(t, "app.jar", zbuf.Bytes(), archive.Limits{})
+	want := []seen{
+		{"app.jar!/BOOT-INF/lib/inner.jar", 1, "<archive>"},
+		{"app.jar!/BOOT-INF/lib/inner.jar!/META-INF/MANIFEST.MF", 2, "Manifest-Version: 1.0\n"},
+		{"app.jar!/BOOT-INF/lib/inner.jar!/a/A.class", 2, "\xca\xfe\xba\xbe"},
+		{"app.jar!/stored.txt", 1, strings.Repeat("stored ", 50)},
+		{"app.jar!/deflated.txt", 1, strings.Repeat("deflated ", 50)},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	if st.Bomb != nil || st.Truncated != "" {
+		t.Errorf("stats %+v", st)
+	}
+	// A gzip file's declared size is its trailer's (read from the end).
+	gz := scantest.Compress(t, scantest.Gzip, []byte("hello"))
+	got, _ = walkAll(t, "notes.txt.gz", gz, archive.Limits{})
+	if len(got) != 1 || got[0].data != "hello" {
+		t.Errorf("gzip: %+v", got)
+	}
+	var declared int64
+	archive.Walk(context.Background(), "notes.txt.gz", gz, archive.Limits{}, archive.Visitor{Want: func(e *archive.Entry) bool {
+		declared = e.Size
+		return false
+	}})
+	if declared != 5 {
+		t.Errorf("gzip entry declared %d bytes, want 5", declared)
 	}
 }
 

@@ -19,7 +19,11 @@ import (
 // insecure names are kept (they are only displayed, never extracted).
 // ok is false when data is not a readable zip archive.
 func OpenZip(data []byte) (zr *zip.Reader, ok bool) {
-	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	return openZip(bytes.NewReader(data), int64(len(data)))
+}
+
+func openZip(r io.ReaderAt, size int64) (zr *zip.Reader, ok bool) {
+	zr, err := zip.NewReader(r, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return nil, false
 	}
@@ -82,18 +86,19 @@ func (r *pooledFlateReader) Close() error {
 	return err
 }
 
-// stored returns the content of a stored (uncompressed, unencrypted) zip
-// entry as a slice of data, without reading it (and so without checking
-// its CRC-32).
-func stored(f *zip.File, data []byte) ([]byte, bool) {
+// stored returns where the content of a stored (uncompressed,
+// unencrypted) zip entry starts in its archive of size bytes: it is
+// taken from there as is, without archive/zip's reader (and so without
+// checking its CRC-32).
+func stored(f *zip.File, size int64) (int64, bool) {
 	if f.Method != zip.Store || f.Flags&0x1 != 0 || f.CompressedSize64 != f.UncompressedSize64 {
-		return nil, false
+		return 0, false
 	}
 	off, err := f.DataOffset()
-	if err != nil || off < 0 || uint64(off) > uint64(len(data)) || f.CompressedSize64 > uint64(len(data))-uint64(off) {
-		return nil, false
+	if err != nil || off < 0 || off > size || f.CompressedSize64 > uint64(size-off) {
+		return 0, false
 	}
-	return data[off : uint64(off)+f.CompressedSize64], true
+	return off, true
 }
 
 // ErrLimit is returned by ZipArchive.Read and ZipArchive.Open for an entry that a limit
@@ -111,9 +116,8 @@ type ZipArchive struct {
 	// what the entry limit leaves (none once it is reached).
 	Files []*zip.File
 
-	w    *walker
-	data []byte
-	fn   func(*ZipArchive) error
+	w  *walker
+	fn func(*ZipArchive) error
 }
 
 // WalkZip walks the zip archive data, whose display path is name, for a
@@ -134,25 +138,31 @@ type ZipArchive struct {
 // their CRC-32. Unlike Walk, nothing is sniffed: the caller decides by
 // name what is an archive.
 func WalkZip(ctx context.Context, name string, data []byte, lim Limits, fn func(*ZipArchive) error) (Stats, error) {
+	return WalkZipAt(ctx, name, bytes.NewReader(data), int64(len(data)), lim, fn)
+}
+
+// WalkZipAt is WalkZip for an archive of size bytes read through r (a
+// file on disk).
+func WalkZipAt(ctx context.Context, name string, r io.ReaderAt, size int64, lim Limits, fn func(*ZipArchive) error) (Stats, error) {
 	w := &walker{ctx: ctx, lim: lim.resolve()}
 	if w.lim.MaxDepth < 1 {
 		return w.st, nil
 	}
 	defer w.done()
-	err := w.zipTree(name, data, 0, fn)
+	err := w.zipTree(name, r, size, 0, fn)
 	return w.st, err
 }
 
-// zipTree lists the archive data at depth and hands it to fn.
-func (w *walker) zipTree(name string, data []byte, depth int, fn func(*ZipArchive) error) error {
+// zipTree lists the archive (size bytes at r) at depth and hands it to fn.
+func (w *walker) zipTree(name string, r io.ReaderAt, size int64, depth int, fn func(*ZipArchive) error) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	zr, ok := OpenZip(data)
+	zr, ok := openZip(r, size)
 	if !ok {
 		return nil
 	}
-	z := &ZipArchive{Path: name, Depth: depth, w: w, data: data, fn: fn}
+	z := &ZipArchive{Path: name, Depth: depth, w: w, fn: fn}
 	for i := range zr.File {
 		if err := w.entry(); err != nil {
 			if !errors.Is(err, errStop) {
@@ -181,7 +191,7 @@ func (z *ZipArchive) Read(f *zip.File, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	buf, ok, err := w.readAll(z.Depth, rc, limit, int64(f.UncompressedSize64), 0, "", nil)
+	buf, ok, err := w.readAll(z.Depth, rc, limit, int64(f.UncompressedSize64), 0, "", blob{})
 	w.st.Bytes += int64(len(buf))
 	switch {
 	case err != nil:
@@ -210,5 +220,5 @@ func (z *ZipArchive) Open(f *zip.File) error {
 	if err != nil {
 		return err
 	}
-	return w.zipTree(z.Path+"!/"+f.Name, b, z.Depth+1, z.fn)
+	return w.zipTree(z.Path+"!/"+f.Name, bytes.NewReader(b), int64(len(b)), z.Depth+1, z.fn)
 }
