@@ -1,7 +1,11 @@
 package scan_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,8 +14,10 @@ import (
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/gobinary"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/java"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/malware"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/rust"
+	"github.com/customs-scan/customs/pkg/scan/analyzer/secrets"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
 
@@ -79,6 +85,103 @@ func TestLargeExecutableReadFromDisk(t *testing.T) {
 	}
 	if !miner {
 		t.Errorf("from disk, no miner finding: %+v", onDisk.Findings)
+	}
+	if !reflect.DeepEqual(onDisk.Packages, inMemory.Packages) || !reflect.DeepEqual(onDisk.Findings, inMemory.Findings) {
+		t.Errorf("from disk:\n%+v\n%+v\nin memory:\n%+v\n%+v", onDisk.Packages, onDisk.Findings, inMemory.Packages, inMemory.Findings)
+	}
+}
+
+// A large jar is walked from a temporary file instead of memory by the
+// Java, secrets and malware analyzers (pkg/archive's WalkAt): the same
+// package, secret and miner script as in memory, for a fraction of the
+// jar's size in the memory budget.
+func TestLargeArchiveReadFromDisk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	token := []byte("ghp_")
+	for range 36 {
+		token = append(token, alnum[rng.IntN(len(alnum))])
+	}
+	padding := make([]byte, 8<<20) // incompressible, stored: the jar is large
+	for i := range padding {
+		padding[i] = byte(rng.Uint32())
+	}
+	var jar bytes.Buffer
+	zw := zip.NewWriter(&jar)
+	for _, e := range []struct {
+		name   string
+		data   []byte
+		method uint16
+	}{
+		{"META-INF/maven/com.example/billing/pom.properties", []byte("groupId=com.example\nartifactId=billing\nversion=1.4.2\n"), zip.Deflate},
+		{"BOOT-INF/classes/application.properties", []byte("github.token=" + string(token) + "\n"), zip.Deflate},
+		{"BOOT-INF/bin/start.sh", []byte("#!/bin/sh\n./xmrig --url gulf.moneroocean.stream:10128 --donate-level 1\n"), zip.Deflate},
+	} {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: e.name, Method: e.method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(e.data)
+	}
+	// Stored images no analyzer reads: memory holds the entries read, not
+	// the jar.
+	for i := range 32 {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: fmt.Sprintf("static/img%d.png", i), Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(append([]byte("\x89PNG\r\n\x1a\n"), padding[i<<18:(i+1)<<18]...))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	img := scantest.Image(t, scantest.Layer(t, scantest.File{Path: "app/billing.jar", Content: jar.Bytes()}))
+	lim := scan.DefaultLimits()
+	lim.MaxAnalyzedFileSize = 16 << 20 // windows of 4 MiB: the 8 MiB jar is large
+	m, err := malware.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := secrets.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(tmp string) (*scan.Result, int64) {
+		t.Setenv("TMPDIR", tmp)
+		mem, err := scan.NewMemory(64<<20, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := scan.Image(context.Background(), img, scan.WithLimits(lim), scan.WithMemory(mem),
+			scan.WithAnalyzers(java.New(), sa, m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, mem.Peak()
+	}
+	tmp := t.TempDir()
+	onDisk, diskPeak := run(tmp)
+	inMemory, memPeak := run(filepath.Join(tmp, "missing"))
+	size := int64(jar.Len())
+	if memPeak < size {
+		t.Errorf("in memory, the budget's peak is %d bytes, less than the %d-byte jar", memPeak, size)
+	}
+	if diskPeak > size/2 {
+		t.Errorf("from disk, the budget's peak is %d bytes for a %d-byte jar", diskPeak, size)
+	}
+	kinds := map[string]bool{}
+	for _, p := range onDisk.Packages {
+		if p.Name == "com.example:billing" && p.Version == "1.4.2" {
+			kinds["package"] = true
+		}
+	}
+	for _, f := range onDisk.Findings {
+		kinds[string(f.Kind)+" "+f.Path] = true
+	}
+	for _, want := range []string{"package", "secret app/billing.jar!/BOOT-INF/classes/application.properties", "malware app/billing.jar!/BOOT-INF/bin/start.sh"} {
+		if !kinds[want] {
+			t.Errorf("from disk, no %s: %+v %+v", want, onDisk.Packages, onDisk.Findings)
+		}
 	}
 	if !reflect.DeepEqual(onDisk.Packages, inMemory.Packages) || !reflect.DeepEqual(onDisk.Findings, inMemory.Findings) {
 		t.Errorf("from disk:\n%+v\n%+v\nin memory:\n%+v\n%+v", onDisk.Packages, onDisk.Findings, inMemory.Packages, inMemory.Findings)

@@ -7,5 +7,6 @@ package java
 import "github.com/customs-scan/customs/pkg/scan/analyzer"
 
 var (
-	_ analyzer.Analyzer = (*Analyzer)(nil)
+	_ analyzer.Analyzer     = (*Analyzer)(nil)
+	_ analyzer.ReaderAtUser = (*Analyzer)(nil)
 )

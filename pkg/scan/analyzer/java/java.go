@@ -117,13 +117,21 @@ func isArchiveName(name string) bool {
 	return false
 }
 
+// ReadsAt implements analyzer.ReaderAtUser: archives are walked through
+// File.ReaderAt (a fat jar need not be held in memory).
+func (*Analyzer) ReadsAt(string, []byte) bool { return true }
+
 // Analyze implements analyzer.Analyzer. Malformed archives yield what
 // could be read and no error.
 func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Result, error) {
 	w := &walker{lim: a.lim, seen: map[report.Package]bool{}}
 	lim := a.walkLimits()
 	lim.Memory = f.Memory
-	_, _ = archive.WalkZip(ctx, f.Path, f.Data, lim, w.archive)
+	if f.At != nil {
+		_, _ = archive.WalkZipAt(ctx, f.Path, f.At, f.Size, lim, w.archive)
+	} else {
+		_, _ = archive.WalkZip(ctx, f.Path, f.Data, lim, w.archive)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

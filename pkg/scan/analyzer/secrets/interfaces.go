@@ -17,6 +17,7 @@ var (
 	_ analyzer.Windowed       = (*Analyzer)(nil)
 	_ analyzer.WindowExact    = (*Analyzer)(nil)
 	_ analyzer.Fingerprinter  = (*Analyzer)(nil)
+	_ analyzer.ReaderAtUser   = (*Analyzer)(nil)
 )
 
 // A match shorter than the windows' overlap is whole in some window.

@@ -202,7 +202,7 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 		for _, fi := range e.PathFindings(f.Path) {
 			res.Findings = append(res.Findings, finding(&fi, ""))
 		}
-		if head := f.Data[:min(len(f.Data), analyzer.SniffLen)]; binary(head) {
+		if head := fileHead(f); binary(head) {
 			if !f.Window && archive.Sniff(head) != archive.None {
 				return a.walk(ctx, e, f, &res)
 			}
@@ -230,6 +230,22 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 	return &res, nil
 }
 
+// fileHead returns the first SniffLen bytes of f (File.At or Data).
+func fileHead(f *analyzer.File) []byte {
+	if f.At == nil {
+		return f.Data[:min(len(f.Data), analyzer.SniffLen)]
+	}
+	head := make([]byte, min(f.Size, analyzer.SniffLen))
+	n, _ := f.At.ReadAt(head, 0)
+	return head[:n]
+}
+
+// ReadsAt implements analyzer.ReaderAtUser: an archive is walked through
+// File.ReaderAt; other files are searched in File.Data.
+func (*Analyzer) ReadsAt(_ string, head []byte) bool {
+	return binary(head) && archive.Sniff(head) != archive.None
+}
+
 // walk searches the members of the archive data (the file at path) with
 // pkg/archive's limits (depth 4, 64 MiB per member, 256 MiB decompressed,
 // 100,000 members): text members up to the size read whole, not on the
@@ -237,7 +253,7 @@ func (a *Analyzer) Analyze(ctx context.Context, f *analyzer.File) (*analyzer.Res
 // member's path ("app.war!/WEB-INF/classes/app.properties"). A
 // decompression bomb stops the walk (the malware analyzer reports it).
 func (a *Analyzer) walk(ctx context.Context, e *engine.Engine, file *analyzer.File, res *analyzer.Result) (*analyzer.Result, error) {
-	path, data := file.Path, file.Data
+	path := file.Path
 	n := 0
 	v := archive.Visitor{
 		Want: func(m *archive.Entry) bool {
@@ -267,7 +283,13 @@ func (a *Analyzer) walk(ctx context.Context, e *engine.Engine, file *analyzer.Fi
 	}
 	lim := archive.DefaultLimits()
 	lim.Memory = file.Memory
-	if _, err := archive.Walk(ctx, path, data, lim, v); err != nil {
+	var err error
+	if file.At != nil {
+		_, err = archive.WalkAt(ctx, path, file.At, file.Size, lim, v)
+	} else {
+		_, err = archive.Walk(ctx, path, file.Data, lim, v)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return res, nil
