@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
 	"github.com/customs-scan/customs/pkg/scan/analyzer/gobinary"
@@ -20,6 +22,28 @@ import (
 	"github.com/customs-scan/customs/pkg/scan/analyzer/secrets"
 	"github.com/customs-scan/customs/pkg/scan/scantest"
 )
+
+// scanBothWays scans img with TMPDIR set to tmp (large files go there),
+// then to a directory that does not exist (they are read into memory),
+// each with a 64 MiB budget whose peak it returns.
+func scanBothWays(t *testing.T, tmp string, img v1.Image, lim scan.Limits, analyzers ...scan.Analyzer) (onDisk, inMemory *scan.Result, diskPeak, memPeak int64) {
+	t.Helper()
+	run := func(dir string) (*scan.Result, int64) {
+		t.Setenv("TMPDIR", dir)
+		mem, err := scan.NewMemory(64<<20, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := scan.Image(context.Background(), img, scan.WithLimits(lim), scan.WithMemory(mem), scan.WithAnalyzers(analyzers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, mem.Peak()
+	}
+	onDisk, diskPeak = run(tmp)
+	inMemory, memPeak = run(filepath.Join(tmp, "missing"))
+	return onDisk, inMemory, diskPeak, memPeak
+}
 
 // A large executable is analyzed from a temporary file instead of
 // memory: the Go binary analyzer finds its modules and the malware
@@ -43,23 +67,8 @@ func TestLargeExecutableReadFromDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(tmp string) (*scan.Result, int64) {
-		t.Setenv("TMPDIR", tmp)
-		mem, err := scan.NewMemory(64<<20, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := scan.Image(context.Background(), img, scan.WithLimits(lim), scan.WithMemory(mem),
-			scan.WithAnalyzers(gobinary.New(), rust.New(), m))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res, mem.Peak()
-	}
 	tmp := t.TempDir()
-	onDisk, diskPeak := run(tmp)
-	// No temporary directory: the file is read into memory instead.
-	inMemory, memPeak := run(filepath.Join(tmp, "missing"))
+	onDisk, inMemory, diskPeak, memPeak := scanBothWays(t, tmp, img, lim, gobinary.New(), rust.New(), m)
 
 	if memPeak < int64(len(bin)) {
 		t.Errorf("in memory, the budget's peak is %d bytes, less than the %d-byte file: is it charged?", memPeak, len(bin))
@@ -146,22 +155,7 @@ func TestLargeArchiveReadFromDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(tmp string) (*scan.Result, int64) {
-		t.Setenv("TMPDIR", tmp)
-		mem, err := scan.NewMemory(64<<20, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := scan.Image(context.Background(), img, scan.WithLimits(lim), scan.WithMemory(mem),
-			scan.WithAnalyzers(java.New(), sa, m))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res, mem.Peak()
-	}
-	tmp := t.TempDir()
-	onDisk, diskPeak := run(tmp)
-	inMemory, memPeak := run(filepath.Join(tmp, "missing"))
+	onDisk, inMemory, diskPeak, memPeak := scanBothWays(t, t.TempDir(), img, lim, java.New(), sa, m)
 	size := int64(jar.Len())
 	if memPeak < size {
 		t.Errorf("in memory, the budget's peak is %d bytes, less than the %d-byte jar", memPeak, size)

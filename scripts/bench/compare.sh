@@ -46,19 +46,7 @@ TOOLS=${TOOLS:-floor customs trivy-sbom trivy-secrets syft}
 SYFT_VERSION=v1.57.1
 TRIVY_VERSION=v0.74.0
 
-if [[ $# -eq 0 ]]; then
-	echo "usage: $0 IMAGE.tar..." >&2
-	exit 2
-fi
-images=()
-for i in "$@"; do
-	[[ $i = /* ]] || i="$OLDPWD/$i"
-	[[ -s $i ]] || {
-		echo "$i: no such file" >&2
-		exit 1
-	}
-	images+=("$i")
-done
+bench_images "$@"
 bench_abs CUSTOMS DECODELIMIT TRIVY SYFT KEEP
 
 for t in time jq; do

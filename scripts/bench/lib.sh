@@ -54,6 +54,33 @@ bench_need_image() {
 	fi
 }
 
+# bench_need_curl: the scripts that poll Customs' HTTP APIs need curl.
+bench_need_curl() {
+	command -v curl >/dev/null || {
+		echo "curl is needed" >&2
+		exit 1
+	}
+}
+
+# bench_images "$@": the scripts that take IMAGE.tar... (at least one, each
+# an existing file) set the caller's images array, absolute paths.
+bench_images() {
+	if [[ $# -eq 0 ]]; then
+		echo "usage: $0 IMAGE.tar..." >&2
+		exit 2
+	fi
+	images=()
+	local i
+	for i in "$@"; do
+		[[ $i = /* ]] || i="$OLDPWD/$i"
+		[[ -s $i ]] || {
+			echo "$i: no such file" >&2
+			exit 1
+		}
+		images+=("$i")
+	done
+}
+
 # bench_image "$@": both of the above, for scripts that need the image at once.
 bench_image() {
 	bench_image_arg "$@"

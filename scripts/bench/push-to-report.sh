@@ -41,10 +41,7 @@ fi
 echo
 echo "== customs up binary, crane push of $IMAGE =="
 bench_need_image "$@"
-command -v curl >/dev/null || {
-	echo "curl is needed" >&2
-	exit 1
-}
+bench_need_curl
 
 bench_crane
 

@@ -19,23 +19,8 @@ set -euo pipefail
 # shellcheck source=scripts/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_root
-if [[ $# -eq 0 ]]; then
-	echo "usage: $0 IMAGE.tar..." >&2
-	exit 2
-fi
-images=()
-for i in "$@"; do
-	[[ $i = /* ]] || i="$OLDPWD/$i"
-	[[ -s $i ]] || {
-		echo "$i: no such file" >&2
-		exit 1
-	}
-	images+=("$i")
-done
-command -v curl >/dev/null || {
-	echo "curl is needed" >&2
-	exit 1
-}
+bench_images "$@"
+bench_need_curl
 bench_crane
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/customs-scanner-rss.XXXXXX")
