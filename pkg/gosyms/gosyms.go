@@ -61,7 +61,17 @@ type Symbol struct {
 // Read lists the functions of the Go executable in r (ELF, Mach-O or PE;
 // size is its length), each once, in no particular order.
 func Read(r io.ReaderAt, size int64) ([]Symbol, error) {
-	x, err := open(r, size)
+	return read(r, size, nil)
+}
+
+// ReadBytes is Read for an executable in memory: an ELF file's pclntab
+// (a third of a Go binary) is then used in place, not copied.
+func ReadBytes(data []byte) ([]Symbol, error) {
+	return read(bytes.NewReader(data), int64(len(data)), data)
+}
+
+func read(r io.ReaderAt, size int64, data []byte) ([]Symbol, error) {
+	x, err := open(r, size, data)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +164,7 @@ type exe interface {
 	goFunc() (int64, io.ReaderAt, error)
 }
 
-func open(r io.ReaderAt, size int64) (exe, error) {
+func open(r io.ReaderAt, size int64, data []byte) (exe, error) {
 	var magic [4]byte
 	if _, err := r.ReadAt(magic[:], 0); err != nil {
 		return nil, fmt.Errorf("gosyms: %w", err)
@@ -165,7 +175,7 @@ func open(r io.ReaderAt, size int64) (exe, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gosyms: %w", err)
 		}
-		return &elfExe{f: f, r: r}, nil
+		return &elfExe{f: f, r: r, data: data}, nil
 	case magic[0] == 'M' && magic[1] == 'Z':
 		f, err := pe.NewFile(r)
 		if err != nil {
@@ -186,15 +196,21 @@ func open(r io.ReaderAt, size int64) (exe, error) {
 var funcSymNames = []string{"go:func.*", "go.func.*"}
 
 type elfExe struct {
-	f *elf.File
-	r io.ReaderAt
+	f    *elf.File
+	r    io.ReaderAt
+	data []byte // the whole file, when in memory (nil: read through r)
 }
 
 func (x *elfExe) pclntab() ([]byte, error) {
 	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
-		if s := x.f.Section(name); s != nil && s.Type != elf.SHT_NOBITS {
-			return sectionData(s.Open(), s.Size)
+		s := x.f.Section(name)
+		if s == nil || s.Type == elf.SHT_NOBITS {
+			continue
 		}
+		if n := uint64(len(x.data)); x.data != nil && s.Flags&elf.SHF_COMPRESSED == 0 && s.Offset <= n && s.Size <= n-s.Offset {
+			return x.data[s.Offset : s.Offset+s.Size : s.Offset+s.Size], nil
+		}
+		return sectionData(s.Open(), s.Size)
 	}
 	return nil, errors.New("gosyms: no .gopclntab section")
 }

@@ -106,3 +106,28 @@ func TestFingerprint(t *testing.T) {
 		}
 	}
 }
+
+// ReadBytes, which uses an ELF file's pclntab in place, lists what Read
+// lists; other formats are read as Read reads them.
+func TestReadBytesAsRead(t *testing.T) {
+	for _, goos := range []string{"linux", "windows"} {
+		bin := scantest.BuildGo(t, scantest.GoProgram{Module: "example.com/syms", Main: program, GOOS: goos, GOARCH: "amd64"})
+		want := read(t, bin)
+		syms, err := gosyms.ReadBytes(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[gosyms.Symbol]bool{}
+		for _, s := range syms {
+			got[s] = true
+		}
+		if len(got) != len(want) || len(got) < 100 {
+			t.Fatalf("%s: ReadBytes %d symbols, Read %d", goos, len(got), len(want))
+		}
+		for s := range want {
+			if !got[s] {
+				t.Errorf("%s: ReadBytes misses %v", goos, s)
+			}
+		}
+	}
+}

@@ -100,7 +100,11 @@ func (*Analyzer) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result,
 	}
 	// A binary without a symbol table (or an older Go) still has its
 	// modules: matching then says reachability is unknown.
-	if syms, err := gosyms.Read(f.ReaderAt(), f.Size); err == nil {
+	read := func() ([]gosyms.Symbol, error) { return gosyms.Read(f.At, f.Size) }
+	if f.At == nil {
+		read = func() ([]gosyms.Symbol, error) { return gosyms.ReadBytes(f.Data) }
+	}
+	if syms, err := read(); err == nil {
 		attachSymbols(bi, pkgs, mods, syms)
 	}
 	return &analyzer.Result{Packages: pkgs}, nil
