@@ -166,7 +166,8 @@ echo
 # linker and 34 MiB once evicted. Round 1 pays the disk read; the medians
 # do not.
 for b in "$CUSTOMS" "$DECODELIMIT" "${TRIVY:-}" "${SYFT:-}"; do
-	[[ -n $b ]] && dd if="$b" iflag=nocache count=0 status=none
+	# sync first: dirty pages (a binary just written) are not dropped.
+	[[ -n $b ]] && sync "$b" && dd if="$b" iflag=nocache count=0 status=none
 done
 
 printf 'image\ttool\trun\twall_s\tcpu_s\tmaxrss_kb\n' >"$tmp/runs.tsv"

@@ -38,6 +38,7 @@ echo "building customs and scanner..." >&2
 go build -o "$tmp/customs" ./services/customs/cmd/customs
 go build -o "$tmp/scanner" ./services/scanner/cmd/scanner
 for b in "$tmp/customs" "$tmp/scanner"; do
+	sync "$b" # dirty pages (a binary just written) are not dropped
 	dd if="$b" iflag=nocache count=0 status=none
 done
 
