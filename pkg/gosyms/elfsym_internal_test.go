@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/customs-scan/customs/pkg/scan/scantest"
@@ -67,5 +68,30 @@ func TestELFSymbolAsSymbols(t *testing.T) {
 				check([]string{s.Name})
 			}
 		}
+	}
+}
+
+// A string table made of go:func.* over and over is refused, not indexed
+// whole.
+func TestELFSymbolManyCopies(t *testing.T) {
+	const main = "package main\n\nfunc main() {}\n"
+	bin := scantest.BuildGo(t, scantest.GoProgram{Module: "example.com/elfsym", Main: main, GOOS: "linux", GOARCH: "amd64"})
+	f, err := elf.NewFile(bytes.NewReader(bin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strtab := f.Sections[f.SectionByType(elf.SHT_SYMTAB).Link]
+	copies := bytes.Repeat([]byte(funcSymNames[0]+"\x00"), int(strtab.Size)/(len(funcSymNames[0])+1))
+	if len(copies)/(len(funcSymNames[0])+1) <= maxNameCopies {
+		t.Skipf("string table of %d bytes: too small to hold %d copies", strtab.Size, maxNameCopies)
+	}
+	crafted := bytes.Clone(bin)
+	copy(crafted[strtab.Offset:], copies)
+	f, err = elf.NewFile(bytes.NewReader(crafted))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := elfSymbol(f, funcSymNames); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("err = %v, want a refusal", err)
 	}
 }

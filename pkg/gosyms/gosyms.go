@@ -237,6 +237,10 @@ func elfSymbol(f *elf.File, names []string) (string, uint64, error) {
 	return elfSymbolChunked(f, names, 64<<10)
 }
 
+// maxNameCopies bounds the occurrences of one wanted name in a string
+// table that elfSymbol keeps.
+const maxNameCopies = 1 << 10
+
 // elfSymbolChunked is elfSymbol reading chunk bytes at a time.
 func elfSymbolChunked(f *elf.File, names []string, chunk int) (string, uint64, error) {
 	symtab := f.SectionByType(elf.SHT_SYMTAB)
@@ -250,9 +254,11 @@ func elfSymbolChunked(f *elf.File, names []string, chunk int) (string, uint64, e
 	// from its offset to the next NUL, so any occurrence of name+NUL is
 	// a possible offset (tables may share suffixes).
 	starts := make([]map[uint32]bool, len(names))
+	needles := make([][]byte, len(names))
 	longest := 0
 	for i, n := range names {
 		starts[i] = map[uint32]bool{}
+		needles[i] = append([]byte(n), 0)
 		longest = max(longest, len(n)+1)
 	}
 	buf := make([]byte, chunk+longest)
@@ -262,8 +268,7 @@ func elfSymbolChunked(f *elf.File, names []string, chunk int) (string, uint64, e
 	for {
 		n, err := io.ReadFull(r, buf[held:])
 		end := held + n
-		for i, name := range names {
-			needle := append([]byte(name), 0)
+		for i, needle := range needles {
 			for at := 0; ; {
 				k := bytes.Index(buf[at:end], needle)
 				if k < 0 {
@@ -271,6 +276,11 @@ func elfSymbolChunked(f *elf.File, names []string, chunk int) (string, uint64, e
 				}
 				if off := base + int64(at+k); off <= int64(^uint32(0)) {
 					starts[i][uint32(off)] = true
+				}
+				// A real table names go:func.* once; a crafted one full of
+				// it would otherwise grow the map with the table.
+				if len(starts[i]) > maxNameCopies {
+					return "", 0, fmt.Errorf("gosyms: string table holds %q more than %d times", needle[:len(needle)-1], maxNameCopies)
 				}
 				at += k + 1
 			}
