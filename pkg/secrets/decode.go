@@ -108,6 +108,12 @@ func (b *decodeBudget) spent() bool { return b.bytes <= 0 || b.segments <= 0 }
 // minBase64-th byte first: a run that long covers one of them, so text
 // made of short words (most of it) is mostly skipped.
 func findSegments(text []byte, budget *decodeBudget) []segment {
+	return findSegmentsWith(text, budget, decodeBase64)
+}
+
+// findSegmentsWith is findSegments with decodeB64 as the base64 decoder
+// (the differential test gives it the previous one).
+func findSegmentsWith(text []byte, budget *decodeBudget, decodeB64 func([]byte) []byte) []segment {
 	var pct, runs []segment
 	var skip [][2]int // percent ranges, also those that did not decode
 	for i := 0; i < len(text) && !budget.spent(); {
@@ -192,7 +198,7 @@ func findSegments(text []byte, budget *decodeBudget) []segment {
 			v, enc = decodeHex(text[start:j]), encHex
 		}
 		if v == nil {
-			v, enc = decodeBase64(text[start:end]), encBase64
+			v, enc = decodeB64(text[start:end]), encBase64
 		}
 		if v != nil {
 			if enc == encHex {
