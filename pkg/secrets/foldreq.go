@@ -33,63 +33,45 @@ func foldSets(re *syntax.Regexp) [][]string {
 // foldSetsRaw is requiredSets over language (foldLower'd strings), with
 // alternations: one set of each alternative, joined, is a set of the
 // alternation.
-func foldSetsRaw(re *syntax.Regexp) [][]string {
-	var out [][]string
-	add := func(set []string) {
-		if len(set) > 0 && !slices.Contains(set, "") && len(out) < maxRequiredSets {
-			out = append(out, set)
+func foldSetsRaw(re *syntax.Regexp) [][]string { return setsOf(re, language, true) }
+
+// joinAlternatives adds, for each set of the first alternative, that set
+// joined with one set of each other alternative; nothing when some
+// alternative has no set.
+func joinAlternatives(subs []*syntax.Regexp, sets func(*syntax.Regexp) [][]string, add func([]string)) {
+	var alts [][][]string
+	for _, s := range subs {
+		ss := sets(s)
+		if len(ss) == 0 {
+			return
 		}
+		alts = append(alts, ss)
 	}
-	if set, ok := language(re); ok {
-		add(set)
-		return out
-	}
-	switch re.Op {
-	case syntax.OpCapture, syntax.OpPlus:
-		return foldSetsRaw(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return foldSetsRaw(re.Sub[0])
-		}
-	case syntax.OpAlternate:
-		var alts [][][]string
-		for _, s := range re.Sub {
-			sets := foldSetsRaw(s)
-			if len(sets) == 0 {
-				return nil
-			}
-			alts = append(alts, sets)
-		}
-		// For each set of the first alternative, join the set of each
-		// other alternative that shares the most strings with it (any
-		// choice is sound; sharing keeps the joined set small).
-		for _, first := range alts[0] {
-			joined := slices.Clone(first)
-			for _, sets := range alts[1:] {
-				best, bestShared := sets[0], -1
-				for _, set := range sets {
-					shared := 0
-					for _, s := range set {
-						if slices.Contains(first, s) {
-							shared++
-						}
-					}
-					if shared > bestShared {
-						best, bestShared = set, shared
+	// Join the set of each other alternative that shares the most strings
+	// with it (any choice is sound; sharing keeps the joined set small).
+	for _, first := range alts[0] {
+		joined := slices.Clone(first)
+		for _, ss := range alts[1:] {
+			best, bestShared := ss[0], -1
+			for _, set := range ss {
+				shared := 0
+				for _, s := range set {
+					if slices.Contains(first, s) {
+						shared++
 					}
 				}
-				for _, s := range best {
-					if !slices.Contains(joined, s) {
-						joined = append(joined, s)
-					}
+				if shared > bestShared {
+					best, bestShared = set, shared
 				}
 			}
-			add(joined)
+			for _, s := range best {
+				if !slices.Contains(joined, s) {
+					joined = append(joined, s)
+				}
+			}
 		}
-	case syntax.OpConcat:
-		concatSets(re.Sub, language, foldSetsRaw, add)
+		add(joined)
 	}
-	return out
 }
 
 // foldSafe reports whether c is ASCII and every rune it case-folds to is

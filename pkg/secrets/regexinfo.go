@@ -738,29 +738,38 @@ const maxRequiredSets = 8
 // contains one string of each set (case-sensitively: parts matching
 // letters in either case give none). A text lacking every string of one
 // set holds no match.
-func requiredSets(re *syntax.Regexp) [][]string {
+func requiredSets(re *syntax.Regexp) [][]string { return setsOf(re, exactLanguage, false) }
+
+// setsOf is requiredSets over the strings lang gives (exactLanguage, or
+// language for foldSets), joining alternatives when alternate is set.
+func setsOf(re *syntax.Regexp, lang func(*syntax.Regexp) ([]string, bool), alternate bool) [][]string {
 	var out [][]string
 	add := func(set []string) {
 		if len(set) > 0 && !slices.Contains(set, "") && len(out) < maxRequiredSets {
 			out = append(out, set)
 		}
 	}
-	if set, ok := exactLanguage(re); ok {
+	if set, ok := lang(re); ok {
 		add(set)
 		return out
 	}
+	sub := func(re *syntax.Regexp) [][]string { return setsOf(re, lang, alternate) }
 	switch re.Op {
 	case syntax.OpCapture, syntax.OpPlus:
-		return requiredSets(re.Sub[0])
+		return sub(re.Sub[0])
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
-			return requiredSets(re.Sub[0])
+			return sub(re.Sub[0])
+		}
+	case syntax.OpAlternate:
+		if alternate {
+			joinAlternatives(re.Sub, sub, add)
 		}
 	case syntax.OpConcat:
-		// Runs of parts with small exact languages are multiplied out
-		// ("-" then "u|-user" is "-u|--user"); other parts give their own
+		// Runs of parts with small languages are multiplied out ("-"
+		// then "u|-user" is "-u|--user"); other parts give their own
 		// sets.
-		concatSets(re.Sub, exactLanguage, requiredSets, add)
+		concatSets(re.Sub, lang, sub, add)
 	}
 	return out
 }
