@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -21,7 +22,8 @@ import (
 // archive (name neither absolute nor with a ".." element; display path
 // under the top-level name), that the limits hold (depth, entry size, entry count,
 // decompressed bytes up to one read past the total), that a bomb names a
-// path and a SHA-256, and that walking twice sees the same entries.
+// path and a SHA-256, and that walking it again as a file on disk
+// (WalkAt) sees the same entries and stats.
 func FuzzWalk(f *testing.F) {
 	lim := archive.Limits{MaxDepth: 3, MaxEntryBytes: 256 << 10, MaxTotalBytes: 1 << 20, MaxEntries: 200}
 	jar := zipOf(f, "META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n", "com/example/A.class", "\xca\xfe\xba\xbe", "lib/inner.jar", string(zipOf(f, "x.txt", "deep")))
@@ -57,7 +59,7 @@ func FuzzWalk(f *testing.F) {
 		if name == "" || strings.Contains(name, "!/") {
 			name = "f"
 		}
-		walk := func() ([]string, archive.Stats) {
+		walk := func(fromDisk bool) ([]string, archive.Stats) {
 			var seen []string
 			v := archive.Visitor{
 				Want: func(e *archive.Entry) bool { return wantAll },
@@ -68,13 +70,19 @@ func FuzzWalk(f *testing.F) {
 					return nil
 				},
 			}
-			st, err := archive.Walk(context.Background(), name, data, lim, v)
+			walkIt := func() (archive.Stats, error) { return archive.Walk(context.Background(), name, data, lim, v) }
+			if fromDisk {
+				walkIt = func() (archive.Stats, error) {
+					return archive.WalkAt(context.Background(), name, bytes.NewReader(data), int64(len(data)), lim, v)
+				}
+			}
+			st, err := walkIt()
 			if err != nil {
-				t.Fatalf("Walk: %v", err)
+				t.Fatalf("Walk (from disk: %v): %v", fromDisk, err)
 			}
 			return seen, st
 		}
-		seen, st := walk()
+		seen, st := walk(false)
 		if archive.Sniff(data) == archive.None && (st.Entries != 0 || st.Bytes != 0 || len(seen) != 0) {
 			t.Fatalf("not an archive, yet stats %+v", st)
 		}
@@ -89,8 +97,9 @@ func FuzzWalk(f *testing.F) {
 				t.Fatalf("bad bomb %+v", b)
 			}
 		}
-		again, st2 := walk()
-		if !slices.Equal(seen, again) || st.Entries != st2.Entries || st.Bytes != st2.Bytes || st.Truncated != st2.Truncated || (st.Bomb == nil) != (st2.Bomb == nil) {
+		// Again, as WalkAt reads an archive on disk: the same entries and stats.
+		again, st2 := walk(true)
+		if !slices.Equal(seen, again) || !reflect.DeepEqual(st, st2) {
 			t.Fatalf("two walks differ:\n%q %+v\n%q %+v", seen, st, again, st2)
 		}
 	})

@@ -166,6 +166,22 @@ func FuzzFile(f *testing.F, a analyzer.Analyzer, checks ...func(t *testing.T, fi
 			return res, canonicalJSON(t, res)
 		}
 		res, enc := analyze()
+		if u, ok := a.(analyzer.ReaderAtUser); ok && u.ReadsAt(p, data[:min(len(data), analyzer.SniffLen)]) {
+			// The scan may serve this file from disk (File.At): the
+			// analyzer must find the same there.
+			resAt, err := a.Analyze(ctx, &analyzer.File{Path: p, Mode: m, Size: size, At: bytes.NewReader(data)})
+			if err != nil {
+				t.Fatalf("Analyze(%q) from File.At = %v, want a nil error for any content", p, err)
+			}
+			var encAt []byte
+			if !resAt.Empty() {
+				analyzer.Normalize(a, p, resAt)
+				encAt = canonicalJSON(t, resAt)
+			}
+			if !bytes.Equal(enc, encAt) {
+				t.Fatalf("Analyze(%q) from File.At:\n%s\nfrom File.Data:\n%s", p, encAt, enc)
+			}
+		}
 		if res == nil {
 			return
 		}
