@@ -82,16 +82,13 @@ func NewMemory(maxBytes int64, streams int) (*Memory, error) {
 	if maxBytes == 0 {
 		maxBytes = DefaultMemoryBytes
 	}
-	if streams < 0 {
+	if maxBytes < 8<<20 || streams < 0 {
 		return nil, fmt.Errorf("scan: memory budget of %d bytes for %d streams: want at least 8 MiB and 0 or more streams", maxBytes, streams)
 	}
 	if streams == 0 {
 		// Default streams take at most half the budget: the rest is for
 		// files, also on machines with many CPUs.
 		streams = max(1, min(defaultStreams(), int(maxBytes/2/streamBytes)))
-	}
-	if maxBytes < 8<<20 {
-		return nil, fmt.Errorf("scan: memory budget of %d bytes for %d streams: want at least 8 MiB and 0 or more streams", maxBytes, streams)
 	}
 	streams = int(min(int64(streams), (maxBytes-minFileBytes)/streamBytes))
 	m := &Memory{
