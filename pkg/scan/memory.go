@@ -68,14 +68,14 @@ const (
 func defaultStreams() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
 // streamBytes is what one layer stream holds, whatever its size: two read
-// buffers, the gzip state, the pipe's chunks and the walker's reusable
+// buffers, the gzip state, the two pipes' chunks and the walker's reusable
 // buffer for small files (keepBuf).
-const streamBytes = 2*bufSize + gzipStateBytes + pipeChunks*pipeChunkSize + keepBuf
+const streamBytes = 2*bufSize + gzipStateBytes + pipeChunks*(pipeChunkSize+sourceChunkSize) + keepBuf
 
 // NewMemory returns a budget of maxBytes (0: DefaultMemoryBytes) for at
 // most streams layer streams at once (0: defaultStreams(), within half the
 // budget). Each stream
-// reserves its fixed buffers (about 1.4 MiB) out of maxBytes; at least 4
+// reserves its fixed buffers (about 1.7 MiB) out of maxBytes; at least 4
 // MiB are left for file contents, fewer streams are allowed otherwise.
 // maxBytes below 8 MiB or a negative value is an error.
 func NewMemory(maxBytes int64, streams int) (*Memory, error) {

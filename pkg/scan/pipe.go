@@ -14,11 +14,16 @@ import (
 // (diff_id), walks the tar and runs the analyzers. The buffer between them
 // is bounded (pipeChunks × pipeChunkSize, 1 MiB per layer walk) and its
 // chunks are recycled; large chunks keep hand-overs rare, each costing a
-// goroutine wake-up. sequentialWalk keeps the old single-goroutine path
-// for the tests that compare the two.
+// goroutine wake-up. A second, smaller pipe feeds the decompressor: its
+// producer reads the compressed stream and hashes it (digest), so the
+// decompressor does nothing but inflate, and a registry's latency overlaps
+// inflating. sequentialWalk keeps the old single-goroutine path for the
+// tests that compare the two.
 const (
 	pipeChunks    = 4
 	pipeChunkSize = 256 << 10
+	// The compressed side carries a third or less of the bytes.
+	sourceChunkSize = 64 << 10
 )
 
 var errPipeStopped = errors.New("scan: layer stream stopped")
@@ -53,9 +58,10 @@ type layerPipe struct {
 	err  error  // sticky: the producer's final error (io.EOF at the end)
 }
 
-// startPipe runs read (the content reader) on a new goroutine until it
-// returns an error or stop is called.
-func startPipe(read func([]byte) (int, error), h hash.Hash) *layerPipe {
+// startPipe runs read (the content or source reader) on a new goroutine,
+// filling chunks of chunkSize bytes, until it returns an error or stop is
+// called.
+func startPipe(read func([]byte) (int, error), h hash.Hash, chunkSize int) *layerPipe {
 	p := &layerPipe{
 		h:      h,
 		free:   make(chan []byte, pipeChunks),
@@ -64,7 +70,7 @@ func startPipe(read func([]byte) (int, error), h hash.Hash) *layerPipe {
 		exited: make(chan struct{}),
 	}
 	for range pipeChunks {
-		p.free <- make([]byte, pipeChunkSize)
+		p.free <- make([]byte, chunkSize)
 	}
 	go p.produce(read)
 	return p

@@ -124,8 +124,10 @@ type layerWalk struct {
 	src     *sourceReader
 	dec     *decodeReader
 	content *contentReader
-	// pipe, when set, runs content on its own goroutine (pipe.go).
-	pipe *layerPipe
+	// pipe, when set, runs content on its own goroutine, and srcPipe
+	// reads and hashes the compressed stream on another (pipe.go).
+	pipe    *layerPipe
+	srcPipe *layerPipe
 
 	head    [analyzer.SniffLen]byte
 	buf     []byte
@@ -239,6 +241,23 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 	defer stop()
 
 	lw.src = &sourceReader{r: rc, h: digestHash}
+	if !sequentialWalk {
+		// Read and hashed on its own goroutine, ahead of the decompressor
+		// (pipe.go); sourceReader only counts and keeps the error.
+		lw.srcPipe = startPipe(func(b []byte) (int, error) {
+			n, err := rc.Read(b)
+			digestHash.Write(b[:n])
+			return n, err
+		}, nil, sourceChunkSize)
+		lw.src.r, lw.src.hashed = lw.srcPipe, true
+		// Deferred before the content pipe's teardown, so run after it:
+		// that pipe's producer may be reading from this one.
+		defer func() {
+			lw.srcPipe.signal()
+			_ = closeRC()
+			lw.srcPipe.stop()
+		}()
+	}
 	br := bufio.NewReaderSize(lw.src, bufSize)
 	head, _ := br.Peek(6) // short: empty or tiny layer, or a source error (recorded in src.err)
 	if lw.src.err != nil {
@@ -295,7 +314,7 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 	if !sequentialWalk {
 		// The consumer hashes (pipe.go); the content reader only counts.
 		lw.content.h = nil
-		lw.pipe = startPipe(lw.content.Read, diffHash)
+		lw.pipe = startPipe(lw.content.Read, diffHash, pipeChunkSize)
 		stream = lw.pipe
 		// Before closeDec: the producer may be inside the decoder. The
 		// source is closed first so that a producer stuck in a read
@@ -324,6 +343,9 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 	closeDec()
 	if _, err := io.Copy(io.Discard, br); err != nil {
 		return lw.classify(err, "invalid data after the compressed stream")
+	}
+	if lw.srcPipe != nil {
+		lw.srcPipe.stop() // at EOF: has hashed everything and exited
 	}
 	if got := hex.EncodeToString(lw.src.h.Sum(nil)); got != m.digest.Hex {
 		return lw.reject(nil, "compressed content has digest %s:%s, not the layer digest", m.digest.Algorithm, got)
@@ -1035,18 +1057,22 @@ func (lw *layerWalk) fetchErr(what string, err error) error {
 }
 
 // sourceReader hashes and counts the compressed bytes and remembers the
-// first error of the underlying (registry) stream.
+// first error of the underlying (registry) stream. When hashed, r is the
+// source pipe, whose producer hashes.
 type sourceReader struct {
-	r   io.Reader
-	h   hash.Hash
-	n   int64
-	err error
+	r      io.Reader
+	h      hash.Hash
+	hashed bool
+	n      int64
+	err    error
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	if n > 0 {
-		s.h.Write(p[:n])
+		if !s.hashed {
+			s.h.Write(p[:n])
+		}
 		s.n += int64(n)
 	}
 	if err != nil && err != io.EOF && s.err == nil {
