@@ -911,6 +911,7 @@ type windowMerge struct {
 	size   int64
 	mode   fs.FileMode
 	jobs   []fileJob
+	head   []byte // the file's first bytes (File.Head)
 	merged []*analyzer.Result
 	seen   []map[string]bool
 }
@@ -923,10 +924,13 @@ func newWindowMerge(lw *layerWalk, size int64, mode fs.FileMode, jobs []fileJob)
 func (m *windowMerge) add(win []byte, offset int64, lines int) error {
 	lw := m.lw
 	first := offset == 0
+	if first {
+		m.head = bytes.Clone(win[:min(len(win), analyzer.HeadLen)])
+	}
 	for k, j := range m.jobs {
 		a := lw.s.o.analyzers[j.analyzer]
 		res, err := analyze(lw.ctx, a, &analyzer.File{Path: j.path, Mode: m.mode, Size: m.size, Data: win, Window: true, Memory: lw.s.mem,
-			Offset: offset, Line: lines})
+			Offset: offset, Line: lines, Head: m.head})
 		if err != nil {
 			if cerr := lw.ctx.Err(); cerr != nil {
 				return cerr

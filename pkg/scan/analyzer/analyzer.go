@@ -204,6 +204,11 @@ type File struct {
 	// file's line Line+n.
 	Offset int64
 	Line   int
+	// Head, when Window is set, is the file's first bytes (up to
+	// HeadLen), for every window: what a format's headers say about the
+	// rest of the file (an ELF file's program headers say which windows
+	// are machine code).
+	Head []byte
 	// At, when set, holds the whole content and Data is nil: a large file
 	// served from disk to an analyzer that reads it only through ReaderAt
 	// (see ReaderAtUser).
@@ -219,6 +224,9 @@ type Memory interface {
 	Reserve(n int64) bool
 	Unreserve(n int64)
 }
+
+// HeadLen is how many of a windowed file's first bytes File.Head holds.
+const HeadLen = 4 << 10
 
 // WindowOverlap is how many bytes consecutive windows of a file share.
 const WindowOverlap = 64 << 10
