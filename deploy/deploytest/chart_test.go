@@ -456,15 +456,17 @@ func checkDeployment(t *testing.T, r *rendered, name string, d *appsv1.Deploymen
 			t.Errorf("%s: a probe is missing or not GET %s on http: %+v", where, want, probe)
 		}
 	}
-	// Requests and a memory limit, GOMEMLIMIT at 90 % of it.
+	// Requests and a memory limit, GOMEMLIMIT at 90 % of it, at most the
+	// limit less 64 MiB, at least half.
 	memLimit := c.Resources.Limits.Memory()
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || memLimit.IsZero() {
 		t.Errorf("%s: resources %+v: want CPU and memory requests and a memory limit", where, c.Resources)
 	}
 	env := containerEnv(d)
-	wantLimit := fmt.Sprintf("%dMiB", memLimit.Value()*9/10/(1<<20))
+	mib := memLimit.Value() >> 20
+	wantLimit := fmt.Sprintf("%dMiB", max(mib/2, min(memLimit.Value()*9/10/(1<<20), mib-64)))
 	if got := env["GOMEMLIMIT"].Value; got != wantLimit {
-		t.Errorf("%s: GOMEMLIMIT = %q, want %s (90 %% of the %s limit)", where, got, wantLimit, memLimit.String())
+		t.Errorf("%s: GOMEMLIMIT = %q, want %s (from the %s limit)", where, got, wantLimit, memLimit.String())
 	}
 	if _, err := resource.ParseQuantity(strings.TrimSuffix(env["GOMEMLIMIT"].Value, "B")); err != nil {
 		t.Errorf("%s: GOMEMLIMIT %q: %v", where, env["GOMEMLIMIT"].Value, err)
