@@ -103,6 +103,14 @@ func skipPath(path string) bool {
 	return strings.Contains(path, "node_modules/")
 }
 
+// classFile reports whether an archive entry is a Java class by its name.
+// A class file is binary by its format (0xCAFEBABE, then versions whose
+// high bytes are 0), so binary would drop it once read: skipping it by
+// name spares inflating most of a jar's bytes (4 % of the CPU of the
+// application benchmark image). A text file so named in a jar is not
+// scanned.
+func classFile(name string) bool { return strings.HasSuffix(name, ".class") }
+
 // binary reports whether head, the first bytes of a file, is binary
 // content: a NUL byte (executables, libraries, images, fonts, compiled
 // and packed data all have some early), or — compressed and encrypted

@@ -1,9 +1,12 @@
 package secrets
 
 import (
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
+	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -39,4 +42,41 @@ func TestBinary(t *testing.T) {
 			t.Errorf("%s: binary = %v, want %v", name, got, c.want)
 		}
 	}
+}
+
+// Every class in the jars at hand (test data, and this machine's
+// /usr/share/java when there is one) is binary: skipping classes by name
+// (classFile) drops nothing binary would have kept.
+func TestClassFilesAreBinary(t *testing.T) {
+	jars, _ := filepath.Glob("../java/testdata/*/rootfs/*/*.jar")
+	more, _ := filepath.Glob("../java/testdata/*/rootfs/usr/share/java/*.jar")
+	host, _ := filepath.Glob("/usr/share/java/*.jar")
+	classes := 0
+	for _, jar := range append(append(jars, more...), host...) {
+		zr, err := zip.OpenReader(jar)
+		if err != nil {
+			continue // a symlink to a missing jar, or not a zip
+		}
+		for _, f := range zr.File {
+			if !classFile(f.Name) {
+				continue
+			}
+			rc, err := f.Open()
+			if err != nil {
+				t.Fatalf("%s!%s: %v", jar, f.Name, err)
+			}
+			head := make([]byte, 512)
+			n, _ := io.ReadFull(rc, head)
+			rc.Close()
+			if !binary(head[:n]) {
+				t.Errorf("%s!%s is not binary: %q", jar, f.Name, head[:min(n, 32)])
+			}
+			classes++
+		}
+		zr.Close()
+	}
+	if classes == 0 {
+		t.Fatal("no class files found")
+	}
+	t.Logf("%d class files, all binary", classes)
 }

@@ -257,7 +257,7 @@ func (a *Analyzer) walk(ctx context.Context, e *engine.Engine, file *analyzer.Fi
 	n := 0
 	v := archive.Visitor{
 		Want: func(m *archive.Entry) bool {
-			return m.Size > 0 && m.Size <= a.maxSize && !skipPath(m.Name) && !e.PathAllowed(m.Path)
+			return m.Size > 0 && m.Size <= a.maxSize && !skipPath(m.Name) && !e.PathAllowed(m.Path) && !classFile(m.Name)
 		},
 		Visit: func(m *archive.Entry, content []byte) error {
 			if n >= a.maxFindings || m.Size > a.maxSize || skipPath(m.Name) || e.PathAllowed(m.Path) {
