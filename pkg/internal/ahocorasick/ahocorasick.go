@@ -197,13 +197,14 @@ func New(patterns [][]byte, opts Options) (*Matcher, error) {
 // Len returns the number of patterns.
 func (m *Matcher) Len() int { return len(m.lens) }
 
-// minSplit is the shortest text All scans as two streams, and
-// splitHalf the half of each block it splits (the second half's matches
-// wait in memory until the first half's are yielded: per block, not per
-// text, so a 16 MiB window full of matches holds back little).
+// minSplit is the shortest text All scans as four streams, and
+// splitPart the quarter of each block it splits (the later quarters'
+// matches wait in memory until the first quarter's are yielded: per
+// block, not per text, so a 16 MiB window full of matches holds back
+// little).
 const (
-	minSplit  = 256
-	splitHalf = 64 << 10
+	minSplit  = 512
+	splitPart = 32 << 10
 )
 
 // All yields every occurrence of every pattern in text, overlapping ones
@@ -211,36 +212,48 @@ const (
 // offset come longest first, and patterns of equal bytes in index order.
 //
 // A DFA step waits for the previous one's load, so one stream over the
-// text is bound by load latency: All runs two in one loop, over the two
-// halves of each block of the text. The second starts in the root state
-// maxLen bytes before its half, and is in the state one stream would be
-// in when it reaches it (a state is the longest suffix read that begins
-// a pattern, at most maxLen bytes); its matches are yielded after the
-// first half's.
+// text is bound by load latency: All runs four in one loop, over the four
+// quarters of each block of the text (a fifth more throughput than two
+// streams on executables, up to a third on source). Each later stream
+// starts in the root state maxLen bytes before its quarter, and is in the
+// state one stream would be in when it reaches it (a state is the longest
+// suffix read that begins a pattern, at most maxLen bytes); its matches
+// are yielded after the earlier quarters'.
 func (m *Matcher) All(text []byte) iter.Seq[Match] {
-	return func(yield func(Match) bool) { m.all(text, splitHalf, yield) }
+	return func(yield func(Match) bool) { m.all(text, splitPart, yield) }
 }
 
-func (m *Matcher) all(text []byte, half int, yield func(Match) bool) {
+func (m *Matcher) all(text []byte, part int, yield func(Match) bool) {
 	delta, class, outStart := m.delta, &m.class, m.outStart
 	var s uint32 // the one-stream state at pos
-	var later []Match
+	var later [3][]Match
+	// warm is the state one stream is in on reaching text[at].
+	warm := func(at int) uint32 {
+		var w uint32
+		for _, b := range text[max(0, at-m.maxLen):at] {
+			w = delta[w+uint32(class[b])]
+		}
+		return w
+	}
 	for pos := 0; pos < len(text); {
-		n := min(len(text)-pos, 2*half)
+		n := min(len(text)-pos, 4*part)
 		if n < minSplit {
 			m.scan(text[pos:], pos, s, yield)
 			return
 		}
-		mid := n / 2
-		s1, s2 := s, uint32(0)
-		for _, b := range text[max(0, pos+mid-m.maxLen) : pos+mid] {
-			s2 = delta[s2+uint32(class[b])]
+		q := n / 4
+		s1, s2, s3, s4 := s, warm(pos+q), warm(pos+2*q), warm(pos+3*q)
+		for k := range later {
+			later[k] = later[k][:0]
 		}
-		later = later[:0]
-		first, second := text[pos:pos+mid], text[pos+mid:pos+2*mid]
-		for i, b := range first {
+		t1 := text[pos : pos+q]
+		t2, t3, t4 := text[pos+q:pos+2*q], text[pos+2*q:pos+3*q], text[pos+3*q:pos+4*q]
+		t2, t3, t4 = t2[:len(t1)], t3[:len(t1)], t4[:len(t1)]
+		for i, b := range t1 {
 			s1 = delta[s1+uint32(class[b])]
-			s2 = delta[s2+uint32(class[second[i]])]
+			s2 = delta[s2+uint32(class[t2[i]])]
+			s3 = delta[s3+uint32(class[t3[i]])]
+			s4 = delta[s4+uint32(class[t4[i]])]
 			if s1 >= outStart {
 				for _, p := range m.out[(s1-outStart)/m.stride] {
 					if !yield(Match{Pattern: int(p), Start: pos + i + 1 - int(m.lens[p]), End: pos + i + 1}) {
@@ -249,28 +262,41 @@ func (m *Matcher) all(text []byte, half int, yield func(Match) bool) {
 				}
 			}
 			if s2 >= outStart {
-				for _, p := range m.out[(s2-outStart)/m.stride] {
-					end := pos + mid + i + 1
-					later = append(later, Match{Pattern: int(p), Start: end - int(m.lens[p]), End: end})
+				later[0] = m.appendOut(later[0], s2, pos+q+i+1)
+			}
+			if s3 >= outStart {
+				later[1] = m.appendOut(later[1], s3, pos+2*q+i+1)
+			}
+			if s4 >= outStart {
+				later[2] = m.appendOut(later[2], s4, pos+3*q+i+1)
+			}
+		}
+		for k := range later {
+			for _, x := range later[k] {
+				if !yield(x) {
+					return
 				}
 			}
 		}
-		for _, x := range later {
-			if !yield(x) {
-				return
-			}
-		}
-		s = s2
-		pos += 2 * mid
-		if n%2 == 1 {
-			// An odd block leaves one byte.
+		s = s4
+		pos += 4 * q
+		if r := n % 4; r > 0 {
+			// A block not a multiple of four leaves up to three bytes.
 			var ok bool
-			if s, ok = m.scan(text[pos:pos+1], pos, s, yield); !ok {
+			if s, ok = m.scan(text[pos:pos+r], pos, s, yield); !ok {
 				return
 			}
-			pos++
+			pos += r
 		}
 	}
+}
+
+// appendOut appends the matches of state s that end at end to ms.
+func (m *Matcher) appendOut(ms []Match, s uint32, end int) []Match {
+	for _, p := range m.out[(s-m.outStart)/m.stride] {
+		ms = append(ms, Match{Pattern: int(p), Start: end - int(m.lens[p]), End: end})
+	}
+	return ms
 }
 
 // scan runs one stream over text from state s, text being at offset off

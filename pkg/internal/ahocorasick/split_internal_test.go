@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// allOneStream is All as it was before the text was split in two
+// allOneStream is All as it was before the text was split in several
 // streams: the reference TestSplitDifferential compares All with.
 func (m *Matcher) allOneStream(text []byte, limit int) []Match {
 	var out []Match
@@ -27,10 +27,11 @@ func (m *Matcher) allOneStream(text []byte, limit int) []Match {
 }
 
 // TestSplitDifferential compares All with one stream over texts around
-// minSplit and longer, with patterns up to longer than the middle's
-// warm-up matters for (matches across the middle, long patterns whose
-// states are deep there), and with the caller stopping early at every
-// point (in the first half, in the buffered second one, in the tail).
+// minSplit and longer, with patterns up to longer than the later
+// streams' warm-up matters for (matches across the quarters' boundaries,
+// long patterns whose states are deep there), and with the caller
+// stopping early at every point (in the first quarter, in the buffered
+// later ones, in the remainder).
 func TestSplitDifferential(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	alphabets := []string{"ab", "abcAB", "aaaaab", "kKsS\u212a\u017f-_."}
@@ -57,10 +58,13 @@ func TestSplitDifferential(t *testing.T) {
 		}
 		text := word(minSplit - 3 + rng.IntN(700))
 		if round%3 == 0 {
-			// A pattern across the middle, and the text of one letter.
-			p := pats[rng.IntN(len(pats))]
-			at := max(0, len(text)/2-rng.IntN(len(p)+1))
-			copy(text[at:], p)
+			// Patterns across the quarters' boundaries, where the later
+			// streams start, and the text of one letter.
+			for k := 1; k <= 3; k++ {
+				p := pats[rng.IntN(len(pats))]
+				at := max(0, k*(len(text)/4)-rng.IntN(len(p)+1))
+				copy(text[at:], p)
+			}
 		}
 		want := m.allOneStream(text, -1)
 		var got []Match
@@ -70,17 +74,18 @@ func TestSplitDifferential(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("patterns %q text %q:\ngot  %v\nwant %v", pats, text, got, want)
 		}
-		// Several blocks: the state carried from block to block, odd blocks.
-		for _, half := range []int{minSplit / 2, 150, 201, 333} {
+		// Several blocks: the state carried from block to block, blocks
+		// that leave a remainder.
+		for _, part := range []int{minSplit / 4, 150, 201, 333} {
 			var blocks []Match
-			m.all(text, half, func(x Match) bool { blocks = append(blocks, x); return true })
+			m.all(text, part, func(x Match) bool { blocks = append(blocks, x); return true })
 			if !slices.Equal(blocks, want) {
-				t.Fatalf("half %d, patterns %q text %q:\ngot  %v\nwant %v", half, pats, text, blocks, want)
+				t.Fatalf("part %d, patterns %q text %q:\ngot  %v\nwant %v", part, pats, text, blocks, want)
 			}
 			if len(want) > 0 {
 				limit := rng.IntN(len(want) + 1)
 				var some []Match
-				m.all(text, half, func(x Match) bool {
+				m.all(text, part, func(x Match) bool {
 					if len(some) == limit {
 						return false
 					}
@@ -88,7 +93,7 @@ func TestSplitDifferential(t *testing.T) {
 					return true
 				})
 				if w := m.allOneStream(text, limit); !slices.Equal(some, w) {
-					t.Fatalf("half %d, stopped at %d: got %v, want %v", half, limit, some, w)
+					t.Fatalf("part %d, stopped at %d: got %v, want %v", part, limit, some, w)
 				}
 			}
 		}
