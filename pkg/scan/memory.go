@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -311,7 +313,9 @@ func WithMemory(m *Memory) Option {
 // vulnerability data, measured after a collection) but at least floor —
 // room for a database reload holding old and new at once. A limit keeps
 // the heap from growing to twice what is live while big files come and
-// go; set too low it would only cost collections, never a failure. It
+// go; set too low it would only cost collections, never a failure. In a
+// memory-limited cgroup (a container) it is also at most the cgroup's
+// limit less codeReserve, and at least half of it (see memoryLimit). It
 // returns the limit in force and whether it was set here. Call it once
 // the process has loaded what it keeps.
 func SetMemoryLimit(m *Memory, floor int64) (limit int64, set bool) {
@@ -325,9 +329,34 @@ func SetMemoryLimit(m *Memory, floor int64) (limit int64, set bool) {
 	if s[0].Value.Kind() == metrics.KindUint64 {
 		live = int64(s[0].Value.Uint64())
 	}
-	limit = m.Max() + max(2*live, floor)
+	var cgroup int64
+	if l, err := memlimit.FromCgroup(); err == nil && l < math.MaxInt64 {
+		cgroup = int64(l) // no cgroup, or no limit: an error
+	}
+	limit = memoryLimit(m.Max(), live, floor, cgroup)
 	debug.SetMemoryLimit(limit)
 	return limit, true
+}
+
+// codeReserve is what a memory-limited cgroup keeps beyond the Go
+// runtime's memory: the pages of the binary the process runs (a Customs
+// binary touches about 30 MiB) count against the cgroup's limit, and a
+// heap that leaves them no room makes the kernel evict code as fast as it
+// runs. Measured on the 450 MB benchmark image in a 96 MiB cgroup: 32 s
+// with a 64 MiB GOMEMLIMIT, 8–9 s with 32–48 MiB, against 7.9 s
+// unlimited (deploy/operations.md).
+const codeReserve = 64 << 20
+
+// memoryLimit is SetMemoryLimit's arithmetic: budget + max(2×live,
+// floor), within a cgroup limit of cgroup bytes (0: none) at most
+// cgroup − codeReserve, and never below cgroup/2 (a small limit is
+// better spent collecting than evicting code, but not at any price).
+func memoryLimit(budget, live, floor, cgroup int64) int64 {
+	limit := budget + max(2*live, floor)
+	if cgroup > 0 {
+		limit = min(limit, max(cgroup/2, cgroup-codeReserve))
+	}
+	return limit
 }
 
 // poolMax is how much the buffers kept for reuse may hold: a quarter of
