@@ -342,8 +342,8 @@ func SetMemoryLimit(m *Memory, floor int64) (limit int64, set bool) {
 // runtime's memory: the pages of the binary the process runs (a Customs
 // binary touches about 30 MiB) count against the cgroup's limit, and a
 // heap that leaves them no room makes the kernel evict code as fast as it
-// runs. Measured on the 450 MB benchmark image in a 96 MiB cgroup: 32 s
-// with a 64 MiB GOMEMLIMIT, 8–9 s with 32–48 MiB, against 7.9 s
+// runs. Measured on the 450 MB benchmark image in a 96 MiB cgroup: 42 s
+// with a 64 MiB GOMEMLIMIT, 14 s with 32–48 MiB, against 6 s
 // unlimited (deploy/operations.md).
 const codeReserve = 64 << 20
 

@@ -111,7 +111,7 @@ before the kernel kills the container, but at most the limit less 64 MiB
 (and at least half of it): the pages of the binary the process runs
 count against the limit too (about 30 MiB touched), and a heap that
 leaves them no room makes the kernel evict code as fast as it runs (a
-scanner in 96 MiB took 4x as long; deploy/operations.md). Takes the
+scanner in 96 MiB took 7x as long; deploy/operations.md). Takes the
 limit as Kubernetes writes it (Ki Mi Gi Ti, k M G T, or bytes) and
 returns whole MiB.
 */}}
