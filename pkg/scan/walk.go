@@ -249,7 +249,7 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 			digestHash.Write(b[:n])
 			return n, err
 		}, nil, sourceChunkSize)
-		lw.src.r, lw.src.hashed = lw.srcPipe, true
+		lw.src = &sourceReader{r: lw.srcPipe}
 		// Deferred before the content pipe's teardown, so run after it:
 		// that pipe's producer may be reading from this one.
 		defer func() {
@@ -347,7 +347,7 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 	if lw.srcPipe != nil {
 		lw.srcPipe.stop() // at EOF: has hashed everything and exited
 	}
-	if got := hex.EncodeToString(lw.src.h.Sum(nil)); got != m.digest.Hex {
+	if got := hex.EncodeToString(digestHash.Sum(nil)); got != m.digest.Hex {
 		return lw.reject(nil, "compressed content has digest %s:%s, not the layer digest", m.digest.Algorithm, got)
 	}
 	if diffHash == nil {
@@ -1060,21 +1060,20 @@ func (lw *layerWalk) fetchErr(what string, err error) error {
 	return fmt.Errorf("scan: layer %s (#%d): %s: %w", lw.m.digest, lw.m.index+1, what, err)
 }
 
-// sourceReader hashes and counts the compressed bytes and remembers the
-// first error of the underlying (registry) stream. When hashed, r is the
-// source pipe, whose producer hashes.
+// sourceReader hashes (unless h is nil: r is then the source pipe, whose
+// producer hashes) and counts the compressed bytes, and remembers the
+// first error of the underlying (registry) stream.
 type sourceReader struct {
-	r      io.Reader
-	h      hash.Hash
-	hashed bool
-	n      int64
-	err    error
+	r   io.Reader
+	h   hash.Hash
+	n   int64
+	err error
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	if n > 0 {
-		if !s.hashed {
+		if s.h != nil {
 			s.h.Write(p[:n])
 		}
 		s.n += int64(n)
