@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -121,17 +123,18 @@ func TestMemoryChargesEveryBuffer(t *testing.T) {
 		copies   int
 		wantPeak int64
 		wantFile string
+		wantOver int64 // held beyond the budget
 	}{
 		{"small file: the walker's own buffer", scantest.Layer(t, scantest.File{Path: "a/small.bin", Content: small}), 0,
-			scan.StreamBytes, "a/small.bin"},
+			scan.StreamBytes, "a/small.bin", 0},
 		{"1 MiB file", scantest.Layer(t, scantest.File{Path: "a/one.bin", Content: one}), 0,
-			scan.StreamBytes + mib, "a/one.bin"},
+			scan.StreamBytes + mib, "a/one.bin", 0},
 		{"1 MiB file, parser holding two copies", scantest.Layer(t, scantest.File{Path: "a/one.bin", Content: one}), 2,
-			scan.StreamBytes + 3*mib, "a/one.bin"},
+			scan.StreamBytes + 3*mib, "a/one.bin", 0},
 		{"file larger than the budget: charged all of it", scantest.Layer(t, scantest.File{Path: "a/huge.bin", Content: huge}), 0,
-			budget, "a/huge.bin"},
+			budget, "a/huge.bin", int64(len(huge)) - (budget - scan.StreamBytes)},
 		{"zstd layer: the frame's window and blocks too", scantest.RawLayer(zstdLayer, sha256Of(zstdTar), types.OCILayerZStd), 0,
-			scan.StreamBytes + zstdWin + 256<<10 + mib, "z/one.bin"},
+			scan.StreamBytes + zstdWin + 256<<10 + mib, "z/one.bin", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -153,6 +156,9 @@ func TestMemoryChargesEveryBuffer(t *testing.T) {
 			}
 			if m.InUse() != m.Kept() {
 				t.Errorf("after the scan %d bytes are charged, %d of them kept for reuse; want only kept ones", m.InUse(), m.Kept())
+			}
+			if got := m.Overdrawn(); got != c.wantOver {
+				t.Errorf("overdrawn %d bytes; want %d", got, c.wantOver)
 			}
 			if h.seen[c.wantFile] == 0 {
 				t.Errorf("analyzer was given %v; want %s", h.seen, c.wantFile)
@@ -305,5 +311,114 @@ func TestFindingsOfOneRuleSortedByLine(t *testing.T) {
 	}
 	if fmt.Sprint(lines) != "[1 2 3]" {
 		t.Errorf("findings by line %v; want [1 2 3]", lines)
+	}
+}
+
+// windowWatcher is a Windowed analyzer that wants only files too large to
+// hold (MatchLarge) and records the windows it is given.
+type windowWatcher struct {
+	mu      sync.Mutex
+	largest int
+	end     int64 // of the furthest window in the file
+}
+
+func (*windowWatcher) Name() string                          { return "window-watcher" }
+func (*windowWatcher) Version() int                          { return 1 }
+func (*windowWatcher) Match(string, fs.FileMode, int64) bool { return false }
+func (*windowWatcher) MatchLarge(p string, _ fs.FileMode, _ int64) bool {
+	return strings.HasSuffix(p, ".win")
+}
+func (w *windowWatcher) Analyze(_ context.Context, f *analyzer.File) (*analyzer.Result, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.largest = max(w.largest, len(f.Data))
+	w.end = max(w.end, f.Offset+int64(len(f.Data)))
+	return nil, nil
+}
+
+// A window is a buffer like any other: it fits in the budget's share for
+// files, half of it at most, however small the budget; a large budget
+// still gets 16 MiB windows. The windows cover the whole file.
+func TestWindowsFitTheBudget(t *testing.T) {
+	const mib = 1 << 20
+	const size = 40 * mib
+	img := scantest.Image(t, scantest.Layer(t, scantest.File{Path: "data/big.win", Content: bytes.Repeat([]byte("w"), size)}))
+	for _, c := range []struct {
+		budget      int64
+		wantLargest int
+	}{
+		{8 * mib, (8*mib - scan.StreamBytes) / 2},
+		{12 * mib, (12*mib - scan.StreamBytes) / 2},
+		{64 * mib, 16 * mib},
+	} {
+		t.Run(fmt.Sprint(c.budget>>20, "MiB"), func(t *testing.T) {
+			m := newMemory(t, c.budget, 1)
+			w := &windowWatcher{}
+			if _, err := scan.Image(context.Background(), img, scan.WithMemory(m), scan.WithAnalyzers(w)); err != nil {
+				t.Fatal(err)
+			}
+			if w.largest != c.wantLargest {
+				t.Errorf("largest window %d bytes; want %d", w.largest, c.wantLargest)
+			}
+			if int64(w.largest)+scan.StreamBytes > m.Max() {
+				t.Errorf("a window of %d bytes and a stream exceed the budget of %d", w.largest, m.Max())
+			}
+			if m.Peak() > m.Max() || m.Overdrawn() != 0 {
+				t.Errorf("peak %d, overdrawn %d; want within the budget of %d", m.Peak(), m.Overdrawn(), m.Max())
+			}
+			if w.end != size {
+				t.Errorf("windows end at %d; want the whole file, %d bytes", w.end, size)
+			}
+		})
+	}
+}
+
+// The default budget is sized by its streams: it allows every one of
+// them (a large image cannot hold all the decoders while small ones
+// wait), and leaves as much again for file contents.
+func TestDefaultBudgetAllowsItsStreams(t *testing.T) {
+	cpuStreams := max(4, 2*runtime.GOMAXPROCS(0))
+	for _, c := range []struct {
+		streams, wantStreams int
+		wantMax              int64
+	}{
+		{0, cpuStreams, 2 * int64(cpuStreams) * scan.StreamBytes},
+		{2, 2, 8 << 20},
+		{8, 8, 16 * scan.StreamBytes},
+	} {
+		m := newMemory(t, 0, c.streams)
+		if m.Streams() != c.wantStreams || m.Max() != c.wantMax {
+			t.Errorf("NewMemory(0, %d): %d streams in %d bytes; want %d in %d", c.streams, m.Streams(), m.Max(), c.wantStreams, c.wantMax)
+		}
+		if m.Max() != scan.DefaultMemoryBytes(c.streams) {
+			t.Errorf("NewMemory(0, %d) is %d bytes, DefaultMemoryBytes says %d", c.streams, m.Max(), scan.DefaultMemoryBytes(c.streams))
+		}
+	}
+}
+
+// A zstd layer holds its frame's window for as long as it streams. With
+// a window as large as the budget's share for files, the layer's own
+// files must not wait for that charge (they would wait forever, the
+// scan hung until its timeout): they are read beyond the budget instead,
+// and counted in Overdrawn.
+func TestZstdWindowDoesNotStarveItsOwnFiles(t *testing.T) {
+	const mib = 1 << 20
+	one := strings.Repeat("z", mib)
+	layer := scantest.LayerWith(t, scantest.Zstd, scantest.Reg("a/one.bin", one), scantest.Reg("b/two.bin", one))
+	m := newMemory(t, 8*mib, 1)
+	h := &holder{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := scan.Image(ctx, scantest.Image(t, layer), scan.WithMemory(m), scan.WithAnalyzers(h)); err != nil {
+		t.Fatal(err)
+	}
+	if h.seen["a/one.bin"] != mib || h.seen["b/two.bin"] != mib {
+		t.Errorf("analyzer was given %v; want both files whole", h.seen)
+	}
+	if m.Overdrawn() < 2*mib {
+		t.Errorf("overdrawn %d bytes; want at least the two files", m.Overdrawn())
+	}
+	if m.InUse() != m.Kept() {
+		t.Errorf("after the scan %d bytes are charged, %d of them kept for reuse; want only kept ones", m.InUse(), m.Kept())
 	}
 }

@@ -139,6 +139,10 @@ type layerWalk struct {
 	linkIdx map[string]int
 	dirSet  map[uint64]struct{}
 	lastDir string
+	// holding is set while the layer holds a charge of its own (a zstd
+	// frame's window): its files then never wait for the budget (see
+	// Memory.lease).
+	holding bool
 	// reread is set for a second read of a layer (links.go): the bytes
 	// are not charged to the image's limits again, and must be exactly
 	// out.bytes.
@@ -284,7 +288,11 @@ func (lw *layerWalk) run(digestHash, diffHash hash.Hash, walk func(*tar.Reader) 
 		if err := lw.s.mem.Acquire(lw.ctx, win); err != nil {
 			return err
 		}
-		defer lw.s.mem.Release(win)
+		lw.holding = true
+		defer func() {
+			lw.holding = false
+			lw.s.mem.Release(win)
+		}()
 		zr, err := zstd.NewReader(br,
 			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxWindow(zstdMaxWindow),
@@ -696,7 +704,7 @@ func (lw *layerWalk) analyzeFile(tr io.Reader, hdr *tar.Header, name string, mod
 	if hdr.Size <= keepBuf && copies == 0 {
 		data = lw.buffer(hdr.Size) // charged with the stream
 	} else {
-		l, err := s.mem.lease(lw.ctx, hdr.Size, hdr.Size*(1+copies))
+		l, err := s.mem.lease(lw.ctx, hdr.Size, hdr.Size*(1+copies), !lw.holding)
 		if err != nil {
 			return nil, err
 		}
@@ -834,9 +842,11 @@ func (w *spillWriter) Write(p []byte) (int, error) {
 }
 
 // windowSize is the window Windowed analyzers get: a quarter of the
-// per-file budget, within [4×overlap, 16 MiB].
+// per-file limit, at most 16 MiB and half the budget's file share (a
+// window larger than the share would be held beyond the budget, and one
+// half its size leaves the other layers room), at least 4×overlap.
 func (s *imageScan) windowSize() int64 {
-	return min(max(s.lim.MaxAnalyzedFileSize/4, 4*analyzer.WindowOverlap), 16<<20)
+	return max(min(s.lim.MaxAnalyzedFileSize/4, 16<<20, s.mem.filesMax/2), 4*analyzer.WindowOverlap)
 }
 
 // analyzeWindows streams a file of size bytes from r through the jobs'
@@ -848,7 +858,7 @@ func (lw *layerWalk) analyzeWindows(r io.Reader, size int64, mode fs.FileMode, j
 	if w <= 0 {
 		return nil, nil
 	}
-	l, err := s.mem.lease(lw.ctx, int64(w), int64(w))
+	l, err := s.mem.lease(lw.ctx, int64(w), int64(w), !lw.holding)
 	if err != nil {
 		return nil, err
 	}

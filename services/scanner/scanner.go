@@ -65,8 +65,9 @@ type Config struct {
 	// Memory is the byte budget all of this process's scans share (file
 	// contents, windows of large files, layer streams, archive buffers:
 	// scan.Memory); cmd/scanner sets GOMEMLIMIT from it unless the
-	// environment does.
-	Memory int64 `env:"CUSTOMS_SCANNER_MEMORY" envDefault:"33554432"`
+	// environment does. 0: twice what the streams' buffers take
+	// (scan.DefaultMemoryBytes: 13.5 MiB for 4 streams).
+	Memory int64 `env:"CUSTOMS_SCANNER_MEMORY"`
 	// Streams bounds the layers this process downloads and decompresses
 	// at once, across its jobs (Workers bounds the jobs): a job waiting
 	// for a slow registry leaves the decoders to others. 0: twice the
@@ -192,9 +193,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers == 0 {
 		c.Workers = 4
-	}
-	if c.Memory == 0 {
-		c.Memory = scan.DefaultMemoryBytes
 	}
 	if c.AckWait == 0 {
 		c.AckWait = time.Minute
@@ -397,7 +395,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}, func() float64 { return float64(mem.Max()) })
 	memOver := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "customs_scanner_memory_overdrawn_bytes_total",
-		Help: "Archive buffers allocated beyond the scan memory budget (a walk inside a file never waits nor skips content).",
+		Help: "Bytes held beyond the scan memory budget: archive buffers it could not grant (a walk inside a file never waits nor skips content) and the part of files read whole that exceeds its share for files.",
 	}, func() float64 { return float64(mem.Overdrawn()) })
 	reg.MustRegister(memInUse, memMax, memOver)
 	engine, err := inspect.NewEngine(cfg.Engine, scan.WithLimits(cfg.Limits.ScanLimits()), scan.WithMemory(mem),
