@@ -145,8 +145,8 @@ func benchWaitReport(tb testing.TB, client *http.Client, resultsURL, digest stri
 // (default 8). CUSTOMS_BENCH_SCANNERS=2 starts a second scanner service
 // on the same NATS (its own connection, as a second process would have;
 // it shares this process's CPUs); CUSTOMS_BENCH_WORKERS sets each
-// scanner's Workers and CUSTOMS_BENCH_STREAMS its Streams (0: the
-// defaults).
+// scanner's Workers, CUSTOMS_BENCH_STREAMS its Streams and
+// CUSTOMS_BENCH_MEMORY its Memory budget in bytes (0: the defaults).
 //
 // A report counts as done when results announces it stored
 // (customs.events.stored.<hex>, the event the gate and notifier act on);
@@ -173,6 +173,7 @@ func BenchmarkBurst(b *testing.B) {
 			cfg.Workers = workers
 		}
 		cfg.Streams = benchEnvInt(b, "CUSTOMS_BENCH_STREAMS", 0)
+		cfg.Memory = int64(benchEnvInt(b, "CUSTOMS_BENCH_MEMORY", 0))
 	})
 	for i := 1; i < scanners; i++ {
 		benchExtraScanner(b, st, cfg, i)
@@ -328,7 +329,7 @@ func benchExtraScanner(b *testing.B, st *customs.Stack, cfg customs.UpConfig, i 
 	}
 	b.Cleanup(nc.Close)
 	scn, err := scanner.New(scanner.Config{
-		Addr: "127.0.0.1:0", Workers: cfg.Workers, Streams: cfg.Streams, AckWait: cfg.AckWait, InsecureRegistries: st.InsecureRegistries,
+		Addr: "127.0.0.1:0", Workers: cfg.Workers, Streams: cfg.Streams, Memory: cfg.Memory, AckWait: cfg.AckWait, InsecureRegistries: st.InsecureRegistries,
 		PullFrom: []string{st.RegistryAddr + "=" + st.RegistryUpstreamAddr},
 		Signing:  wire.SigningConfig{Key: st.ReportSigningKey},
 	}, scanner.Deps{JetStream: js, Ready: natsconn.Ready(nc), Log: cfg.Log})
