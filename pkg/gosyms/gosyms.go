@@ -157,8 +157,9 @@ func split(name string) (Symbol, bool) {
 
 // exe is what Read needs of an executable format.
 type exe interface {
-	// pclntab returns the bytes of the pclntab.
-	pclntab() ([]byte, error)
+	// pclntab returns the pclntab: in place when the file is in memory,
+	// else read through a buffer where the section is stored as is.
+	pclntab() (region, error)
 	// goFunc returns the file-relative offset of go:func.* within the
 	// returned reader.
 	goFunc() (int64, io.ReaderAt, error)
@@ -201,18 +202,22 @@ type elfExe struct {
 	data []byte // the whole file, when in memory (nil: read through r)
 }
 
-func (x *elfExe) pclntab() ([]byte, error) {
+func (x *elfExe) pclntab() (region, error) {
 	for _, name := range []string{".gopclntab", ".data.rel.ro.gopclntab"} {
 		s := x.f.Section(name)
 		if s == nil || s.Type == elf.SHT_NOBITS {
 			continue
 		}
-		if n := uint64(len(x.data)); x.data != nil && s.Flags&elf.SHF_COMPRESSED == 0 && s.Offset <= n && s.Size <= n-s.Offset {
-			return x.data[s.Offset : s.Offset+s.Size : s.Offset+s.Size], nil
+		if s.Flags&elf.SHF_COMPRESSED != 0 {
+			b, err := sectionData(s.Open(), s.Size)
+			return memRegion(b), err
 		}
-		return sectionData(s.Open(), s.Size)
+		if n := uint64(len(x.data)); x.data != nil && s.Offset <= n && s.Size <= n-s.Offset {
+			return memRegion(x.data[s.Offset : s.Offset+s.Size : s.Offset+s.Size]), nil
+		}
+		return readerRegion(s, 0, s.Size), nil
 	}
-	return nil, errors.New("gosyms: no .gopclntab section")
+	return region{}, errors.New("gosyms: no .gopclntab section")
 }
 
 func (x *elfExe) goFunc() (int64, io.ReaderAt, error) {
@@ -344,12 +349,12 @@ func elfSymbolChunked(f *elf.File, names []string, chunk int) (string, uint64, e
 
 type machoExe struct{ f *macho.File }
 
-func (x *machoExe) pclntab() ([]byte, error) {
+func (x *machoExe) pclntab() (region, error) {
 	s := x.f.Section("__gopclntab")
 	if s == nil {
-		return nil, errors.New("gosyms: no __gopclntab section")
+		return region{}, errors.New("gosyms: no __gopclntab section")
 	}
-	return sectionData(s.Open(), s.Size)
+	return readerRegion(s, 0, s.Size), nil
 }
 
 func (x *machoExe) goFunc() (int64, io.ReaderAt, error) {
@@ -406,24 +411,23 @@ func (x *peExe) section(s *pe.Symbol) (*pe.Section, error) {
 	return x.f.Sections[i], nil
 }
 
-func (x *peExe) pclntab() ([]byte, error) {
+func (x *peExe) pclntab() (region, error) {
 	start, ok1 := x.symbol("runtime.pclntab")
 	end, ok2 := x.symbol("runtime.epclntab")
 	if !ok1 || !ok2 {
 		if len(x.f.Symbols) == 0 {
-			return nil, ErrNoSymbols
+			return region{}, ErrNoSymbols
 		}
-		return nil, errors.New("gosyms: no runtime.pclntab symbol")
+		return region{}, errors.New("gosyms: no runtime.pclntab symbol")
 	}
 	sect, err := x.section(start)
 	if err != nil {
-		return nil, err
+		return region{}, err
 	}
 	if end.Value < start.Value {
-		return nil, errors.New("gosyms: runtime.epclntab before runtime.pclntab")
+		return region{}, errors.New("gosyms: runtime.epclntab before runtime.pclntab")
 	}
-	n := int64(end.Value - start.Value)
-	return sectionData(io.NewSectionReader(sect, int64(start.Value), n), uint64(n))
+	return readerRegion(sect, int64(start.Value), uint64(end.Value-start.Value)), nil
 }
 
 func (x *peExe) goFunc() (int64, io.ReaderAt, error) {
@@ -443,7 +447,8 @@ func (x *peExe) goFunc() (int64, io.ReaderAt, error) {
 	return 0, nil, ErrNoSymbols
 }
 
-// maxPclntab bounds the pclntab read into memory.
+// maxPclntab bounds the pclntab read into memory (a compressed ELF
+// section) or through a buffer.
 const maxPclntab = 1 << 30
 
 func sectionData(r io.Reader, size uint64) ([]byte, error) {
@@ -465,22 +470,22 @@ const (
 
 // table is a parsed Go 1.18+ pclntab header.
 type table struct {
-	data      []byte
 	bo        binary.ByteOrder
 	version   int
 	quantum   uint32
 	ptrSize   int
 	nfunc     int
-	funcnames []byte
-	pctab     []byte
-	functab   []byte // the function table and the _func records
+	funcnames region
+	pctab     region
+	functab   region // the function table and the _func records
 }
 
-func parse(data []byte) (*table, error) {
-	if len(data) < 8 {
+func parse(g region) (*table, error) {
+	data, err := g.upTo(0, 8+8*8)
+	if err != nil || len(data) < 8 {
 		return nil, ErrUnsupported
 	}
-	t := &table{data: data}
+	t := &table{}
 	le, be := binary.LittleEndian.Uint32(data), binary.BigEndian.Uint32(data)
 	switch {
 	case le == 0xfffffff0:
@@ -522,23 +527,16 @@ func parse(data []byte) (*table, error) {
 		return nil, fmt.Errorf("gosyms: %d functions", h[0])
 	}
 	t.nfunc = int(h[0])
-	slice := func(off uint64) ([]byte, error) {
-		if off > uint64(len(data)) {
-			return nil, errors.New("gosyms: pclntab offset out of range")
-		}
-		return data[off:], nil
-	}
-	var err error
-	if t.funcnames, err = slice(h[3]); err != nil {
+	if t.funcnames, err = g.sub(h[3]); err != nil {
 		return nil, err
 	}
-	if t.pctab, err = slice(h[6]); err != nil {
+	if t.pctab, err = g.sub(h[6]); err != nil {
 		return nil, err
 	}
-	if t.functab, err = slice(h[7]); err != nil {
+	if t.functab, err = g.sub(h[7]); err != nil {
 		return nil, err
 	}
-	if uint64(len(t.functab)) < uint64(t.nfunc+1)*8 {
+	if t.functab.size < uint64(t.nfunc+1)*8 {
 		return nil, errors.New("gosyms: truncated function table")
 	}
 	return t, nil
@@ -547,7 +545,7 @@ func parse(data []byte) (*table, error) {
 // fn is what Read needs of one _func record.
 type fn struct {
 	t          *table
-	name       []byte // in the pclntab
+	name       []byte // in the pclntab (or its buffer: see funcName)
 	inlPcdata  uint32 // offset of the PCDATA_InlTreeIndex table in pctab, 0 if none
 	inlTreeOff uint32 // FUNCDATA_InlTree offset from go:func.*, ^0 if none
 }
@@ -557,16 +555,9 @@ const (
 	funcdataInlTree    = 3
 )
 
-func (t *table) u32(b []byte, off uint64) (uint32, error) {
-	if off+4 > uint64(len(b)) {
-		return 0, errors.New("gosyms: truncated _func record")
-	}
-	return t.bo.Uint32(b[off:]), nil
-}
-
 func (t *table) funcAt(i int) (fn, error) {
 	// Function table: nfunc+1 (entryoff, funcoff) pairs of uint32.
-	funcOff, err := t.u32(t.functab, uint64(i)*8+4)
+	funcOff, err := t.functab.u32(t.bo, uint64(i)*8+4)
 	if err != nil {
 		return fn{}, err
 	}
@@ -578,61 +569,61 @@ func (t *table) funcAt(i int) (fn, error) {
 	if t.version >= ver120 {
 		fixed = 44
 	}
-	if rec+fixed > uint64(len(t.functab)) {
+	r, err := t.functab.at(rec, fixed)
+	if err != nil {
 		return fn{}, errors.New("gosyms: _func record out of range")
 	}
-	r := t.functab[rec:]
 	f := fn{t: t, inlTreeOff: ^uint32(0)}
 	nameOff := t.bo.Uint32(r[4:])
 	npcdata := uint64(t.bo.Uint32(r[28:]))
 	nfuncdata := uint64(r[fixed-1])
-	if f.name, err = t.funcName(nameOff); err != nil {
-		return fn{}, err
-	}
 	if npcdata > pcdataInlTreeIndex {
-		if f.inlPcdata, err = t.u32(r, fixed+pcdataInlTreeIndex*4); err != nil {
+		if f.inlPcdata, err = t.functab.u32(t.bo, rec+fixed+pcdataInlTreeIndex*4); err != nil {
 			return fn{}, err
 		}
 	}
 	if nfuncdata > funcdataInlTree {
-		if f.inlTreeOff, err = t.u32(r, fixed+npcdata*4+funcdataInlTree*4); err != nil {
+		if f.inlTreeOff, err = t.functab.u32(t.bo, rec+fixed+npcdata*4+funcdataInlTree*4); err != nil {
 			return fn{}, err
 		}
+	}
+	// Last: the name is valid until the next name is read.
+	if f.name, err = t.funcName(nameOff); err != nil {
+		return fn{}, err
 	}
 	return f, nil
 }
 
+// funcName returns the name at off in the function name table, valid
+// until the next name is read.
 func (t *table) funcName(off uint32) ([]byte, error) {
-	if uint64(off) >= uint64(len(t.funcnames)) {
-		return nil, errors.New("gosyms: function name out of range")
-	}
-	b := t.funcnames[off:]
-	end := bytes.IndexByte(b, 0)
-	if end < 0 {
-		return nil, errors.New("gosyms: unterminated function name")
-	}
-	return b[:end:end], nil
+	return t.funcnames.cstring(uint64(off))
 }
 
 // inlineCount is the number of entries of f's inline tree: one more than
 // the largest value of its PCDATA_InlTreeIndex table (the tree itself is
 // not delimited).
 func (f fn) inlineCount() int {
-	if f.inlPcdata == 0 || uint64(f.inlPcdata) >= uint64(len(f.t.pctab)) {
+	if f.inlPcdata == 0 || uint64(f.inlPcdata) >= f.t.pctab.size {
 		return 0
 	}
-	p := f.t.pctab[f.inlPcdata:]
+	pos := uint64(f.inlPcdata)
 	val, maxVal := int32(-1), int32(-1)
 	var pc uint64
 	for {
 		// The pc-value encoding (runtime.pcvalue): zig-zag value delta,
 		// then pc delta in quanta; a zero value delta after the first
-		// entry ends the table.
+		// entry ends the table. One entry is at most two varints.
+		p, err := f.t.pctab.upTo(pos, 2*binary.MaxVarintLen64)
+		if err != nil {
+			break
+		}
 		uv, n := binary.Uvarint(p)
 		if n <= 0 || (uv == 0 && pc != 0) {
 			break
 		}
 		p = p[n:]
+		pos += uint64(n)
 		if uv&1 != 0 {
 			uv = ^(uv >> 1)
 		} else {
@@ -642,7 +633,7 @@ func (f fn) inlineCount() int {
 		if n <= 0 {
 			break
 		}
-		p = p[n:]
+		pos += uint64(n)
 		pc += pcd * uint64(f.t.quantum)
 		val += int32(uv)
 		maxVal = max(maxVal, val)
