@@ -75,10 +75,11 @@ const streamBytes = 2*bufSize + gzipStateBytes + pipeChunks*(pipeChunkSize+sourc
 // least 8 MiB; 13.5 MiB for the 4 streams of a 2-CPU machine. The other
 // half holds file contents: files over half of it go to TMPDIR when
 // their analyzers read them from there, and windows of large files are
-// that size. Measured on the three images of scripts/bench/compare.sh,
-// 13.5 MiB scans as fast as 32 MiB (within 2 %) with 14–19 MiB less peak
-// RSS; 8 MiB would save 6 more but allow only 2 streams, and a large
-// image would then hold every decoder while small ones wait.
+// that size. Measured on the images of scripts/bench/compare.sh,
+// alternating: 13.5 MiB scans as fast as 32 MiB (medians within −4 %
+// and +3 %, the noise of those runs) with 5–21 MiB less peak RSS; 8 MiB
+// would save 6 more but allow only 2 streams, and a large image would
+// then hold every decoder while small ones wait.
 func DefaultMemoryBytes(streams int) int64 {
 	if streams <= 0 {
 		streams = defaultStreams()
