@@ -301,5 +301,57 @@ func defaultEngine(t testing.TB) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tests below look at rules' parts: build them as a first run would.
+	for _, r := range e.rules {
+		if r.windowed {
+			r.prepare()
+		}
+	}
 	return e
+}
+
+// Parts are built on a rule's first run (prepare), where an error can
+// only fall back to plain windows: every windowed default rule must
+// build them without one, most with parts, and prepare must keep them.
+func TestEveryRuleSplits(t *testing.T) {
+	cfg, err := loadDefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kwIndex := map[string]int32{}
+	for i, k := range e.keywords {
+		kwIndex[k] = int32(i)
+	}
+	windowed, split := 0, 0
+	for _, r := range e.rules {
+		if !r.windowed {
+			continue
+		}
+		windowed++
+		if r.splitSrc == nil {
+			t.Fatalf("rule %s: split before its first run", r.id)
+		}
+		src, kws := r.splitSrc, r.splitKws
+		r.prepare()
+		if r.splitSrc != nil {
+			t.Errorf("rule %s: prepare kept the parsed regex", r.id)
+		}
+		again := &rule{}
+		if err := again.split(src, kws, kwIndex); err != nil {
+			t.Errorf("rule %s: %v", r.id, err)
+		}
+		if len(again.parts) != len(r.parts) {
+			t.Errorf("rule %s: %d parts on first run, %d built again", r.id, len(r.parts), len(again.parts))
+		}
+		if r.parts != nil {
+			split++
+		}
+	}
+	if windowed < 100 || split < windowed/2 {
+		t.Errorf("%d windowed rules, %d with parts", windowed, split)
+	}
 }

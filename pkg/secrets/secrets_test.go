@@ -157,3 +157,32 @@ func TestEncoded(t *testing.T) {
 		t.Errorf("depth 1 found a secret two encodings deep: %+v", got)
 	}
 }
+
+// Rules finish building on their first run; a fresh engine shared by
+// goroutines whose texts trigger the same rules at once finds what it
+// finds alone (run with -race: the first runs share the rules).
+func TestFirstRunsConcurrent(t *testing.T) {
+	text := []byte("github:\n  token: " + githubPAT + "\naws_secret_access_key = " + awsSecret + "\n" +
+		"password = \"Zx9!vQ2#rT8$wL4\"\napi_key: sk_live_" + strings.Repeat("a1B2", 6) + "\n")
+	want := fmt.Sprint(newEngine(t).Find("app/config.yml", text, 100))
+	e := newEngine(t)
+	got := make([]string, 8)
+	done := make(chan struct{})
+	for i := range got {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			got[i] = fmt.Sprint(e.Find("app/config.yml", text, 100))
+		}()
+	}
+	for range got {
+		<-done
+	}
+	for i, g := range got {
+		if g != want {
+			t.Errorf("goroutine %d: %s\nwant %s", i, g, want)
+		}
+	}
+	if !strings.Contains(want, "github-pat") {
+		t.Errorf("nothing found: %s", want)
+	}
+}
