@@ -81,7 +81,7 @@ type rule struct {
 	splitKws  []string       // its keywords, until split
 	kwIndex   map[string]int32
 	parts     []part
-	cands map[int32][]cand
+	cands     map[int32][]cand
 	// maxK is the longest K string (bytes).
 	maxK int
 	// maxBack bounds how far before a hit a window can start (unbounded:
