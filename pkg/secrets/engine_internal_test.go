@@ -291,7 +291,8 @@ func TestInnerFormsCompile(t *testing.T) {
 }
 
 // defaultEngine is the engine on gitleaks' default rules, for tests.
-func defaultEngine(t testing.TB) *Engine {
+// newDefaultEngine is New's engine, its rules not run yet.
+func newDefaultEngine(t testing.TB) *Engine {
 	t.Helper()
 	cfg, err := loadDefaultConfig()
 	if err != nil {
@@ -301,6 +302,12 @@ func defaultEngine(t testing.TB) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+func defaultEngine(t testing.TB) *Engine {
+	t.Helper()
+	e := newDefaultEngine(t)
 	// The tests below look at rules' parts: build them as a first run would.
 	for _, r := range e.rules {
 		if r.windowed {
@@ -314,14 +321,7 @@ func defaultEngine(t testing.TB) *Engine {
 // only fall back to plain windows: every windowed default rule must
 // build them without one, most with parts, and prepare must keep them.
 func TestEveryRuleSplits(t *testing.T) {
-	cfg, err := loadDefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEngine(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newDefaultEngine(t)
 	kwIndex := map[string]int32{}
 	for i, k := range e.keywords {
 		kwIndex[k] = int32(i)
