@@ -72,13 +72,14 @@ const streamBytes = 2*bufSize + gzipStateBytes + pipeChunks*(pipeChunkSize+sourc
 
 // DefaultMemoryBytes is the budget NewMemory(0, streams) gives: twice
 // what the streams' fixed buffers take (streams 0: defaultStreams()), at
-// least 8 MiB; 13.5 MiB for the 4 streams of a 2-CPU machine. The other
+// least 8 MiB; 9.5 MiB for the 4 streams of a 2-CPU machine. The other
 // half holds file contents: files over half of it go to TMPDIR when
 // their analyzers read them from there, and windows of large files are
 // that size. Measured on the images of scripts/bench/compare.sh,
-// alternating: 13.5 MiB scans as fast as 32 MiB (medians within −4 %
-// and +3 %, the noise of those runs) with 5–21 MiB less peak RSS; 8 MiB
-// would save 6 more but allow only 2 streams, and a large image would
+// alternating: 13.5 MiB (4 streams of 1.7 MiB) scans as fast as 32 MiB
+// (medians within −4 % and +3 %, the noise of those runs) with 5–21 MiB
+// less peak RSS, and 9.5 MiB (128 KiB pipe chunks) as fast again with
+// 3–4 MiB less; fewer streams would save more, but a large image would
 // then hold every decoder while small ones wait.
 func DefaultMemoryBytes(streams int) int64 {
 	if streams <= 0 {

@@ -66,7 +66,7 @@ type Config struct {
 	// contents, windows of large files, layer streams, archive buffers:
 	// scan.Memory); cmd/scanner sets GOMEMLIMIT from it unless the
 	// environment does. 0: twice what the streams' buffers take
-	// (scan.DefaultMemoryBytes: 13.5 MiB for 4 streams).
+	// (scan.DefaultMemoryBytes: 9.5 MiB for 4 streams).
 	Memory int64 `env:"CUSTOMS_SCANNER_MEMORY"`
 	// Streams bounds the layers this process downloads and decompresses
 	// at once, across its jobs (Workers bounds the jobs): a job waiting

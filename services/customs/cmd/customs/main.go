@@ -226,7 +226,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&opts.FailOn, "fail-on", "", "exit with --exit-code when the verdict is at least quarantine or warn, or a vulnerability (not ignored) or finding is at least a severity (critical, high, medium, low, unknown)")
 	fs.IntVar(&opts.ExitCode, "exit-code", 1, "exit code when --fail-on matches")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "reach the registry over plain HTTP")
-	fs.Int64Var(&opts.Memory, "memory", sc.Memory, "bytes the scan may hold in buffers (file contents, layer streams, archives; 0: twice the streams' buffers, 13.5 MiB for 4 streams); GOMEMLIMIT follows unless set")
+	fs.Int64Var(&opts.Memory, "memory", sc.Memory, "bytes the scan may hold in buffers (file contents, layer streams, archives; 0: twice the streams' buffers, 9.5 MiB for 4 streams); GOMEMLIMIT follows unless set")
 	opts.Streams, opts.SetMemoryLimit = sc.Streams, true
 	scanRedirects := fs.String("registry-redirect-hosts", strings.Join(sc.RedirectHosts, ","), "comma-separated hosts the registry may redirect to or use as token realm (never sent credentials)")
 	fs.BoolVar(&opts.AllowForeignLayers, "allow-foreign-layers", sc.AllowForeignLayers, "fetch foreign-layer URLs (from allowed hosts only)")
