@@ -20,7 +20,7 @@ import (
 // inflating. sequentialWalk keeps the old single-goroutine path for the
 // tests that compare the two.
 const (
-	pipeChunks    = 4
+	pipeChunks = 4
 	// 128 KiB: as fast as 256 KiB in alternating runs of the three
 	// benchmark images, and 3–4 MiB less peak RSS through the budget.
 	pipeChunkSize = 128 << 10
