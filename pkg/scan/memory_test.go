@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/customs-scan/customs/pkg/report"
 	"github.com/customs-scan/customs/pkg/scan"
@@ -420,5 +421,42 @@ func TestZstdWindowDoesNotStarveItsOwnFiles(t *testing.T) {
 	}
 	if m.InUse() != m.Kept() {
 		t.Errorf("after the scan %d bytes are charged, %d of them kept for reuse; want only kept ones", m.InUse(), m.Kept())
+	}
+}
+
+// A zstd frame may declare any window up to the decoder's 128 MiB
+// bound, whatever its content: a hostile layer declaring the largest
+// one is scanned at the default budget, not held until the timeout.
+func TestZstdLayerDeclaringTheLargestWindow(t *testing.T) {
+	const mib = 1 << 20
+	one := strings.Repeat("w", mib)
+	tarball := scantest.Tar(t, scantest.Reg("a/one.bin", one), scantest.Reg("b/two.bin", one))
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, zstd.WithWindowSize(128*mib))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(tarball); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w := scan.ZstdWindow(bufio.NewReader(bytes.NewReader(buf.Bytes()))); w != 128*mib {
+		t.Fatalf("declared window %d; want 128 MiB", w)
+	}
+	m := newMemory(t, 0, 0)
+	h := &holder{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	img := scantest.Image(t, scantest.RawLayer(buf.Bytes(), sha256Of(tarball), types.OCILayerZStd))
+	if _, err := scan.Image(ctx, img, scan.WithMemory(m), scan.WithAnalyzers(h)); err != nil {
+		t.Fatal(err)
+	}
+	if h.seen["a/one.bin"] != mib || h.seen["b/two.bin"] != mib {
+		t.Errorf("analyzer was given %v; want both files whole", h.seen)
+	}
+	if m.Overdrawn() == 0 {
+		t.Error("nothing overdrawn; the window alone exceeds the budget")
 	}
 }
