@@ -448,7 +448,7 @@ func (x *peExe) goFunc() (int64, io.ReaderAt, error) {
 }
 
 // maxPclntab bounds the pclntab read into memory (a compressed ELF
-// section) or through a buffer.
+// section; a stored one is read through a buffer).
 const maxPclntab = 1 << 30
 
 func sectionData(r io.Reader, size uint64) ([]byte, error) {

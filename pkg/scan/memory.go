@@ -90,7 +90,7 @@ func DefaultMemoryBytes(streams int) int64 {
 
 // NewMemory returns a budget of maxBytes (0: DefaultMemoryBytes(streams))
 // for at most streams layer streams at once (0: defaultStreams(), within
-// half the budget). Each stream reserves its fixed buffers (about 1.7
+// half the budget). Each stream reserves its fixed buffers (about 1.2
 // MiB) out of maxBytes; at least 4 MiB are left for file contents, fewer
 // streams are allowed otherwise. maxBytes below 8 MiB or a negative
 // value is an error.
@@ -297,16 +297,16 @@ func (m *Memory) lease(ctx context.Context, n, charge int64, wait bool) (lease, 
 		m.files.Release(c)
 	}
 	m.mu.Unlock()
-	if !wait {
-		if !m.files.TryAcquire(w) {
-			m.overdrawn.Add(w)
-			return lease{buf: make([]byte, n)}, nil
+	switch {
+	case wait:
+		if err := m.Acquire(ctx, w); err != nil {
+			return lease{}, err
 		}
+	case m.files.TryAcquire(w):
 		m.charge(w)
-		return lease{buf: make([]byte, n), charge: w}, nil
-	}
-	if err := m.Acquire(ctx, w); err != nil {
-		return lease{}, err
+	default:
+		m.overdrawn.Add(w)
+		w = 0
 	}
 	return lease{buf: make([]byte, n), charge: w}, nil
 }
