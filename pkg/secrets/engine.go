@@ -28,6 +28,7 @@ type Engine struct {
 	pathRules   []*rule  // rules with a path and no regex: the path is the finding
 	pathRuleSet *pathSet // their path regexes, in pathRules order
 	keywords    []string
+	kwIndex     map[string]int32 // index of each keyword in keywords
 	pf          *prefilter
 	global      []*allowlist
 	// globalPaths are the paths of the global allowlists without a
@@ -63,7 +64,9 @@ type rule struct {
 	// for the k in innerMask (the others run re itself). Built on first
 	// use from parsed (innerRe): most rules end in `|$` yet never run in a
 	// window, and building every form (syntax.Regexp.String mostly) was
-	// half of New, paid by every `customs scan` process.
+	// half of New, paid by every `customs scan` process. parsed is also
+	// what a windowed rule's parts are built from (prepare), and is
+	// dropped then unless inner forms need it.
 	inner         [4]*regexp.Regexp
 	innerOnce     [4]sync.Once
 	innerMask     uint8
@@ -77,9 +80,6 @@ type rule struct {
 	// (prepare): compiling every rule's parts was a third of New, and
 	// most rules of a one-image `customs scan` never run.
 	splitOnce sync.Once
-	splitSrc  *syntax.Regexp // the rule's regex, parsed, until split
-	splitKws  []string       // its keywords, until split
-	kwIndex   map[string]int32
 	parts     []part
 	cands     map[int32][]cand
 	// maxK is the longest K string (bytes).
@@ -275,7 +275,8 @@ func newEngine(cfg config.Config) (*Engine, error) {
 	if e.globalPaths, err = orPaths(cfg.Allowlists); err != nil {
 		return nil, fmt.Errorf("secrets: global allowlist: %w", err)
 	}
-	kwIndex := map[string]int32{}
+	e.kwIndex = map[string]int32{}
+	kwIndex := e.kwIndex
 	for _, id := range cfg.OrderedRules {
 		cr, ok := cfg.Rules[id]
 		if !ok || cr.SkipReport || len(cr.RequiredRules) > 0 {
@@ -361,7 +362,7 @@ func newEngine(cfg config.Config) (*Engine, error) {
 			}
 		}
 		if r.windowed {
-			r.splitSrc, r.splitKws, r.kwIndex = parsed, kws, kwIndex
+			r.parsed = parsed // for prepare
 		}
 		e.rules = append(e.rules, r)
 	}
@@ -600,14 +601,18 @@ func (e *Engine) detect(path string, data []byte, limit int) []candidate {
 // parts, see split). A rule whose parts cannot be built runs in plain
 // line windows (parts nil): slower, with the same matches
 // (TestEveryRuleSplits keeps the default rules splitting).
-func (r *rule) prepare() {
+func (e *Engine) prepare(r *rule) {
 	r.splitOnce.Do(func() {
-		if r.splitSrc != nil {
-			if err := r.split(r.splitSrc, r.splitKws, r.kwIndex); err != nil {
-				r.parts, r.cands = nil, nil
-			}
+		kws := make([]string, len(r.kws))
+		for i, k := range r.kws {
+			kws[i] = e.keywords[k]
 		}
-		r.splitSrc, r.splitKws, r.kwIndex = nil, nil, nil
+		if err := r.split(r.parsed, kws, e.kwIndex); err != nil {
+			r.parts, r.cands = nil, nil
+		}
+		if r.innerMask == 0 {
+			r.parsed = nil // innerRe never reads it
+		}
 	})
 }
 
@@ -615,7 +620,7 @@ func (r *rule) prepare() {
 // when its regex allows.
 func (e *Engine) runRule(r *rule, path string, data []byte, sc *scratch) {
 	if r.windowed {
-		r.prepare()
+		e.prepare(r)
 	}
 	switch {
 	case !r.windowed:

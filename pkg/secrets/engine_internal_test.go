@@ -311,7 +311,7 @@ func defaultEngine(t testing.TB) *Engine {
 	// The tests below look at rules' parts: build them as a first run would.
 	for _, r := range e.rules {
 		if r.windowed {
-			r.prepare()
+			e.prepare(r)
 		}
 	}
 	return e
@@ -332,12 +332,16 @@ func TestEveryRuleSplits(t *testing.T) {
 			continue
 		}
 		windowed++
-		if r.splitSrc == nil {
+		if r.parts != nil || r.parsed == nil {
 			t.Fatalf("rule %s: split before its first run", r.id)
 		}
-		src, kws := r.splitSrc, r.splitKws
-		r.prepare()
-		if r.splitSrc != nil {
+		src := r.parsed
+		var kws []string
+		for _, k := range r.kws {
+			kws = append(kws, e.keywords[k])
+		}
+		e.prepare(r)
+		if r.parsed != nil && r.innerMask == 0 {
 			t.Errorf("rule %s: prepare kept the parsed regex", r.id)
 		}
 		again := &rule{}
