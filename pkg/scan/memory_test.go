@@ -431,25 +431,15 @@ func TestZstdLayerDeclaringTheLargestWindow(t *testing.T) {
 	const mib = 1 << 20
 	one := strings.Repeat("w", mib)
 	tarball := scantest.Tar(t, scantest.Reg("a/one.bin", one), scantest.Reg("b/two.bin", one))
-	var buf bytes.Buffer
-	zw, err := zstd.NewWriter(&buf, zstd.WithWindowSize(128*mib))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := zw.Write(tarball); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if w := scan.ZstdWindow(bufio.NewReader(bytes.NewReader(buf.Bytes()))); w != 128*mib {
+	layer := scantest.CompressZstd(t, tarball, zstd.WithWindowSize(128*mib))
+	if w := scan.ZstdWindow(bufio.NewReader(bytes.NewReader(layer))); w != 128*mib {
 		t.Fatalf("declared window %d; want 128 MiB", w)
 	}
 	m := newMemory(t, 0, 0)
 	h := &holder{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	img := scantest.Image(t, scantest.RawLayer(buf.Bytes(), sha256Of(tarball), types.OCILayerZStd))
+	img := scantest.Image(t, scantest.RawLayer(layer, sha256Of(tarball), types.OCILayerZStd))
 	if _, err := scan.Image(ctx, img, scan.WithMemory(m), scan.WithAnalyzers(h)); err != nil {
 		t.Fatal(err)
 	}

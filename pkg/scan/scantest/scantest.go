@@ -163,6 +163,24 @@ func LayerFromTar(t testing.TB, c Compression, tarball []byte) v1.Layer {
 	return RawLayer(Compress(t, c, tarball), sha256Hash(tarball), c.mediaType())
 }
 
+// CompressZstd compresses b with zstd, the encoder set by opts (a
+// window size, say: zstd.WithWindowSize).
+func CompressZstd(t testing.TB, b []byte, opts ...zstd.EOption) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // Compress compresses b.
 func Compress(t testing.TB, c Compression, b []byte) []byte {
 	t.Helper()
@@ -172,11 +190,7 @@ func Compress(t testing.TB, c Compression, b []byte) []byte {
 	case Uncompressed:
 		return b
 	case Zstd:
-		zw, err := zstd.NewWriter(&buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w = zw
+		return CompressZstd(t, b)
 	default:
 		w = gzip.NewWriter(&buf)
 	}
