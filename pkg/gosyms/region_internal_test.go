@@ -86,3 +86,20 @@ func main() { fmt.Println("x") }
 		}
 	}
 }
+
+// FuzzRead feeds executables, corrupted or made up, to Read through a
+// 16-byte buffer and to ReadBytes with the file in memory: neither
+// panics, and when both succeed they list the same symbols.
+func FuzzRead(f *testing.F) {
+	f.Add(scantest.BuildGo(f, scantest.GoProgram{Module: "example.com/fuzz", Main: "package main\n\nfunc main() { println(1) }\n"}))
+	f.Add([]byte("\x7fELF\x02\x01\x01"))
+	f.Fuzz(func(t *testing.T, bin []byte) {
+		defer func(c int) { regionChunk = c }(regionChunk)
+		regionChunk = 16
+		got, errRead := Read(bytes.NewReader(bin), int64(len(bin)))
+		want, errBytes := ReadBytes(bin)
+		if errRead == nil && errBytes == nil && !slices.Equal(got, want) {
+			t.Fatalf("%d symbols through a buffer, %d in memory", len(got), len(want))
+		}
+	})
+}
